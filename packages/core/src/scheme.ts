@@ -1,0 +1,69 @@
+/**
+ * The three faces of a payment scheme. A scheme (`exact`, `upto`, a deferred/batched one)
+ * on a chain family (EVM, Solana) implements each face in its own package; the core only
+ * routes to them. Nothing here knows a chain.
+ *
+ * - client: turns a requirement into a signed `payload` (what goes in PaymentPayload.payload);
+ * - server: turns a human price into an asset amount, and finishes requirements;
+ * - facilitator: verifies and settles.
+ *
+ * Schemes whose settled amount differs from the authorized one (`upto`) read
+ * `requirements.amount` at settle time as the actual charge, as the spec describes;
+ * the facilitator face reports it in `SettleResponse.amount`.
+ */
+import type { Network } from "./caip2.ts";
+import type {
+  Extensions,
+  PaymentPayload,
+  PaymentRequirements,
+  ResourceInfo,
+  SettleResponse,
+  SupportedKind,
+  VerifyResponse,
+} from "./types.ts";
+
+export interface SchemeClient {
+  readonly scheme: string;
+  /** CAIP-2 ids or patterns (`eip155:*`) this client can pay on. */
+  readonly networks: readonly string[];
+  /** The address that will pay on `network` (for policies and receipts). */
+  payer(network: Network): string;
+  createPayload(requirements: PaymentRequirements, context: PayloadContext): Promise<Record<string, unknown>>;
+}
+
+export interface PayloadContext {
+  x402Version: 1 | 2;
+  resource?: ResourceInfo;
+  extensions?: Extensions;
+}
+
+/** A price as a route declares it: a money string ("$0.01", "0.01 USDC") or an exact asset amount. */
+export type Price = string | AssetAmount;
+
+export interface AssetAmount {
+  /** Atomic units, decimal string. */
+  amount: string;
+  asset: string;
+  extra?: Record<string, unknown>;
+}
+
+export interface SchemeServer {
+  readonly scheme: string;
+  readonly networks: readonly string[];
+  /** Resolves a price on `network` to an asset and atomic amount; throws on an unpayable price. */
+  parsePrice(price: Price, network: Network): AssetAmount;
+  /** Last touches from the facilitator's advertised kind (e.g. Solana's `feePayer`). */
+  enhanceRequirements?(requirements: PaymentRequirements, kind: SupportedKind | undefined): PaymentRequirements;
+}
+
+export interface SchemeFacilitator {
+  readonly scheme: string;
+  /** The exact CAIP-2 networks served. */
+  readonly networks: readonly Network[];
+  /** Addresses that pay the fees on `network`, for `/supported`. */
+  signers(network: Network): string[];
+  /** Scheme-specific `extra` for the `/supported` kind (e.g. `feePayer`). */
+  kindExtra?(network: Network): Record<string, unknown> | undefined;
+  verify(payload: PaymentPayload, requirements: PaymentRequirements): Promise<VerifyResponse>;
+  settle(payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse>;
+}
