@@ -7,3 +7,6 @@ export * from "./schemas.ts";
 export * from "./scheme.ts";
 export * from "./v1.ts";
 export * from "./facilitator.ts";
+export * from "./facilitator-client.ts";
+export * from "./client/index.ts";
+export * from "./networks.ts";

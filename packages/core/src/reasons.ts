@@ -38,6 +38,42 @@ export const Reason = {
   settlementTimeout: "settlement_timeout",
   /** The resource server's handler failed, so the payment was not settled. */
   resourceFailed: "resource_failed",
+  /** A `payment-identifier` id already used by the payer for a different payload. */
+  paymentIdentifierConflict: "invalid_payment_identifier_conflict",
+  /** An authorization (same payer and nonce) already being settled or settled with different content. */
+  authorizationReused: "invalid_payload_authorization_reused",
+
+  // exact on Solana (SVM): the reference implementation's codes, kept verbatim for interop.
+  svmMissingFeePayer: "invalid_exact_svm_payload_missing_fee_payer",
+  svmFeePayerNotManaged: "fee_payer_not_managed_by_facilitator",
+  svmTransactionUndecodable: "invalid_exact_svm_payload_transaction_could_not_be_decoded",
+  svmInstructionsLength: "invalid_exact_svm_payload_transaction_instructions_length",
+  svmComputeLimitInstruction: "invalid_exact_svm_payload_transaction_instructions_compute_limit_instruction",
+  svmComputePriceInstruction: "invalid_exact_svm_payload_transaction_instructions_compute_price_instruction",
+  svmComputePriceTooHigh: "invalid_exact_svm_payload_transaction_instructions_compute_price_instruction_too_high",
+  svmNoTransferInstruction: "invalid_exact_svm_payload_no_transfer_instruction",
+  svmFeePayerTransferringFunds: "invalid_exact_svm_payload_transaction_fee_payer_transferring_funds",
+  svmFeePayerInInstructionAccounts: "invalid_exact_svm_payload_transaction_fee_payer_included_in_instruction_accounts",
+  svmMintMismatch: "invalid_exact_svm_payload_mint_mismatch",
+  svmRecipientMismatch: "invalid_exact_svm_payload_recipient_mismatch",
+  svmAmountMismatch: "invalid_exact_svm_payload_amount_mismatch",
+  svmUnknownFourthInstruction: "invalid_exact_svm_payload_unknown_fourth_instruction",
+  svmUnknownFifthInstruction: "invalid_exact_svm_payload_unknown_fifth_instruction",
+  svmUnknownSixthInstruction: "invalid_exact_svm_payload_unknown_sixth_instruction",
+  svmMemoCount: "invalid_exact_svm_payload_memo_count",
+  svmMemoMismatch: "invalid_exact_svm_payload_memo_mismatch",
+  svmSenderAtaNotFound: "invalid_exact_svm_payload_transaction_sender_ata_not_found",
+  svmReceiverAtaNotFound: "invalid_exact_svm_payload_transaction_receiver_ata_not_found",
+  svmSimulationFailed: "transaction_simulation_failed",
+  svmTransactionFailed: "transaction_failed",
+  duplicateSettlement: "duplicate_settlement",
+  // exact on Solana: ours, in the same pattern.
+  /** The transaction's fee payer is not `extra.feePayer`. */
+  svmFeePayerMismatch: "invalid_exact_svm_payload_transaction_fee_payer_mismatch",
+  /** A required signature other than the fee payer's is missing or invalid. */
+  svmSignature: "invalid_exact_svm_payload_signature",
+  /** The recent blockhash is unknown or expired. */
+  svmBlockhashExpired: "invalid_exact_svm_payload_transaction_blockhash_expired",
 } as const;
 
 export type ReasonCode = (typeof Reason)[keyof typeof Reason];

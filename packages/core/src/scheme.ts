@@ -66,4 +66,15 @@ export interface SchemeFacilitator {
   kindExtra?(network: Network): Record<string, unknown> | undefined;
   verify(payload: PaymentPayload, requirements: PaymentRequirements): Promise<VerifyResponse>;
   settle(payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse>;
+  /**
+   * The payment's payer and its unique authorization key (e.g. `network|asset|payer|nonce`
+   * for EIP-3009): two payloads with one key can move money at most once. The facilitator
+   * service deduplicates settlements on it. Undefined when the payload does not name one.
+   */
+  identify?(payload: PaymentPayload, requirements: PaymentRequirements): PaymentIdentity | undefined;
+}
+
+export interface PaymentIdentity {
+  payer: string;
+  key: string;
 }

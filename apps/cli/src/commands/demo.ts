@@ -1,0 +1,143 @@
+/**
+ * `npm start`: the seven steps of x402, narrated one by one against a local network that is
+ * entirely real — anvil, our token contract, our facilitator, a paid API — ending with the
+ * transaction hash and on-chain balances before and after.
+ */
+import {
+  atomicToDecimal,
+  createPaymentClient,
+  decodeBase64Json,
+  Headers as X402Headers,
+  parsePaymentRequired,
+  parseSettleResponse,
+  spendingPolicy,
+  type FacilitatorClient,
+  type PaymentRequirements,
+} from "@tollgate/core";
+import { eip3009Abi, exactEvmClient } from "@tollgate/evm";
+import { createPublicClient, http, type Address } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { startDevStack } from "../stack.ts";
+
+export interface DemoOptions {
+  out?: (line: string) => void;
+}
+
+export interface DemoResult {
+  transaction: string;
+  payer: { before: bigint; after: bigint };
+  payee: { before: bigint; after: bigint };
+  amount: bigint;
+}
+
+export async function demo(options: DemoOptions = {}): Promise<DemoResult> {
+  const out = options.out ?? ((l: string) => process.stdout.write(l + "\n"));
+  const step = (n: number, title: string) => out(`\n\x1b[1m${n}. ${title}\x1b[0m`);
+  const show = (label: string, value: unknown) => out(`   ${label.padEnd(18)} ${typeof value === "string" ? value : JSON.stringify(value)}`);
+
+  out("Starting a local x402 network: anvil, USDC-like token, facilitator, paid API…");
+  // The server's calls to the facilitator are narrated as they happen (steps 5 and 6).
+  const narrate = (client: FacilitatorClient): FacilitatorClient => ({
+    supported: () => client.supported(),
+    async verify(payload, requirements) {
+      step(5, "The server forwards the payload to the facilitator: POST /verify");
+      const r = await client.verify(payload, requirements);
+      show("isValid", r.isValid);
+      if (r.payer) show("payer", r.payer);
+      if (r.invalidReason) show("invalidReason", r.invalidReason);
+      return r;
+    },
+    async settle(payload, requirements) {
+      step(6, "The handler succeeded; the facilitator settles on-chain: POST /settle");
+      out("   (signature, amount, recipient, time window, balance and nonce checked again; the facilitator pays the gas)");
+      const r = await client.settle(payload, requirements);
+      show("success", r.success);
+      show("transaction", r.transaction);
+      if (r.errorReason) show("errorReason", r.errorReason);
+      return r;
+    },
+  });
+  const stack = await startDevStack({ wrapFacilitator: narrate });
+  try {
+    const { chain } = stack;
+    const usdc = chain.usdc;
+    const rpc = createPublicClient({ transport: http(chain.rpcUrl) });
+    const balance = (a: Address) => rpc.readContract({ address: usdc.address, abi: eip3009Abi, functionName: "balanceOf", args: [a] });
+    const fmt = (v: bigint) => `${atomicToDecimal(v, usdc.decimals)} ${usdc.symbol}`;
+    const payer = privateKeyToAccount(chain.accounts.payers[0]!.privateKey);
+    const payee = chain.accounts.payee.address;
+    out(`   chain       ${chain.rpcUrl} (${chain.network})`);
+    out(`   token       ${usdc.address} (${usdc.name}, version ${usdc.version}, ${usdc.decimals} decimals)`);
+    out(`   facilitator ${stack.facilitatorUrl}`);
+    out(`   paid API    ${stack.apiUrl}/weather`);
+    const before = { payer: await balance(payer.address), payee: await balance(payee) };
+
+    const url = `${stack.apiUrl}/weather`;
+    step(1, "The agent sends an ordinary HTTP request");
+    show("request", `GET ${url}`);
+    const first = await fetch(url);
+    show("status", `${first.status} ${first.statusText}`);
+    await first.body?.cancel();
+
+    step(2, "The server answers 402 with a PaymentRequired object (PAYMENT-REQUIRED header)");
+    const decoded = decodeBase64Json(first.headers.get(X402Headers.v2.required), X402Headers.v2.required);
+    if (!decoded.ok) throw new Error(decoded.message);
+    const parsed = parsePaymentRequired(decoded.value);
+    if (!parsed.ok) throw new Error(parsed.message);
+    const option = parsed.value.accepts[0] as PaymentRequirements;
+    show("scheme", option.scheme);
+    show("network", option.network);
+    show("amount", `${option.amount} atomic units = ${fmt(BigInt(option.amount))}`);
+    show("asset", option.asset);
+    show("payTo", option.payTo);
+    show("maxTimeoutSeconds", option.maxTimeoutSeconds);
+
+    step(3, "The agent's wallet signs an EIP-3009 transferWithAuthorization (gasless for the payer)");
+    const client = createPaymentClient({
+      schemes: [exactEvmClient({ account: payer })],
+      policy: spendingPolicy({ maxPerRequest: "$0.05", usdAssets: [{ network: chain.network, asset: usdc.address, decimals: usdc.decimals }] }),
+    });
+    const payment = await client.pay(parsed.value, { url });
+    const auth = (payment.payload.payload as { authorization: Record<string, string> }).authorization;
+    show("spending policy", "at most $0.05 per request: ok");
+    show("from", auth.from);
+    show("to", auth.to);
+    show("value", auth.value);
+    show("valid", `${new Date(Number(auth.validAfter) * 1000).toISOString()} .. ${new Date(Number(auth.validBefore) * 1000).toISOString()}`);
+    show("nonce", auth.nonce);
+    show("signature", `${String((payment.payload.payload as { signature: string }).signature).slice(0, 22)}…`);
+
+    step(4, `The agent retries with the payload in the ${payment.header.name} header`);
+    show("header", `${payment.header.name}: ${payment.header.value.slice(0, 40)}… (${payment.header.value.length} bytes)`);
+    const paid = await fetch(url, { headers: { [payment.header.name]: payment.header.value } });
+    const body = await paid.text();
+
+    step(7, "The server answers 200 with the resource and a PAYMENT-RESPONSE receipt");
+    show("status", `${paid.status} ${paid.statusText}`);
+    show("body", body);
+    const receiptRaw = decodeBase64Json(paid.headers.get(X402Headers.v2.response), X402Headers.v2.response);
+    const receipt = receiptRaw.ok ? parseSettleResponse(receiptRaw.value) : undefined;
+    if (paid.status !== 200 || !receipt?.ok || !receipt.value.success) {
+      payment.release();
+      throw new Error(`the paid request failed: HTTP ${paid.status} ${body}`);
+    }
+    payment.commit();
+    show("receipt", receipt.value);
+    const tx = await rpc.getTransactionReceipt({ hash: receipt.value.transaction as `0x${string}` });
+    show("on-chain", `block ${tx.blockNumber}, status ${tx.status}, gas ${tx.gasUsed} paid by ${tx.from}`);
+
+    const after = { payer: await balance(payer.address), payee: await balance(payee) };
+    out("\nBalances on-chain");
+    out(`   payer ${payer.address}  ${fmt(before.payer)} -> ${fmt(after.payer)}`);
+    out(`   payee ${payee}  ${fmt(before.payee)} -> ${fmt(after.payee)}`);
+    out(`\nDone: transaction ${receipt.value.transaction}`);
+    return {
+      transaction: receipt.value.transaction,
+      payer: { before: before.payer, after: after.payer },
+      payee: { before: before.payee, after: after.payee },
+      amount: BigInt(option.amount),
+    };
+  } finally {
+    await stack.close();
+  }
+}

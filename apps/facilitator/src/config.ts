@@ -1,0 +1,245 @@
+/**
+ * Facilitator configuration: a JSON file, then environment variables on top, validated as a
+ * whole. Errors name the field (and the variable it came from) and never echo a value, so a
+ * mistyped private key is not printed to a terminal or a log collector.
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { evmChainId, isAtomic, isCaip2 } from "@tollgate/core";
+
+const hexAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "expected a 0x-prefixed 20-byte hex address");
+const privateKey = z.string().regex(/^0x[0-9a-fA-F]{64}$/, "expected a 0x-prefixed 32-byte hex private key");
+const limit = z.strictObject({
+  perSecond: z.number().positive("must be positive"),
+  burst: z.number().int("must be a whole number").min(1, "must be at least 1"),
+});
+
+const assetSchema = z.strictObject({
+  address: hexAddress,
+  name: z.string().min(1, "must not be empty"),
+  version: z.string().min(1, "must not be empty"),
+  decimals: z.number().int().min(0).max(36),
+});
+
+const networkSchema = z.strictObject({
+  network: z
+    .string()
+    .refine((n) => isCaip2(n) && evmChainId(n) !== undefined, "expected an EVM CAIP-2 network id such as eip155:84532"),
+  rpcUrl: z.url({ protocol: /^(https?|wss?)$/, error: "expected an http(s) or ws(s) URL" }),
+  /** Allowlist of assets; omitted means any EIP-3009 token. */
+  assets: z.array(assetSchema).optional(),
+});
+
+export const configSchema = z.strictObject({
+  port: z.number().int("must be a whole number").min(0).max(65535).default(4020),
+  host: z.string().min(1).default("127.0.0.1"),
+  networks: z.array(networkSchema).default([]),
+  /** Fee payers. The exact scheme uses the first; a settlement engine may use all. */
+  privateKeys: z.array(privateKey).default([]),
+  /** PostgreSQL, shared by several facilitator processes. */
+  databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, "expected a postgres:// connection URL").optional(),
+  /** PGlite data directory (used when no databaseUrl; neither means in memory). */
+  dataDir: z.string().min(1).optional(),
+  databaseSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "expected a lowercase SQL identifier").default("public"),
+  apiKeys: z.array(z.string().min(16, "API keys must be at least 16 characters")).default([]),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Smallest accepted amount in atomic units. */
+  minAmount: z.string().refine(isAtomic, "expected a non-negative integer string of atomic units").optional(),
+  bodyLimitBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
+  rateLimit: z.strictObject({ perIp: limit.optional(), perPayer: limit.optional() }).default({}),
+  trustProxy: z.boolean().default(false),
+  settle: z
+    .strictObject({
+      leaseMs: z.number().int().min(1000).optional(),
+      waitMs: z.number().int().min(0).optional(),
+      pollMs: z.number().int().min(1).optional(),
+    })
+    .default({}),
+  /** How long close() waits for in-flight requests. */
+  shutdownTimeoutMs: z.number().int().min(0).default(15_000),
+});
+
+export type FacilitatorConfig = z.output<typeof configSchema>;
+export type FacilitatorConfigInput = z.input<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  constructor(
+    message: string,
+    readonly issues: string[] = [message],
+  ) {
+    super(message);
+  }
+}
+
+/** Environment variable → config field. */
+const ENV_FIELDS: Record<string, string> = {
+  PORT: "port",
+  HOST: "host",
+  NETWORKS: "networks",
+  RPC_URL: "networks",
+  NETWORK: "networks",
+  FACILITATOR_PRIVATE_KEY: "privateKeys",
+  FACILITATOR_PRIVATE_KEYS: "privateKeys",
+  DATABASE_URL: "databaseUrl",
+  DATA_DIR: "dataDir",
+  DATABASE_SCHEMA: "databaseSchema",
+  API_KEYS: "apiKeys",
+  LOG_LEVEL: "logLevel",
+  MIN_AMOUNT: "minAmount",
+  BODY_LIMIT_BYTES: "bodyLimitBytes",
+  TRUST_PROXY: "trustProxy",
+  RATE_LIMIT_IP_PER_SECOND: "rateLimit",
+  RATE_LIMIT_IP_BURST: "rateLimit",
+  RATE_LIMIT_PAYER_PER_SECOND: "rateLimit",
+  RATE_LIMIT_PAYER_BURST: "rateLimit",
+};
+
+export interface LoadConfigOptions {
+  /** Path of a JSON config file. */
+  file?: string;
+  /** Environment (default process.env). */
+  env?: Record<string, string | undefined>;
+  /** Values under both file and env (e.g. CLI flags go on top: pass them as `overrides`). */
+  overrides?: Partial<FacilitatorConfigInput>;
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): FacilitatorConfig {
+  let fromFile: Record<string, unknown> = {};
+  if (options.file) {
+    let text: string;
+    try {
+      text = readFileSync(options.file, "utf8");
+    } catch (e) {
+      throw new ConfigError(`config file ${options.file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+    try {
+      fromFile = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw new ConfigError(`config file ${options.file}: not valid JSON`);
+    }
+    if (typeof fromFile !== "object" || fromFile === null || Array.isArray(fromFile)) throw new ConfigError(`config file ${options.file}: expected a JSON object`);
+  }
+  const { values, sources } = fromEnv(options.env ?? process.env);
+  const merged: Record<string, unknown> = { ...fromFile, ...values, ...options.overrides };
+  if (values.rateLimit && fromFile.rateLimit && typeof fromFile.rateLimit === "object") {
+    merged.rateLimit = { ...(fromFile.rateLimit as object), ...(values.rateLimit as object) };
+  }
+  return parseConfig(merged, sources);
+}
+
+/** Validates a config object (as `loadConfig` and `startFacilitator` do). */
+export function parseConfig(input: unknown, sources: Record<string, string> = {}): FacilitatorConfig {
+  const r = configSchema.safeParse(input);
+  if (r.success) {
+    if (r.data.networks.length > 0 && r.data.privateKeys.length === 0) {
+      throw new ConfigError("privateKeys (FACILITATOR_PRIVATE_KEY): at least one fee-payer key is required to serve networks");
+    }
+    return r.data;
+  }
+  const issues = r.error.issues.slice(0, 10).map((issue) => {
+    const path = issue.path.map(String).join(".") || "(root)";
+    const top = String(issue.path[0] ?? "");
+    const env = sources[top];
+    let reason = issue.message;
+    if (issue.code === "invalid_type" && /received undefined/.test(reason)) reason = "is required";
+    if (issue.code === "unrecognized_keys") reason = `unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
+    return `${path}${env ? ` (${env})` : ""}: ${reason}`;
+  });
+  throw new ConfigError(`invalid facilitator config: ${issues.join("; ")}`, issues);
+}
+
+function fromEnv(env: Record<string, string | undefined>): { values: Record<string, unknown>; sources: Record<string, string> } {
+  const values: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+  const get = (name: string) => {
+    const v = env[name]?.trim();
+    if (v) sources[ENV_FIELDS[name]!] = name;
+    return v || undefined;
+  };
+  const num = (name: string) => {
+    const v = get(name);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!/^-?[0-9.]+$/.test(v) || !Number.isFinite(n)) throw new ConfigError(`${ENV_FIELDS[name]} (${name}): expected a number`);
+    return n;
+  };
+  const list = (name: string) =>
+    get(name)
+      ?.split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+
+  const port = num("PORT");
+  if (port !== undefined) values.port = port;
+  const host = get("HOST");
+  if (host) values.host = host;
+
+  const networks = get("NETWORKS");
+  const rpcUrl = get("RPC_URL");
+  if (networks) {
+    try {
+      values.networks = JSON.parse(networks);
+    } catch {
+      throw new ConfigError("networks (NETWORKS): not valid JSON (expected an array of {network, rpcUrl, assets?})");
+    }
+  } else if (rpcUrl) {
+    const network = get("NETWORK");
+    if (!network) throw new ConfigError("networks (NETWORK): required with RPC_URL, e.g. NETWORK=eip155:84532");
+    values.networks = [{ network, rpcUrl }];
+  }
+
+  const keys = [...(list("FACILITATOR_PRIVATE_KEYS") ?? []), ...(list("FACILITATOR_PRIVATE_KEY") ?? [])];
+  if (keys.length > 0) values.privateKeys = [...new Set(keys)];
+  for (const [name, field] of [
+    ["DATABASE_URL", "databaseUrl"],
+    ["DATA_DIR", "dataDir"],
+    ["DATABASE_SCHEMA", "databaseSchema"],
+    ["LOG_LEVEL", "logLevel"],
+    ["MIN_AMOUNT", "minAmount"],
+  ] as const) {
+    const v = get(name);
+    if (v !== undefined) values[field] = v;
+  }
+  const apiKeys = list("API_KEYS");
+  if (apiKeys) values.apiKeys = apiKeys;
+  const bodyLimit = num("BODY_LIMIT_BYTES");
+  if (bodyLimit !== undefined) values.bodyLimitBytes = bodyLimit;
+  const trust = get("TRUST_PROXY");
+  if (trust !== undefined) {
+    if (!/^(true|false|1|0)$/i.test(trust)) throw new ConfigError("trustProxy (TRUST_PROXY): expected true or false");
+    values.trustProxy = /^(true|1)$/i.test(trust);
+  }
+  const rateLimit: Record<string, unknown> = {};
+  for (const [who, prefix] of [
+    ["perIp", "RATE_LIMIT_IP"],
+    ["perPayer", "RATE_LIMIT_PAYER"],
+  ] as const) {
+    const perSecond = num(`${prefix}_PER_SECOND`);
+    if (perSecond === undefined) continue;
+    rateLimit[who] = { perSecond, burst: num(`${prefix}_BURST`) ?? Math.max(1, Math.ceil(perSecond * 2)) };
+  }
+  if (Object.keys(rateLimit).length > 0) values.rateLimit = rateLimit;
+  return { values, sources };
+}
+
+/** The config with secrets replaced, for a startup log line. */
+export function redactConfig(config: FacilitatorConfig): Record<string, unknown> {
+  return {
+    ...config,
+    privateKeys: config.privateKeys.map(() => "[redacted]"),
+    apiKeys: config.apiKeys.map(() => "[redacted]"),
+    databaseUrl: config.databaseUrl?.replace(/\/\/[^@/]*@/, "//[redacted]@"),
+    networks: config.networks.map((n) => ({ ...n, rpcUrl: redactUrl(n.rpcUrl) })),
+  };
+}
+
+/** RPC URLs often carry an API key in the path or query: keep only the origin. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.pathname.length > 1 || u.search || u.username ? `${u.protocol}//${u.host}/[redacted]` : `${u.protocol}//${u.host}`;
+  } catch {
+    return "[redacted]";
+  }
+}

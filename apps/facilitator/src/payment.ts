@@ -1,0 +1,105 @@
+/**
+ * What the service derives from a parsed request before deciding anything: the payment's
+ * unique key and payer, a hash of its content, and the `payment-identifier` extension's id.
+ */
+import { createHash } from "node:crypto";
+import type { FacilitatorRequest, PaymentPayload, PaymentRequirements, SchemeFacilitator } from "@tollgate/core";
+import type { PaymentEntry } from "./ledger/ledger.ts";
+
+export const PAYMENT_IDENTIFIER = "payment-identifier";
+const ID_FORMAT = /^[A-Za-z0-9_-]{16,128}$/;
+
+export interface PaymentIdentityResult {
+  payer: string;
+  key: string;
+  nonce: string;
+}
+
+/**
+ * The scheme's own `identify`, or for EVM `exact` (EIP-3009) the authorization's signer and
+ * nonce: the token contract lets each (from, nonce) move money once, so that is the key.
+ */
+export function identifyPayment(scheme: SchemeFacilitator, payload: PaymentPayload, requirements: PaymentRequirements): PaymentIdentityResult | undefined {
+  if (scheme.identify) {
+    try {
+      const id = scheme.identify(payload, requirements);
+      if (!id || typeof id.key !== "string" || typeof id.payer !== "string" || !id.key) return undefined;
+      return { payer: id.payer, key: id.key, nonce: id.key.split("|").pop() ?? id.key };
+    } catch {
+      return undefined;
+    }
+  }
+  if (requirements.scheme !== "exact" || !requirements.network.startsWith("eip155:")) return undefined;
+  const auth = (payload.payload as { authorization?: unknown }).authorization;
+  if (typeof auth !== "object" || auth === null) return undefined;
+  const { from, nonce } = auth as { from?: unknown; nonce?: unknown };
+  if (typeof from !== "string" || typeof nonce !== "string" || !/^0x[0-9a-fA-F]{40}$/.test(from) || !/^0x[0-9a-fA-F]{64}$/.test(nonce)) return undefined;
+  const payer = from.toLowerCase();
+  const n = nonce.toLowerCase();
+  return { payer, nonce: n, key: `${requirements.network}|${requirements.asset.toLowerCase()}|${payer}|${n}` };
+}
+
+/** Key-order-independent JSON, so a re-serialized payload hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return "[" + value.map(canonicalJson).join(",") + "]";
+  if (value && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    return (
+      "{" +
+      Object.keys(o)
+        .filter((k) => o[k] !== undefined)
+        .sort()
+        .map((k) => JSON.stringify(k) + ":" + canonicalJson(o[k]))
+        .join(",") +
+      "}"
+    );
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** The content that decides what money moves: the signed payload and what it pays for. */
+export function requestHash(request: FacilitatorRequest): string {
+  const q = request.requirements;
+  const content = {
+    payload: request.payload.payload,
+    requirements: { scheme: q.scheme, network: q.network, asset: q.asset.toLowerCase(), payTo: q.payTo.toLowerCase(), amount: q.amount },
+  };
+  return createHash("sha256").update(canonicalJson(content)).digest("hex");
+}
+
+export type IdentifierResult = { ok: true; id: string | undefined } | { ok: false; message: string };
+
+/** The extension's `info.id` (spec: 16-128 of `[A-Za-z0-9_-]`), validated. */
+export function paymentIdentifier(payload: PaymentPayload): IdentifierResult {
+  const ext = payload.extensions?.[PAYMENT_IDENTIFIER];
+  const field = `paymentPayload.extensions.${PAYMENT_IDENTIFIER}`;
+  if (ext === undefined) return { ok: true, id: undefined };
+  if (typeof ext !== "object" || ext === null || Array.isArray(ext)) return { ok: false, message: `${field}: expected an object` };
+  const info = (ext as { info?: unknown }).info;
+  if (info === undefined) return { ok: true, id: undefined };
+  if (typeof info !== "object" || info === null || Array.isArray(info)) return { ok: false, message: `${field}.info: expected an object` };
+  const { id, required } = info as { id?: unknown; required?: unknown };
+  if (id === undefined) {
+    return required === true ? { ok: false, message: `${field}.info.id: is required (info.required is true)` } : { ok: true, id: undefined };
+  }
+  if (typeof id !== "string" || !ID_FORMAT.test(id)) {
+    return { ok: false, message: `${field}.info.id: expected 16-128 letters, digits, '-' or '_'` };
+  }
+  return { ok: true, id };
+}
+
+export function paymentEntry(request: FacilitatorRequest, identity: PaymentIdentityResult, identifier: string | undefined): PaymentEntry {
+  const q = request.requirements;
+  return {
+    key: identity.key,
+    network: q.network,
+    scheme: q.scheme,
+    asset: q.asset,
+    payer: identity.payer,
+    payee: q.payTo,
+    amount: q.amount,
+    nonce: identity.nonce,
+    requestHash: requestHash(request),
+    ...(identifier ? { paymentIdentifier: identifier } : {}),
+  };
+}

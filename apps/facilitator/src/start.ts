@@ -1,0 +1,167 @@
+/**
+ * Runs the facilitator as a process: ledger (migrated), schemes from the config, the HTTP
+ * app on node, and a graceful close that stops accepting, lets in-flight settlements finish
+ * (a settlement cut in half is the expensive kind of bug), then closes the store.
+ */
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createAdaptorServer } from "@hono/node-server";
+import { createFacilitator, safeMessage, type SchemeFacilitator } from "@tollgate/core";
+import { exactEvmFacilitator } from "@tollgate/evm";
+import { privateKeyToAccount } from "viem/accounts";
+import type { DestinationStream } from "pino";
+import { createFacilitatorApp, type FacilitatorApp, type ReadinessProbe } from "./app.ts";
+import { parseConfig, redactConfig, type FacilitatorConfig, type FacilitatorConfigInput } from "./config.ts";
+import { createLedger, type Ledger } from "./ledger/ledger.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { createMetrics, type SignerBalance } from "./metrics.ts";
+import { PAYMENT_IDENTIFIER } from "./payment.ts";
+
+export interface StartFacilitatorOptions {
+  /** Schemes to serve instead of the ones built from `config.networks` (tests, embedding). */
+  schemes?: SchemeFacilitator[];
+  /** A ledger to use instead of opening one from the config (not closed by close()). */
+  ledger?: Ledger;
+  logger?: Logger;
+  /** Where the built-in logger writes (default stdout). */
+  logDestination?: DestinationStream;
+}
+
+export interface RunningFacilitator {
+  url: string;
+  port: number;
+  config: FacilitatorConfig;
+  app: FacilitatorApp;
+  ledger: Ledger;
+  logger: Logger;
+  /** Stops accepting, waits for in-flight requests (bounded by shutdownTimeoutMs), closes the store. */
+  close(): Promise<void>;
+}
+
+export async function startFacilitator(input: FacilitatorConfigInput | FacilitatorConfig = {}, options: StartFacilitatorOptions = {}): Promise<RunningFacilitator> {
+  const config = parseConfig(input);
+  const logger =
+    options.logger ?? createLogger({ level: config.logLevel, secrets: [...config.privateKeys, ...config.apiKeys], ...(options.logDestination ? { destination: options.logDestination } : {}) });
+
+  const schemes = options.schemes ?? buildSchemes(config);
+  const ledger =
+    options.ledger ??
+    (await createLedger({ schema: config.databaseSchema, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : config.dataDir ? { dataDir: config.dataDir } : {}) }));
+  const ownsLedger = !options.ledger;
+
+  const facilitator = createFacilitator({ schemes, extensions: [PAYMENT_IDENTIFIER] });
+  const signerAddresses = config.privateKeys.map((k) => privateKeyToAccount(k as `0x${string}`).address);
+  const metrics = createMetrics({ signerBalances: () => signerBalances(config, signerAddresses) });
+  const readinessProbes: ReadinessProbe[] = config.networks.map((n) => ({ name: `chain:${n.network}`, check: () => checkChain(n.rpcUrl, n.network) }));
+
+  const app = createFacilitatorApp({
+    facilitator,
+    ledger,
+    logger,
+    metrics,
+    apiKeys: config.apiKeys,
+    rateLimit: config.rateLimit,
+    ...(config.minAmount !== undefined ? { minAmount: BigInt(config.minAmount) } : {}),
+    bodyLimitBytes: config.bodyLimitBytes,
+    readinessProbes,
+    settle: config.settle,
+    trustProxy: config.trustProxy,
+  });
+
+  const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host }) as Server;
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  server.on("request", (_req, res) => {
+    inFlight++;
+    res.once("close", () => {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    });
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    if (ownsLedger) await ledger.close().catch(() => {});
+    throw e;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  logger.info({ url, config: redactConfig(config), store: ledger.dialect }, "facilitator listening");
+
+  let closing: Promise<void> | undefined;
+  async function close() {
+    closing ??= (async () => {
+      logger.info({ inFlight }, "facilitator shutting down");
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        await Promise.race([new Promise<void>((r) => (drained = r)), new Promise((r) => setTimeout(r, config.shutdownTimeoutMs).unref())]);
+      }
+      server.closeAllConnections();
+      await stopped;
+      if (ownsLedger) await ledger.close().catch((e) => logger.error({ err: safeMessage(e) }, "closing the store failed"));
+      logger.info("facilitator stopped");
+    })();
+    return closing;
+  }
+
+  return { url, port, config, app, ledger, logger, close };
+}
+
+function buildSchemes(config: FacilitatorConfig): SchemeFacilitator[] {
+  if (config.networks.length === 0) return [];
+  const signer = privateKeyToAccount(config.privateKeys[0] as `0x${string}`);
+  return [
+    exactEvmFacilitator({
+      networks: config.networks.map((n) => ({
+        network: n.network as `eip155:${string}`,
+        rpcUrl: n.rpcUrl,
+        ...(n.assets ? { assets: n.assets.map((a) => ({ ...a, address: a.address as `0x${string}` })) } : {}),
+      })),
+      signer,
+    }),
+  ];
+}
+
+async function rpc(url: string, method: string, params: unknown[] = [], timeoutMs = 3000): Promise<unknown> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (!res.ok) throw new Error(`${method}: HTTP ${res.status}`);
+  const body = (await res.json()) as { result?: unknown; error?: { message?: string } };
+  if (body.error) throw new Error(`${method}: ${String(body.error.message ?? "error").slice(0, 200)}`);
+  return body.result;
+}
+
+/** The RPC answers, and for the chain the config names (a wrong RPC URL would sign for another chain). */
+async function checkChain(rpcUrl: string, network: string): Promise<void> {
+  const id = await rpc(rpcUrl, "eth_chainId");
+  const expected = network.split(":")[1];
+  if (typeof id !== "string" || BigInt(id).toString() !== expected) throw new Error(`RPC is on chain ${typeof id === "string" ? BigInt(id) : "?"}, expected ${expected}`);
+}
+
+async function signerBalances(config: FacilitatorConfig, addresses: string[]): Promise<SignerBalance[]> {
+  const out: SignerBalance[] = [];
+  await Promise.all(
+    config.networks.flatMap((n) =>
+      addresses.map(async (address) => {
+        try {
+          const hex = await rpc(n.rpcUrl, "eth_getBalance", [address, "latest"]);
+          if (typeof hex === "string") out.push({ network: n.network, address, balance: BigInt(hex) });
+        } catch {
+          // Left out of this scrape; /ready reports the RPC.
+        }
+      }),
+    ),
+  );
+  return out;
+}

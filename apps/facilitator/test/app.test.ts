@@ -1,0 +1,246 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Writable } from "node:stream";
+import { Reason } from "@tollgate/core";
+import { createFacilitatorApp } from "../src/app.ts";
+import { createLedger, type Ledger } from "../src/ledger/ledger.ts";
+import { pgliteSql, type Sql } from "../src/ledger/sql.ts";
+import { createLogger } from "../src/logger.ts";
+import { createMetrics } from "../src/metrics.ts";
+import { body, nonce, NETWORK, PAYER, post, requirements, stubFacilitator, stubScheme } from "./helpers.ts";
+
+let sql: Sql;
+let ledger: Ledger;
+beforeAll(async () => {
+  sql = await pgliteSql();
+  ledger = await createLedger({ sql });
+});
+afterAll(async () => {
+  await sql?.close();
+});
+
+function makeApp(extra: Partial<Parameters<typeof createFacilitatorApp>[0]> = {}) {
+  const { scheme, facilitator } = stubFacilitator(stubScheme(5));
+  return { scheme, app: createFacilitatorApp({ facilitator, ledger, ...extra }) };
+}
+
+describe("operational routes", () => {
+  it("/health, /supported (with payment-identifier), /ready", async () => {
+    const { app } = makeApp({ readinessProbes: [{ name: `chain:${NETWORK}`, check: async () => {} }] });
+    expect(await (await app.request("/health")).json()).toEqual({ status: "ok" });
+    const supported = await (await app.request("/supported")).json();
+    expect(supported.kinds).toContainEqual({ x402Version: 2, scheme: "exact", network: NETWORK });
+    expect(supported.kinds).toContainEqual({ x402Version: 1, scheme: "exact", network: "base-sepolia" });
+    expect(supported.extensions).toEqual(["payment-identifier"]);
+    const ready = await app.request("/ready");
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true, checks: { store: "ok", [`chain:${NETWORK}`]: "ok" } });
+  });
+
+  it("/ready is 503 naming the failing probe", async () => {
+    const { app } = makeApp({
+      readinessProbes: [
+        { name: "chain:eip155:84532", check: async () => Promise.reject(new Error("connect ECONNREFUSED")) },
+        { name: "slow", check: () => new Promise(() => {}) },
+      ],
+      readinessTimeoutMs: 50,
+    });
+    const r = await app.request("/ready");
+    expect(r.status).toBe(503);
+    expect(await r.json()).toEqual({ ready: false, checks: { store: "ok", "chain:eip155:84532": "connect ECONNREFUSED", slow: "slow: no answer within 50 ms" } });
+  });
+
+  it("/metrics renders Prometheus text with latency histograms, outcomes, pending and signer balances", async () => {
+    const metrics = createMetrics({ signerBalances: async () => [{ network: NETWORK, address: "0xabc", balance: 10n ** 21n }] });
+    const { app } = makeApp({ metrics });
+    await app.request(post("/verify", body()));
+    await app.request(post("/settle", body()));
+    await app.request(post("/verify", "{"));
+    metrics.batchSize.observe(7);
+    const r = await app.request("/metrics");
+    expect(r.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await r.text();
+    expect(text).toContain("# TYPE tollgate_verify_duration_seconds histogram");
+    expect(text).toMatch(/tollgate_verify_duration_seconds_count\{result="valid"\} 1\n/);
+    expect(text).toMatch(/tollgate_settle_duration_seconds_bucket\{result="success",le="\+Inf"\} 1\n/);
+    expect(text).toContain('tollgate_settle_total{result="success",reason=""} 1');
+    expect(text).toContain('tollgate_verify_total{result="malformed",reason="invalid_payload"} 1');
+    expect(text).toContain("tollgate_settlements_pending 0");
+    expect(text).toContain('tollgate_settle_batch_size_bucket{le="10"} 1');
+    expect(text).toContain('tollgate_signer_balance{network="eip155:84532",address="0xabc"} 1000000000000000000000');
+  });
+});
+
+describe("malformed requests are 400 naming the field, never 500", () => {
+  let app: ReturnType<typeof makeApp>["app"];
+  let scheme: ReturnType<typeof makeApp>["scheme"];
+  beforeAll(() => {
+    ({ app, scheme } = makeApp());
+  });
+  const valid = body();
+  const cases: Array<[string, string | object, RegExp, string?]> = [
+    ["invalid JSON", "{ not json", /^body: not valid JSON/],
+    ["empty body", "", /^body: not valid JSON/],
+    ["a JSON array", "[]", /request body must be a JSON object/],
+    ["a JSON string", '"hello"', /request body must be a JSON object/],
+    ["missing paymentPayload", { x402Version: 2, paymentRequirements: valid.paymentRequirements }, /paymentPayload: is required/],
+    ["missing paymentRequirements", { x402Version: 2, paymentPayload: valid.paymentPayload }, /paymentRequirements: is required/, Reason.invalidPaymentRequirements],
+    ["a fractional amount", { ...valid, paymentRequirements: { ...valid.paymentRequirements, amount: "0.01" } }, /paymentRequirements\.amount: expected a non-negative integer string/, Reason.invalidPaymentRequirements],
+    ["a numeric amount", { ...valid, paymentRequirements: { ...valid.paymentRequirements, amount: 10000 } }, /paymentRequirements\.amount/, Reason.invalidPaymentRequirements],
+    ["a bad network", { ...valid, paymentRequirements: { ...valid.paymentRequirements, network: "base" } }, /paymentRequirements\.network: expected a CAIP-2 network id/, Reason.invalidPaymentRequirements],
+    ["a non-object payload", { ...valid, paymentPayload: { ...valid.paymentPayload, payload: "0xdead" } }, /paymentPayload\.payload/],
+    ["an unknown x402Version", { ...valid, x402Version: 3 }, /x402Version: unsupported version 3/, Reason.invalidX402Version],
+    ["a malformed payment-identifier", { ...valid, paymentPayload: { ...valid.paymentPayload, extensions: { "payment-identifier": { info: { id: "short" } } } } }, /paymentPayload\.extensions\.payment-identifier\.info\.id: expected 16-128/],
+    ["a required payment-identifier without id", { ...valid, paymentPayload: { ...valid.paymentPayload, extensions: { "payment-identifier": { info: { required: true } } } } }, /info\.id: is required/],
+  ];
+  for (const [name, value, message, reason = Reason.invalidPayload] of cases) {
+    it(`${name} → 400 on /verify and /settle`, async () => {
+      const v = await app.request(post("/verify", value));
+      expect(v.status).toBe(400);
+      const vb = await v.json();
+      expect(vb).toMatchObject({ isValid: false, invalidReason: reason });
+      expect(vb.invalidMessage).toMatch(message);
+      const s = await app.request(post("/settle", value));
+      expect(s.status).toBe(400);
+      const sb = await s.json();
+      expect(sb).toMatchObject({ success: false, errorReason: reason, transaction: "" });
+      expect(typeof sb.network).toBe("string");
+      expect(sb.errorMessage).toMatch(message);
+    });
+  }
+
+  it("a non-JSON content type → 400 naming content-type", async () => {
+    const r = await app.request(new Request("http://x/settle", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "a=1" }));
+    expect(r.status).toBe(400);
+    expect((await r.json()).errorMessage).toMatch(/^content-type: expected application\/json/);
+  });
+
+  it("a body over the limit → 413", async () => {
+    const big = { ...valid, padding: "x".repeat(70 * 1024) };
+    const r = await app.request(post("/verify", big));
+    expect(r.status).toBe(413);
+    expect(await r.json()).toMatchObject({ isValid: false, invalidReason: Reason.invalidPayload, invalidMessage: "body: larger than 65536 bytes" });
+  });
+
+  it("none of them reached the scheme", () => {
+    expect(scheme.verifyCalls + scheme.settleCalls).toBe(0);
+  });
+});
+
+describe("payments", () => {
+  it("verify: valid → 200 and recorded; invalid content → 200 isValid:false; unserved network → 200 invalid_network", async () => {
+    const { app } = makeApp();
+    const n = nonce();
+    const ok = await app.request(post("/verify", body({ nonce: n })));
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ isValid: true, payer: PAYER });
+    const row = await ledger.get(`${NETWORK}|${requirements().asset.toLowerCase()}|${PAYER.toLowerCase()}|${n}`);
+    expect(row).toMatchObject({ status: "verified", amount: "10000", payee: requirements().payTo, nonce: n });
+
+    const b = body();
+    (b.paymentPayload.payload.authorization as { value: string }).value = "1";
+    const invalid = await app.request(post("/verify", b));
+    expect(invalid.status).toBe(200);
+    expect(await invalid.json()).toMatchObject({ isValid: false, invalidReason: Reason.evmValueMismatch });
+
+    const other = body();
+    other.paymentRequirements = { ...other.paymentRequirements, network: "eip155:1" };
+    other.paymentPayload.accepted = other.paymentRequirements;
+    const unserved = await app.request(post("/verify", other));
+    expect(unserved.status).toBe(200);
+    expect(await unserved.json()).toMatchObject({ isValid: false, invalidReason: Reason.invalidNetwork });
+  });
+
+  it("a v1 request is answered in v1 shape (network name)", async () => {
+    const { app } = makeApp();
+    const v2 = body();
+    const q = v2.paymentRequirements;
+    const v1 = {
+      x402Version: 1,
+      paymentPayload: { x402Version: 1, scheme: "exact", network: "base-sepolia", payload: v2.paymentPayload.payload },
+      paymentRequirements: { scheme: "exact", network: "base-sepolia", maxAmountRequired: q.amount, resource: "https://api.example.com/x", description: "", mimeType: "", payTo: q.payTo, maxTimeoutSeconds: 60, asset: q.asset, extra: q.extra },
+    };
+    const r = await app.request(post("/settle", v1));
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ success: true, network: "base-sepolia" });
+  });
+
+  it("minimum amount → invalid_amount_below_minimum, nothing settled", async () => {
+    const { app, scheme } = makeApp({ minAmount: 1000n });
+    const v = await app.request(post("/verify", body({ amount: "999" })));
+    expect(await v.json()).toMatchObject({ isValid: false, invalidReason: Reason.amountBelowMinimum });
+    const s = await app.request(post("/settle", body({ amount: "999" })));
+    expect(s.status).toBe(200);
+    expect(await s.json()).toMatchObject({ success: false, errorReason: Reason.amountBelowMinimum, transaction: "" });
+    expect(scheme.settleCalls).toBe(0);
+    expect((await (await app.request(post("/verify", body({ amount: "1000" })))).json()).isValid).toBe(true);
+  });
+});
+
+describe("access control", () => {
+  it("API keys: missing or wrong → 401 unauthorized; right key passes; /supported stays open", async () => {
+    const { app, scheme } = makeApp({ apiKeys: ["key-one-0123456789", "key-two-0123456789"] });
+    const none = await app.request(post("/verify", body()));
+    expect(none.status).toBe(401);
+    expect(await none.json()).toMatchObject({ isValid: false, invalidReason: Reason.unauthorized });
+    const wrong = await app.request(post("/settle", body(), { authorization: "Bearer key-three" }));
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toMatchObject({ success: false, errorReason: Reason.unauthorized, transaction: "" });
+    expect(scheme.verifyCalls + scheme.settleCalls).toBe(0);
+    const right = await app.request(post("/verify", body(), { authorization: "Bearer key-two-0123456789" }));
+    expect(right.status).toBe(200);
+    expect((await app.request("/supported")).status).toBe(200);
+  });
+
+  it("per-IP token bucket → 429 rate_limited", async () => {
+    const { app } = makeApp({ rateLimit: { perIp: { perSecond: 0.001, burst: 3 } } });
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await app.request(post("/verify", body()))).status);
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    const r = await app.request(post("/settle", body()));
+    expect(r.status).toBe(429);
+    expect(await r.json()).toMatchObject({ success: false, errorReason: Reason.rateLimited });
+  });
+
+  it("per-payer token bucket → 429 for that payer only", async () => {
+    const { app } = makeApp({ rateLimit: { perPayer: { perSecond: 0.001, burst: 2 } } });
+    const s = [];
+    for (let i = 0; i < 3; i++) s.push((await app.request(post("/verify", body()))).status);
+    expect(s).toEqual([200, 200, 429]);
+    const other = await app.request(post("/verify", body({ from: "0x00000000000000000000000000000000000000b2" })));
+    expect(other.status).toBe(200);
+  });
+});
+
+describe("logs", () => {
+  it("never contain the private key, API key or payment signature", async () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    const privateKey = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    const logger = createLogger({ level: "debug", secrets: [privateKey, "api-key-secret-123"], destination });
+    const scheme = stubScheme(1);
+    // A scheme whose error message echoes its inputs: the log must still not carry them.
+    scheme.settle = async (payload) => {
+      throw new Error(`rpc said: bad signature ${String(payload.payload.signature)} from key ${privateKey}`);
+    };
+    const app = createFacilitatorApp({ facilitator: stubFacilitator(scheme).facilitator, ledger, logger, apiKeys: ["api-key-secret-123"] });
+    const b = body();
+    const sig = b.paymentPayload.payload.signature as string;
+    const auth = { authorization: "Bearer api-key-secret-123" };
+    await app.request(post("/verify", b, auth));
+    const r = await app.request(post("/settle", b, auth));
+    expect(await r.json()).toMatchObject({ success: false, errorReason: Reason.unexpectedSettleError });
+    logger.info({ config: { privateKey, apiKeys: ["api-key-secret-123"] }, signature: sig }, "config");
+    logger.info(`free text with ${privateKey.slice(2)} and ${sig}`);
+    const all = lines.join("");
+    expect(lines.length).toBeGreaterThan(3);
+    expect(all).toContain('"route":"settle"');
+    expect(all.toLowerCase()).not.toContain(privateKey.slice(2).toLowerCase());
+    expect(all.toLowerCase()).not.toContain(sig.slice(2).toLowerCase());
+    expect(all).not.toContain("api-key-secret-123");
+  });
+});

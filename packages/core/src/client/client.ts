@@ -1,0 +1,229 @@
+/**
+ * The transport-agnostic paying client: given a 402's `PaymentRequired` (v2 or v1), choose an
+ * option, hold its amount against the spending policy, have the scheme sign it, and return
+ * the header to send. Selection and policy run before any signing, so a refusal never
+ * produces an authorization. No chain code here: signing is the scheme client's job.
+ */
+import { networkMatches } from "../caip2.ts";
+import { encodeBase64Json } from "../codec.ts";
+import { parsePaymentRequired, parsePaymentRequiredV1 } from "../schemas.ts";
+import type { SchemeClient } from "../scheme.ts";
+import {
+  Headers,
+  type Extensions,
+  type PaymentPayload,
+  type PaymentPayloadV1,
+  type PaymentRequired,
+  type PaymentRequiredV1,
+  type PaymentRequirements,
+  type PaymentRequirementsV1,
+  type ResourceInfo,
+} from "../types.ts";
+import { requirementsFromV1, V1_NETWORKS, v1NameToNetwork, type V1NetworkNames } from "../v1.ts";
+import { serverOrder, type ChooseContext, type Chooser } from "./choose.ts";
+import { InvalidPaymentRequiredError, PaymentRefusedError, RefusalCode, type Refusal } from "./errors.ts";
+import type { Reservation, SpendingPolicy } from "./policy.ts";
+
+export interface PaymentClientOptions {
+  schemes: readonly SchemeClient[];
+  policy?: SpendingPolicy;
+  /** Orders the acceptable options; default: the server's order. */
+  choose?: Chooser;
+  /** v1 network names to CAIP-2 ids; default: core's V1_NETWORKS. */
+  v1Networks?: V1NetworkNames;
+}
+
+export interface PayContext {
+  /** The URL being paid for (passed to the chooser; fallback resource for v1). */
+  url?: string;
+  /**
+   * Extension data to add to the payload (e.g. a `payment-identifier` id). Merged under the
+   * server's: the client may append but never overwrite what the server sent.
+   */
+  extensions?: Extensions;
+}
+
+export interface Payment {
+  x402Version: 1 | 2;
+  /** The request header carrying the payment: PAYMENT-SIGNATURE (v2) or X-PAYMENT (v1). */
+  header: { name: "PAYMENT-SIGNATURE" | "X-PAYMENT"; value: string };
+  payload: PaymentPayload | PaymentPayloadV1;
+  /** The chosen option in v2 shape (v1 options are converted). */
+  requirements: PaymentRequirements;
+  /** The chosen option as the v1 server sent it. */
+  requirementsV1?: PaymentRequirementsV1;
+  payer: string;
+  /** The payment was not charged: return its amount to the budget. Idempotent. */
+  release(): void;
+  /** The payment was charged. Idempotent; after either call the other is a no-op. */
+  commit(): void;
+}
+
+export interface PaymentClient {
+  pay(required: PaymentRequired | PaymentRequiredV1, context?: PayContext): Promise<Payment>;
+  readonly policy?: SpendingPolicy;
+}
+
+interface Option {
+  requirements: PaymentRequirements;
+  v1?: PaymentRequirementsV1;
+  scheme?: SchemeClient;
+  unsupported?: string;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge where `base` (the server's data) wins on every leaf both define. */
+export function mergeExtensions(base: Extensions | undefined, added: Extensions | undefined): Extensions | undefined {
+  if (!added) return base;
+  if (!base) return added;
+  const out: Record<string, unknown> = { ...added };
+  for (const [k, v] of Object.entries(base)) {
+    const a = out[k];
+    out[k] = isPlainObject(v) && isPlainObject(a) ? mergeExtensions(v, a) : v;
+  }
+  return out;
+}
+
+export function createPaymentClient(options: PaymentClientOptions): PaymentClient {
+  const { schemes, policy } = options;
+  const choose = options.choose ?? serverOrder;
+  const v1Networks = options.v1Networks ?? V1_NETWORKS;
+  if (!schemes || schemes.length === 0) throw new TypeError("createPaymentClient: schemes must list at least one SchemeClient");
+
+  const findScheme = (r: PaymentRequirements) =>
+    schemes.find((s) => s.scheme === r.scheme && s.networks.some((p) => networkMatches(p, r.network)));
+
+  function parse(required: unknown): { version: 1 | 2; options: Option[]; resource?: ResourceInfo; extensions?: Extensions } {
+    const version = isPlainObject(required) ? required.x402Version : undefined;
+    if (version === 1) {
+      const r = parsePaymentRequiredV1(required);
+      if (!r.ok) throw new InvalidPaymentRequiredError(r.message, r.issues);
+      return {
+        version: 1,
+        options: r.value.accepts.map((v1) => {
+          const network = v1NameToNetwork(v1.network, v1Networks);
+          if (!network) {
+            // Keep a placeholder so refusals still name it; it can never be chosen.
+            return { requirements: requirementsFromV1(v1, `v1:${v1.network}`), v1, unsupported: `unknown v1 network name ${JSON.stringify(v1.network)}` };
+          }
+          const requirements = requirementsFromV1(v1, network);
+          return { requirements, v1, scheme: findScheme(requirements) };
+        }),
+      };
+    }
+    const r = parsePaymentRequired(required);
+    if (!r.ok) throw new InvalidPaymentRequiredError(r.message, r.issues);
+    return {
+      version: 2,
+      options: r.value.accepts.map((requirements) => ({ requirements, scheme: findScheme(requirements) })),
+      resource: r.value.resource,
+      extensions: r.value.extensions,
+    };
+  }
+
+  async function pay(required: PaymentRequired | PaymentRequiredV1, context: PayContext = {}): Promise<Payment> {
+    const parsed = parse(required);
+    const supported = parsed.options.filter((o) => o.scheme);
+    if (supported.length === 0) {
+      const offered = parsed.options.map((o) => `${o.requirements.scheme} on ${o.v1?.network ?? o.requirements.network}`).join(", ") || "nothing";
+      const have = schemes.map((s) => `${s.scheme} on ${s.networks.join("|")}`).join(", ");
+      throw new PaymentRefusedError(
+        RefusalCode.noSupportedOption,
+        `no_supported_option: no configured scheme can pay any offered option (offered: ${offered}; supported: ${have})`,
+        parsed.options.map((o) => ({ code: RefusalCode.noSupportedOption, message: o.unsupported ?? "no scheme client for this scheme and network", requirements: o.requirements })),
+      );
+    }
+
+    const refusals: Refusal[] = [];
+    const acceptable = new Map<PaymentRequirements, Option>();
+    for (const o of supported) {
+      const refusal = policy?.check(o.requirements);
+      if (refusal) refusals.push(refusal);
+      else acceptable.set(o.requirements, o);
+    }
+    if (acceptable.size === 0) throw refusedBy(refusals);
+
+    const v1Resource = (o: Option): ResourceInfo | undefined =>
+      o.v1 ? { url: o.v1.resource || context.url || "", description: o.v1.description, mimeType: o.v1.mimeType } : undefined;
+    const chooseContext: ChooseContext = { x402Version: parsed.version, url: context.url };
+    const resource = parsed.resource ?? (parsed.version === 1 ? v1Resource(supported[0]!) : undefined);
+    if (resource) chooseContext.resource = resource;
+    const ordered = choose([...acceptable.keys()], chooseContext).filter((r) => acceptable.has(r));
+    if (ordered.length === 0) {
+      throw new PaymentRefusedError(RefusalCode.noSupportedOption, "no_supported_option: the chooser declined every acceptable option", refusals);
+    }
+
+    // Reserve synchronously (no await since the checks above), so concurrent pays cannot overspend.
+    let chosen: Option | undefined;
+    let reservation: Reservation | undefined;
+    for (const r of ordered) {
+      if (!policy) {
+        chosen = acceptable.get(r);
+        break;
+      }
+      const res = policy.reserve(r);
+      if (res.ok) {
+        chosen = acceptable.get(r);
+        reservation = res.reservation;
+        break;
+      }
+      refusals.push(res.refusal);
+    }
+    if (!chosen) throw refusedBy(refusals);
+
+    const scheme = chosen.scheme!;
+    const requirements = chosen.requirements;
+    const optionResource = chosen.v1 ? v1Resource(chosen) : parsed.resource;
+    const extensions = parsed.version === 2 ? mergeExtensions(parsed.extensions, context.extensions) : undefined;
+    let inner: Record<string, unknown>;
+    let payer: string;
+    try {
+      payer = scheme.payer(requirements.network);
+      inner = await scheme.createPayload(requirements, {
+        x402Version: parsed.version,
+        ...(optionResource ? { resource: optionResource } : {}),
+        ...(extensions ? { extensions } : {}),
+      });
+    } catch (e) {
+      reservation?.release();
+      throw e;
+    }
+
+    let payload: PaymentPayload | PaymentPayloadV1;
+    let header: Payment["header"];
+    if (parsed.version === 2) {
+      const p: PaymentPayload = { x402Version: 2, resource: parsed.resource, accepted: requirements, payload: inner };
+      if (extensions) p.extensions = extensions;
+      payload = p;
+      header = { name: Headers.v2.payment, value: encodeBase64Json(p) };
+    } else {
+      const p: PaymentPayloadV1 = { x402Version: 1, scheme: requirements.scheme, network: chosen.v1!.network, payload: inner };
+      payload = p;
+      header = { name: Headers.v1.payment, value: encodeBase64Json(p) };
+    }
+    const payment: Payment = {
+      x402Version: parsed.version,
+      header,
+      payload,
+      requirements,
+      payer,
+      release: () => reservation?.release(),
+      commit: () => reservation?.commit(),
+    };
+    if (chosen.v1) payment.requirementsV1 = chosen.v1;
+    return payment;
+  }
+
+  return policy ? { pay, policy } : { pay };
+}
+
+/** The refusal to report: the first option's (server order), with all of them attached. */
+function refusedBy(refusals: readonly Refusal[]): PaymentRefusedError {
+  const first = refusals[0];
+  if (!first) return new PaymentRefusedError(RefusalCode.noSupportedOption, "no_supported_option: nothing to pay with", refusals);
+  const rest = refusals.length > 1 ? ` (and ${refusals.length - 1} other option(s) refused: ${refusals.slice(1).map((r) => r.code).join(", ")})` : "";
+  return new PaymentRefusedError(first.code, `${first.code}: ${first.message}${rest}`, refusals);
+}

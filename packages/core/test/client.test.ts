@@ -1,0 +1,346 @@
+import { describe, expect, it } from "vitest";
+import {
+  cheapest,
+  createPaymentClient,
+  decodeBase64Json,
+  InvalidPaymentRequiredError,
+  PaymentRefusedError,
+  preferNetworks,
+  spendingPolicy,
+  type PaymentPayload,
+  type PaymentPayloadV1,
+  type PaymentRequired,
+  type PaymentRequiredV1,
+  type PaymentRequirements,
+  type PayloadContext,
+  type SchemeClient,
+} from "../src/index.ts";
+
+const USDC_BASE = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
+const USDC_SEPOLIA = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+const PAYEE = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
+const PAYER = "0x857b06519E91e3A54538791bDbb0E22373e36b66";
+
+/** A chain-free scheme client that records every signing request. */
+function stubScheme(networks: string[] = ["eip155:*"], opts: { delayMs?: number; fail?: boolean } = {}) {
+  const calls: { requirements: PaymentRequirements; context: PayloadContext }[] = [];
+  const scheme: SchemeClient = {
+    scheme: "exact",
+    networks,
+    payer: () => PAYER,
+    async createPayload(requirements, context) {
+      calls.push({ requirements, context });
+      if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
+      if (opts.fail) throw new Error("signer unavailable");
+      return { signature: "0xsig", authorization: { value: requirements.amount, to: requirements.payTo } };
+    },
+  };
+  return { scheme, calls };
+}
+
+function option(over: Partial<PaymentRequirements> = {}): PaymentRequirements {
+  return {
+    scheme: "exact",
+    network: "eip155:8453",
+    amount: "10000",
+    asset: USDC_BASE,
+    payTo: PAYEE,
+    maxTimeoutSeconds: 60,
+    extra: { name: "USD Coin", version: "2" },
+    ...over,
+  };
+}
+
+function required(accepts: PaymentRequirements[], extensions?: Record<string, unknown>): PaymentRequired {
+  const r: PaymentRequired = { x402Version: 2, resource: { url: "https://api.example.com/data", description: "data" }, accepts };
+  if (extensions) r.extensions = extensions;
+  return r;
+}
+
+const usdAssets = [
+  { network: "eip155:8453", asset: USDC_BASE, decimals: 6 },
+  { network: "eip155:84532", asset: USDC_SEPOLIA, decimals: 6 },
+];
+
+async function refusal(p: Promise<unknown>): Promise<PaymentRefusedError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(PaymentRefusedError);
+  return e as PaymentRefusedError;
+}
+
+describe("createPaymentClient: v2", () => {
+  it("builds a PAYMENT-SIGNATURE payload echoing resource, accepted and extensions", async () => {
+    const { scheme, calls } = stubScheme();
+    const client = createPaymentClient({ schemes: [scheme] });
+    const ext = { "payment-identifier": { info: { required: false }, schema: { type: "object" } } };
+    const payment = await client.pay(required([option()], ext), {
+      extensions: { "payment-identifier": { info: { id: "pay_0123456789abcdef", required: true } } },
+    });
+    expect(payment.x402Version).toBe(2);
+    expect(payment.header.name).toBe("PAYMENT-SIGNATURE");
+    expect(payment.payer).toBe(PAYER);
+    const decoded = decodeBase64Json(payment.header.value, "h");
+    expect(decoded.ok).toBe(true);
+    const p = (decoded as { value: PaymentPayload }).value;
+    expect(p).toEqual(payment.payload);
+    expect(p.x402Version).toBe(2);
+    expect(p.resource?.url).toBe("https://api.example.com/data");
+    expect(p.accepted).toEqual(option());
+    expect(p.payload).toEqual({ signature: "0xsig", authorization: { value: "10000", to: PAYEE } });
+    // Server info kept (required: false wins), client id appended.
+    expect(p.extensions).toEqual({
+      "payment-identifier": { info: { required: false, id: "pay_0123456789abcdef" }, schema: { type: "object" } },
+    });
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.context.x402Version).toBe(2);
+  });
+
+  it("picks only options a scheme supports (scheme name and network pattern)", async () => {
+    const { scheme, calls } = stubScheme(["eip155:84532"]);
+    const client = createPaymentClient({ schemes: [scheme] });
+    const payment = await client.pay(
+      required([option(), option({ scheme: "upto", network: "eip155:84532" }), option({ network: "eip155:84532", asset: USDC_SEPOLIA })]),
+    );
+    expect(payment.requirements.network).toBe("eip155:84532");
+    expect(payment.requirements.scheme).toBe("exact");
+    expect(calls).toHaveLength(1);
+  });
+
+  it("refuses with no_supported_option and signs nothing", async () => {
+    const { scheme, calls } = stubScheme(["solana:*"]);
+    const client = createPaymentClient({ schemes: [scheme] });
+    const e = await refusal(client.pay(required([option(), option({ scheme: "upto" })])));
+    expect(e.code).toBe("no_supported_option");
+    expect(e.message).toContain("exact on eip155:8453");
+    expect(e.refusals).toHaveLength(2);
+    expect(calls).toHaveLength(0);
+  });
+
+  it("rejects a malformed PaymentRequired naming the field, signing nothing", async () => {
+    const { scheme, calls } = stubScheme();
+    const client = createPaymentClient({ schemes: [scheme] });
+    const bad = required([option({ amount: "1.5" })]);
+    const e = await client.pay(bad).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(InvalidPaymentRequiredError);
+    expect((e as Error).message).toContain("paymentRequired.accepts.0.amount");
+    expect(calls).toHaveLength(0);
+  });
+
+  it("releases the reservation when signing fails", async () => {
+    const { scheme } = stubScheme(["eip155:*"], { fail: true });
+    const policy = spendingPolicy({ budget: "$1", usdAssets });
+    const client = createPaymentClient({ schemes: [scheme], policy });
+    await expect(client.pay(required([option()]))).rejects.toThrow("signer unavailable");
+    expect(policy.remaining().usd).toBe("1");
+    expect(policy.reserved().usd).toBe("0");
+  });
+});
+
+describe("choosers", () => {
+  const a = option({ network: "eip155:8453", amount: "300" });
+  const b = option({ network: "eip155:84532", asset: USDC_SEPOLIA, amount: "100" });
+  const c = option({ network: "eip155:8453", amount: "200" });
+  const sol = option({ network: "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", asset: "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU", amount: "1" });
+
+  it("keeps server order by default", async () => {
+    const { scheme } = stubScheme();
+    const payment = await createPaymentClient({ schemes: [scheme] }).pay(required([a, b, c]));
+    expect(payment.requirements).toEqual(a);
+  });
+
+  it("preferNetworks ranks by pattern, stable otherwise", () => {
+    const ctx = { x402Version: 2 as const };
+    expect(preferNetworks(["eip155:84532"])([a, b, c], ctx)).toEqual([b, a, c]);
+    expect(preferNetworks(["solana:*", "eip155:84532"])([a, b, c, sol], ctx)).toEqual([sol, b, a, c]);
+  });
+
+  it("cheapest compares amounts only within the same asset", async () => {
+    const ctx = { x402Version: 2 as const };
+    // a and c share an asset: c (200) moves ahead of a (300); b keeps its slot although its 100 is smaller.
+    expect(cheapest()([a, b, c], ctx)).toEqual([c, b, a]);
+    const { scheme } = stubScheme();
+    const payment = await createPaymentClient({ schemes: [scheme], choose: cheapest() }).pay(required([a, b, c]));
+    expect(payment.requirements.amount).toBe("200");
+  });
+
+  it("accepts a custom chooser and ignores options it invents", async () => {
+    const { scheme, calls } = stubScheme();
+    const client = createPaymentClient({ schemes: [scheme], choose: (opts) => [option({ amount: "1" }), opts[1]!] });
+    const payment = await client.pay(required([a, b, c]));
+    expect(payment.requirements).toEqual(b);
+    const none = createPaymentClient({ schemes: [scheme], choose: () => [] });
+    expect((await refusal(none.pay(required([a])))).code).toBe("no_supported_option");
+    expect(calls).toHaveLength(1);
+  });
+});
+
+describe("spending policy refusals (nothing signed)", () => {
+  const cases: [string, Parameters<typeof spendingPolicy>[0], PaymentRequirements][] = [
+    ["max_per_request", { maxPerRequest: "$0.01", usdAssets }, option({ amount: "10001" })],
+    ["max_per_request", { maxPerRequest: { [`eip155:8453/${USDC_BASE.toLowerCase()}`]: "9999" } }, option()],
+    ["budget_exceeded", { budget: "$0.0099", usdAssets }, option()],
+    ["budget_exceeded", { budget: { [`eip155:8453/${USDC_BASE}`]: "5" } }, option()],
+    ["network_not_allowed", { networks: ["eip155:84532", "solana:*"] }, option()],
+    ["asset_not_allowed", { assets: [`eip155:84532/${USDC_SEPOLIA}`] }, option()],
+    ["payee_not_allowed", { payees: ["0x0000000000000000000000000000000000000001"] }, option()],
+    ["unknown_asset_value", { maxPerRequest: "$1", usdAssets }, option({ asset: "0x1111111111111111111111111111111111111111" })],
+    ["unknown_asset_value", { budget: { [`eip155:8453/${USDC_BASE}`]: "5" } }, option({ network: "eip155:84532", asset: USDC_SEPOLIA })],
+  ];
+  it.each(cases)("%s", async (code, opts, req) => {
+    const { scheme, calls } = stubScheme();
+    const policy = spendingPolicy(opts);
+    const e = await refusal(createPaymentClient({ schemes: [scheme], policy }).pay(required([req])));
+    expect(e.code).toBe(code);
+    expect(e.message.startsWith(code)).toBe(true);
+    expect(e.refusals[0]!.requirements).toEqual(req);
+    expect(calls).toHaveLength(0);
+    expect(policy.reserved().assets).toEqual({});
+  });
+
+  it("allowlists compare 0x addresses case-insensitively", async () => {
+    const { scheme, calls } = stubScheme();
+    const policy = spendingPolicy({
+      payees: [PAYEE.toLowerCase()],
+      assets: [USDC_BASE.toUpperCase().replace("0X", "0x")],
+      networks: ["eip155:*"],
+    });
+    await createPaymentClient({ schemes: [scheme], policy }).pay(required([option()]));
+    expect(calls).toHaveLength(1);
+  });
+
+  it("skips a refused option for an allowed one, and reports every refusal when none remains", async () => {
+    const { scheme, calls } = stubScheme();
+    const policy = spendingPolicy({ maxPerRequest: "$0.05", usdAssets });
+    const client = createPaymentClient({ schemes: [scheme], policy });
+    const payment = await client.pay(required([option({ amount: "60000" }), option({ network: "eip155:84532", asset: USDC_SEPOLIA, amount: "50000" })]));
+    expect(payment.requirements.network).toBe("eip155:84532");
+    const e = await refusal(client.pay(required([option({ amount: "60000" }), option({ network: "eip155:1", asset: USDC_BASE })])));
+    expect(e.code).toBe("max_per_request");
+    expect(e.refusals.map((r) => r.code)).toEqual(["max_per_request", "unknown_asset_value"]);
+    expect(e.message).toContain("$0.06 exceeds maxPerRequest $0.05");
+    expect(calls).toHaveLength(1);
+  });
+
+  it("rejects bad configuration up front", () => {
+    expect(() => spendingPolicy({ budget: "$5" })).toThrow(/usdAssets/);
+    expect(() => spendingPolicy({ budget: "5 USDC", usdAssets })).toThrow(/not a dollar amount/);
+    expect(() => spendingPolicy({ budget: { "eip155:8453": "1" } })).toThrow(/network\/asset/);
+    expect(() => spendingPolicy({ budget: { [`eip155:8453/${USDC_BASE}`]: "1.5" } })).toThrow(/budget/);
+  });
+});
+
+describe("budget reservation", () => {
+  it("10 concurrent pays with budget for 3: exactly 3 succeed, 7 refused unsigned", async () => {
+    const { scheme, calls } = stubScheme(["eip155:*"], { delayMs: 20 });
+    const policy = spendingPolicy({ budget: "$0.03", usdAssets });
+    const client = createPaymentClient({ schemes: [scheme], policy });
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => client.pay(required([option()]))));
+    const ok = results.filter((r) => r.status === "fulfilled");
+    const refused = results.filter((r) => r.status === "rejected");
+    expect(ok).toHaveLength(3);
+    expect(refused).toHaveLength(7);
+    for (const r of refused) expect((r.reason as PaymentRefusedError).code).toBe("budget_exceeded");
+    expect(calls).toHaveLength(3);
+    expect(policy.reserved().usd).toBe("0.03");
+    expect(policy.remaining().usd).toBe("0");
+    expect(policy.spent().usd).toBe("0");
+  });
+
+  it("release restores the budget; commit spends it; both idempotent", async () => {
+    const { scheme } = stubScheme();
+    const key = `eip155:8453/${USDC_BASE.toLowerCase()}`;
+    const policy = spendingPolicy({ budget: { [key]: "20000" } });
+    const client = createPaymentClient({ schemes: [scheme], policy });
+    const p1 = await client.pay(required([option()]));
+    const p2 = await client.pay(required([option()]));
+    expect((await refusal(client.pay(required([option()])))).code).toBe("budget_exceeded");
+    p1.release();
+    p1.release();
+    p1.commit(); // no-op after release
+    expect(policy.remaining().assets[key]).toBe("10000");
+    const p3 = await client.pay(required([option()]));
+    p2.commit();
+    p3.commit();
+    p2.release(); // no-op after commit
+    expect(policy.spent().assets[key]).toBe("20000");
+    expect(policy.reserved().assets).toEqual({});
+    expect(policy.remaining().assets[key]).toBe("0");
+  });
+
+  it("dollar arithmetic is exact: $0.1 + $0.2 fills a $0.3 budget exactly", async () => {
+    const { scheme } = stubScheme();
+    // Mixed decimals: an 18-decimal USD token next to 6-decimal USDC.
+    const DAI = "0x50c5725949A6F0c72E6C4a641F24049A917DB0Cb";
+    const policy = spendingPolicy({ budget: "$0.3", maxPerRequest: "$0.2", usdAssets: [...usdAssets, { network: "eip155:8453", asset: DAI, decimals: 18 }] });
+    const client = createPaymentClient({ schemes: [scheme], policy });
+    (await client.pay(required([option({ amount: "100000" })]))).commit(); // $0.1 in USDC
+    (await client.pay(required([option({ asset: DAI, amount: "200000000000000000" })]))).commit(); // $0.2 in DAI
+    expect(policy.spent().usd).toBe("0.3");
+    expect(policy.remaining().usd).toBe("0");
+    const e = await refusal(client.pay(required([option({ asset: DAI, amount: "1" })])));
+    expect(e.code).toBe("budget_exceeded");
+    expect(e.message).toContain("$0.000000000000000001 exceeds the remaining budget $0");
+    // maxPerRequest boundary is inclusive and exact at 18 decimals.
+    const fresh = spendingPolicy({ maxPerRequest: "$0.2", usdAssets: [{ network: "eip155:8453", asset: DAI, decimals: 18 }] });
+    const c2 = createPaymentClient({ schemes: [scheme], policy: fresh });
+    await c2.pay(required([option({ asset: DAI, amount: "200000000000000000" })]));
+    expect((await refusal(c2.pay(required([option({ asset: DAI, amount: "200000000000000001" })])))).code).toBe("max_per_request");
+  });
+});
+
+describe("createPaymentClient: v1", () => {
+  const v1: PaymentRequiredV1 = {
+    x402Version: 1,
+    error: "X-PAYMENT header is required",
+    accepts: [
+      {
+        scheme: "exact",
+        network: "base-sepolia",
+        maxAmountRequired: "10000",
+        resource: "https://api.example.com/premium-data",
+        description: "premium",
+        mimeType: "application/json",
+        outputSchema: null,
+        payTo: PAYEE,
+        maxTimeoutSeconds: 60,
+        asset: USDC_SEPOLIA,
+        extra: { name: "USDC", version: "2" },
+      },
+    ],
+  };
+
+  it("converts v1 requirements for the scheme and answers with an X-PAYMENT v1 payload", async () => {
+    const { scheme, calls } = stubScheme(["eip155:84532"]);
+    const policy = spendingPolicy({ maxPerRequest: "$0.01", usdAssets });
+    const payment = await createPaymentClient({ schemes: [scheme], policy }).pay(v1);
+    expect(payment.x402Version).toBe(1);
+    expect(payment.header.name).toBe("X-PAYMENT");
+    expect(calls[0]!.requirements).toEqual({
+      scheme: "exact",
+      network: "eip155:84532",
+      amount: "10000",
+      asset: USDC_SEPOLIA,
+      payTo: PAYEE,
+      maxTimeoutSeconds: 60,
+      extra: { name: "USDC", version: "2" },
+    });
+    expect(calls[0]!.context).toMatchObject({ x402Version: 1, resource: { url: "https://api.example.com/premium-data" } });
+    const decoded = decodeBase64Json(payment.header.value, "X-PAYMENT");
+    const p = (decoded as { value: PaymentPayloadV1 }).value;
+    expect(p).toEqual({ x402Version: 1, scheme: "exact", network: "base-sepolia", payload: { signature: "0xsig", authorization: { value: "10000", to: PAYEE } } });
+    expect(payment.requirementsV1?.network).toBe("base-sepolia");
+  });
+
+  it("unknown v1 network names are unsupported unless mapped via v1Networks", async () => {
+    const { scheme, calls } = stubScheme(["eip155:*"]);
+    const odd = { ...v1, accepts: [{ ...v1.accepts[0]!, network: "my-chain" }] };
+    expect((await refusal(createPaymentClient({ schemes: [scheme] }).pay(odd))).code).toBe("no_supported_option");
+    expect(calls).toHaveLength(0);
+    const payment = await createPaymentClient({ schemes: [scheme], v1Networks: { "my-chain": "eip155:777" } }).pay(odd);
+    expect(payment.requirements.network).toBe("eip155:777");
+    expect((payment.payload as PaymentPayloadV1).network).toBe("my-chain");
+  });
+});

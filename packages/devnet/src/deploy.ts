@@ -1,0 +1,189 @@
+// Deploys the local x402 world onto a running anvil: USDC stand-in, BatchSettler, Multicall3, funded payers.
+import { MULTICALL3_ADDRESS, eip3009Abi, loadArtifact } from "@tollgate/evm";
+import {
+  createPublicClient,
+  createTestClient,
+  createWalletClient,
+  defineChain,
+  getAddress,
+  http,
+  type Account,
+  type Address,
+  type Chain,
+  type Hex,
+} from "viem";
+import { mnemonicToSeedSync } from "@scure/bip39";
+import { HDKey, hdKeyToAccount, privateKeyToAccount } from "viem/accounts";
+
+/** Anvil's well-known development mnemonic. These keys are public: never use them for real funds. */
+export const ANVIL_MNEMONIC = "test test test test test test test test test test test junk";
+
+export type DevAccount = { address: Address; privateKey: Hex };
+
+export type TokenInfo = { address: Address; name: string; symbol: string; version: string; decimals: number };
+
+export type LocalNetwork = {
+  chainId: number;
+  /** CAIP-2 id, e.g. "eip155:31337". */
+  network: `eip155:${number}`;
+  rpcUrl: string;
+  usdc: TokenInfo;
+  batchSettler: { address: Address };
+  multicall3: { address: Address };
+  accounts: {
+    deployer: DevAccount;
+    facilitator: DevAccount;
+    payee: DevAccount;
+    payers: DevAccount[];
+  };
+};
+
+export type DeployLocalNetworkOptions = {
+  rpcUrl: string;
+  /** Number of funded payer accounts (mnemonic indexes 3, 4, …). Default 3. */
+  payers?: number;
+  /** USDC minted to each payer, atomic units (6 decimals). Default 1_000 USDC. */
+  payerBalance?: bigint;
+};
+
+export const DEFAULT_PAYER_BALANCE = 1_000_000_000n; // 1,000 USDC
+
+let masterKey: HDKey | undefined;
+const devAccounts = new Map<number, DevAccount>();
+
+/**
+ * Deterministic dev account at `index` of the anvil mnemonic (0 deployer, 1 facilitator, 2 payee, 3+ payers),
+ * on the standard path m/44'/60'/0'/0/index. The seed is stretched once per process (PBKDF2 is slow).
+ */
+export function devAccount(index: number): DevAccount {
+  const hit = devAccounts.get(index);
+  if (hit) return hit;
+  masterKey ??= HDKey.fromMasterSeed(mnemonicToSeedSync(ANVIL_MNEMONIC));
+  const hd = hdKeyToAccount(masterKey, { addressIndex: index });
+  const key = hd.getHdKey().privateKey;
+  if (!key) throw new Error(`could not derive dev account ${index}`);
+  const account: DevAccount = { address: hd.address, privateKey: `0x${Buffer.from(key).toString("hex")}` };
+  devAccounts.set(index, account);
+  return account;
+}
+
+type Clients = {
+  chain: Chain;
+  publicClient: ReturnType<typeof createPublicClient>;
+};
+
+async function clientsFor(rpcUrl: string): Promise<Clients> {
+  const id = await createPublicClient({ transport: http(rpcUrl) }).getChainId();
+  const chain = defineChain({
+    id,
+    name: `tollgate-devnet-${id}`,
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [rpcUrl] } },
+    contracts: { multicall3: { address: MULTICALL3_ADDRESS } },
+  });
+  // Local chain: poll fast so receipts come back in milliseconds, not viem's default seconds.
+  return { chain, publicClient: createPublicClient({ chain, transport: http(rpcUrl), pollingInterval: 50 }) };
+}
+
+function walletFor(rpcUrl: string, chain: Chain, account: Account) {
+  return createWalletClient({ account, chain, transport: http(rpcUrl), pollingInterval: 50 });
+}
+
+function deployerAccount(deployer?: DevAccount): Account {
+  return privateKeyToAccount((deployer ?? devAccount(0)).privateKey);
+}
+
+async function waitSuccess(publicClient: Clients["publicClient"], hash: Hex, what: string) {
+  const receipt = await publicClient.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new Error(`${what} reverted (tx ${hash})`);
+  return receipt;
+}
+
+/** Deploys a TollgateUSD with the given EIP-712 name/version (owner: the deployer, who can mint). */
+export async function deployToken(
+  rpcUrl: string,
+  token: { name: string; symbol: string; version: string },
+  opts: { deployer?: DevAccount } = {},
+): Promise<TokenInfo> {
+  const { chain, publicClient } = await clientsFor(rpcUrl);
+  const wallet = walletFor(rpcUrl, chain, deployerAccount(opts.deployer));
+  const artifact = loadArtifact("TollgateUSD");
+  const hash = await wallet.deployContract({
+    abi: artifact.abi,
+    bytecode: artifact.bytecode,
+    args: [token.name, token.symbol, token.version],
+  });
+  const receipt = await waitSuccess(publicClient, hash, `deploying token ${token.name}`);
+  if (!receipt.contractAddress) throw new Error(`deploying token ${token.name}: no contract address`);
+  return { address: getAddress(receipt.contractAddress), name: token.name, symbol: token.symbol, version: token.version, decimals: 6 };
+}
+
+/** Mints `amount` atomic units of a TollgateUSD token to `to` (caller must be the token owner; default deployer). */
+export async function mintTo(
+  rpcUrl: string,
+  token: Address,
+  to: Address,
+  amount: bigint,
+  opts: { minter?: DevAccount } = {},
+): Promise<Hex> {
+  const { chain, publicClient } = await clientsFor(rpcUrl);
+  const wallet = walletFor(rpcUrl, chain, deployerAccount(opts.minter));
+  const hash = await wallet.writeContract({
+    address: token,
+    abi: loadArtifact("TollgateUSD").abi,
+    functionName: "mint",
+    args: [to, amount],
+  });
+  await waitSuccess(publicClient, hash, `minting to ${to}`);
+  return hash;
+}
+
+/** Deploys TollgateUSD ("USD Coin"/"USDC"/"2") and BatchSettler, installs Multicall3, funds payers. */
+export async function deployLocalNetwork(opts: DeployLocalNetworkOptions): Promise<LocalNetwork> {
+  const { rpcUrl } = opts;
+  const payerCount = opts.payers ?? 3;
+  const payerBalance = opts.payerBalance ?? DEFAULT_PAYER_BALANCE;
+  if (!Number.isInteger(payerCount) || payerCount < 0) throw new Error("payers must be a non-negative integer");
+  if (payerBalance < 0n) throw new Error("payerBalance must not be negative");
+
+  const { chain, publicClient } = await clientsFor(rpcUrl);
+  const deployer = devAccount(0);
+  const accounts = {
+    deployer,
+    facilitator: devAccount(1),
+    payee: devAccount(2),
+    payers: Array.from({ length: payerCount }, (_, i) => devAccount(3 + i)),
+  };
+
+  const testClient = createTestClient({ mode: "anvil", chain, transport: http(rpcUrl) });
+  await testClient.setCode({ address: MULTICALL3_ADDRESS, bytecode: loadArtifact("Multicall3").deployedBytecode });
+
+  const usdc = await deployToken(rpcUrl, { name: "USD Coin", symbol: "USDC", version: "2" }, { deployer });
+
+  const wallet = walletFor(rpcUrl, chain, deployerAccount(deployer));
+  const settler = loadArtifact("BatchSettler");
+  const settlerHash = await wallet.deployContract({ abi: settler.abi, bytecode: settler.bytecode });
+  const settlerReceipt = await waitSuccess(publicClient, settlerHash, "deploying BatchSettler");
+  if (!settlerReceipt.contractAddress) throw new Error("deploying BatchSettler: no contract address");
+
+  // Payers beyond anvil's 10 prefunded accounts still get gas money, in case they send transactions.
+  for (const payer of accounts.payers) {
+    if (payerBalance > 0n) await mintTo(rpcUrl, usdc.address, payer.address, payerBalance, { minter: deployer });
+    const eth = await publicClient.getBalance({ address: payer.address });
+    if (eth === 0n) await testClient.setBalance({ address: payer.address, value: 10n ** 21n });
+  }
+
+  // Sanity check: what the scheme will read on-chain matches what we advertise.
+  const version = await publicClient.readContract({ address: usdc.address, abi: eip3009Abi, functionName: "version" });
+  if (version !== "2") throw new Error(`deployed USDC reports version ${version}, expected 2`);
+
+  return {
+    chainId: chain.id,
+    network: `eip155:${chain.id}`,
+    rpcUrl,
+    usdc,
+    batchSettler: { address: getAddress(settlerReceipt.contractAddress) },
+    multicall3: { address: MULTICALL3_ADDRESS },
+    accounts,
+  };
+}

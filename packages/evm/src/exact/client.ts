@@ -1,0 +1,85 @@
+/**
+ * Client face of `exact` on EVM: signs an EIP-3009 `TransferWithAuthorization` for exactly
+ * the required amount to exactly the required payee. The facilitator can only broadcast it.
+ */
+import { evmChainId, isAtomic, type Network, type PaymentRequirements, type SchemeClient } from "@tollgate/core";
+import { getAddress, isAddress, toHex, type Address, type Hex, type LocalAccount } from "viem";
+import { transferWithAuthorizationTypes } from "./abi.ts";
+import type { ExactEvmPayload } from "./payload.ts";
+
+/** Anything that can sign EIP-712 typed data for an address (a viem LocalAccount qualifies). */
+export type ExactEvmSigner = Pick<LocalAccount, "address" | "signTypedData">;
+
+export interface ExactEvmClientOptions {
+  account: ExactEvmSigner;
+  /** Unix seconds; for tests. */
+  now?: () => number;
+  /** Seconds `validAfter` is backdated to absorb clock skew between client and chain. Default 600. */
+  validAfterSkewSeconds?: number;
+}
+
+export function exactEvmClient(options: ExactEvmClientOptions): SchemeClient {
+  const { account } = options;
+  const now = options.now ?? (() => Math.floor(Date.now() / 1000));
+  const skew = options.validAfterSkewSeconds ?? 600;
+
+  return {
+    scheme: "exact",
+    networks: ["eip155:*"],
+    payer: (_network: Network) => account.address,
+    async createPayload(requirements: PaymentRequirements) {
+      const payload = await signExactEvmAuthorization(account, requirements, { now: now(), skew });
+      return payload as unknown as Record<string, unknown>;
+    },
+  };
+}
+
+/** Signs the authorization for `requirements`; throws a descriptive error on requirements it cannot pay. */
+export async function signExactEvmAuthorization(
+  account: ExactEvmSigner,
+  requirements: PaymentRequirements,
+  opts: { now?: number; skew?: number; nonce?: Hex } = {},
+): Promise<ExactEvmPayload> {
+  if (requirements.scheme !== "exact") throw new Error(`requirements.scheme: expected "exact", got ${JSON.stringify(requirements.scheme)}`);
+  const chainId = evmChainId(requirements.network);
+  if (chainId === undefined) throw new Error(`requirements.network: ${JSON.stringify(requirements.network)} is not an eip155 network`);
+  if (!isAddress(requirements.asset, { strict: false })) throw new Error(`requirements.asset: not an address: ${JSON.stringify(requirements.asset)}`);
+  if (!isAddress(requirements.payTo, { strict: false })) throw new Error(`requirements.payTo: not an address: ${JSON.stringify(requirements.payTo)}`);
+  if (!isAtomic(requirements.amount)) throw new Error(`requirements.amount: not an atomic amount: ${JSON.stringify(requirements.amount)}`);
+  const name = requirements.extra?.name;
+  const version = requirements.extra?.version;
+  if (typeof name !== "string" || name === "" || typeof version !== "string" || version === "") {
+    throw new Error(
+      `requirements.extra.name and requirements.extra.version are required (the EIP-712 domain of token ${requirements.asset}); ` +
+        `the server must advertise them`,
+    );
+  }
+  const now = opts.now ?? Math.floor(Date.now() / 1000);
+  const skew = opts.skew ?? 600;
+  const nonce = opts.nonce ?? toHex(crypto.getRandomValues(new Uint8Array(32)));
+  const message = {
+    from: getAddress(account.address),
+    to: getAddress(requirements.payTo),
+    value: BigInt(requirements.amount),
+    validAfter: BigInt(Math.max(0, now - skew)),
+    validBefore: BigInt(now + requirements.maxTimeoutSeconds),
+    nonce,
+  };
+  const signature = await account.signTypedData({
+    domain: { name, version, chainId, verifyingContract: getAddress(requirements.asset) as Address },
+    types: transferWithAuthorizationTypes,
+    primaryType: "TransferWithAuthorization",
+    message,
+  });
+  return {
+    signature,
+    authorization: {
+      from: message.from,
+      to: message.to,
+      value: message.value.toString(),
+      validAfter: message.validAfter.toString(),
+      validBefore: message.validBefore.toString(),
+      nonce,
+    },
+  };
+}

@@ -1,0 +1,560 @@
+/**
+ * Facilitator face of `exact` on EVM (EIP-3009): verifies a signed `TransferWithAuthorization`
+ * against the requirements and the chain, then broadcasts it, paying the gas.
+ *
+ * Checks run cheapest first and each failure carries the most specific reason code, so a
+ * client learns what to fix. Everything the chain must answer (balance, nonce state, a dry
+ * run of the transfer, the token's EIP-712 domain) goes in ONE eth_call through Multicall3
+ * when the chain has it. `settle` re-runs the same verification, so verify and settle always
+ * agree on the same payload.
+ */
+import { Reason, evmChainId, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse, type VerifyResponse } from "@tollgate/core";
+import {
+  BaseError,
+  ContractFunctionRevertedError,
+  createPublicClient,
+  createWalletClient,
+  custom,
+  decodeErrorResult,
+  decodeFunctionResult,
+  encodeFunctionData,
+  getAddress,
+  hashDomain,
+  http,
+  isAddress,
+  isAddressEqual,
+  isErc6492Signature,
+  keccak256,
+  parseSignature,
+  recoverTypedDataAddress,
+  size,
+  type Address,
+  type Hex,
+  type LocalAccount,
+  type PublicClient,
+} from "viem";
+import { MULTICALL3, aggregate3Abi, exactTokenAbi, transferWithAuthorizationTypes } from "./abi.ts";
+import { parseExactEvmPayload, toTransferAuthorization, type ExactEvmAuthorization, type TransferAuthorization } from "./payload.ts";
+
+/** secp256k1 group order; signatures with s above n/2 are the malleable twin (EIP-2). */
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const SECP256K1_HALF_N = SECP256K1_N / 2n;
+
+export interface ExactEvmAssetConfig {
+  address: Address;
+  /** EIP-712 domain name (informational here: the token's own domain is read on-chain). */
+  name: string;
+  version: string;
+  decimals: number;
+}
+
+export interface ExactEvmNetworkConfig {
+  network: Network;
+  rpcUrl?: string;
+  publicClient?: PublicClient;
+  /** Allowlist: when given, payments in other assets are refused (`evmAssetNotAllowed`). */
+  assets?: readonly ExactEvmAssetConfig[];
+  /** Multicall3 address; default the canonical one when code exists there; `false` to never batch. */
+  multicall3?: Address | false;
+}
+
+/** A settlement ready to broadcast: what a custom submitter (settlement engine) receives. */
+export interface ExactEvmSettlementCall {
+  network: Network;
+  asset: Address;
+  authorization: ExactEvmAuthorization;
+  signature: Hex;
+  /** Calldata of the `transferWithAuthorization` call to send to `asset`. */
+  data: Hex;
+}
+
+export interface ExactEvmSubmitResult {
+  transaction: Hex;
+  status: "success" | "reverted" | "pending";
+}
+
+export type ExactEvmSubmit = (call: ExactEvmSettlementCall) => Promise<ExactEvmSubmitResult>;
+
+export interface ExactEvmFacilitatorConfig {
+  networks: readonly ExactEvmNetworkConfig[];
+  /** Pays the gas and sends settlements. */
+  signer: LocalAccount;
+  /** Replaces the built-in broadcast (send + bounded receipt wait). */
+  submit?: ExactEvmSubmit;
+  /** Unix seconds; for tests. */
+  now?: () => number;
+  /** `validBefore` must be at least this many seconds ahead to settle (block time margin). Default 6. */
+  minValiditySeconds?: number;
+  /**
+   * Longest accepted `validBefore - validAfter` beyond `maxTimeoutSeconds` (clients backdate
+   * `validAfter` by 600s for clock skew). Default 900; `null` disables the check.
+   */
+  validityToleranceSeconds?: number | null;
+  /** How long settle waits for the receipt before answering `settlement_pending`. Default 30 000. */
+  receiptTimeoutMs?: number;
+  /** Receipt polling interval for the built-in clients. Default 1000. */
+  pollingIntervalMs?: number;
+}
+
+interface NetworkState {
+  config: ExactEvmNetworkConfig;
+  network: Network;
+  chainId: number;
+  client: PublicClient;
+  chainCheck?: Promise<string | undefined>;
+  multicall?: Promise<Address | undefined>;
+  sendQueue: Promise<unknown>;
+}
+
+/** What the token says about its EIP-712 domain (read once per network + asset). */
+interface TokenDomain {
+  separator?: Hex;
+  name?: string;
+  version?: string;
+}
+
+type Failure = { ok: false; reason: string; message: string; payer?: Address };
+interface Verified {
+  ok: true;
+  net: NetworkState;
+  asset: Address;
+  payer: Address;
+  auth: TransferAuthorization;
+  wire: ExactEvmAuthorization;
+  signature: Hex;
+  data: Hex;
+}
+
+export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFacilitator {
+  const now = config.now ?? (() => Math.floor(Date.now() / 1000));
+  const minValidity = BigInt(config.minValiditySeconds ?? 6);
+  const tolerance = config.validityToleranceSeconds === undefined ? 900 : config.validityToleranceSeconds;
+  const receiptTimeoutMs = config.receiptTimeoutMs ?? 30_000;
+  const signer = config.signer;
+
+  const nets = new Map<string, NetworkState>();
+  for (const c of config.networks) {
+    const chainId = evmChainId(c.network);
+    if (chainId === undefined) throw new Error(`networks: ${JSON.stringify(c.network)} is not an eip155 network`);
+    if (nets.has(c.network)) throw new Error(`networks: ${c.network} is listed twice`);
+    let client = c.publicClient;
+    if (!client) {
+      if (!c.rpcUrl) throw new Error(`networks[${c.network}]: give rpcUrl or publicClient`);
+      client = createPublicClient({ transport: http(c.rpcUrl), pollingInterval: config.pollingIntervalMs ?? 1000 });
+    }
+    nets.set(c.network, { config: c, network: c.network, chainId, client, sendQueue: Promise.resolve() });
+  }
+
+  const domains = new Map<string, TokenDomain>();
+  /** Authorizations being settled (or left pending) by this process: a second settle must not double-send. */
+  const inFlight = new Map<string, bigint>();
+
+  function fail(reason: string, message: string, payer?: Address): Failure {
+    return { ok: false, reason, message, ...(payer ? { payer } : {}) };
+  }
+
+  /** The RPC must serve the chain the network names, or every signature check would be meaningless. */
+  function checkChain(net: NetworkState): Promise<string | undefined> {
+    net.chainCheck ??= net.client.getChainId().then(
+      (id) => (id === net.chainId ? undefined : `the RPC for ${net.network} serves chain ${id}`),
+      (e) => {
+        net.chainCheck = undefined; // transient: try again next time
+        throw e;
+      },
+    );
+    return net.chainCheck;
+  }
+
+  function multicallAddress(net: NetworkState): Promise<Address | undefined> {
+    if (net.config.multicall3 === false) return Promise.resolve(undefined);
+    const address = net.config.multicall3 ?? MULTICALL3;
+    net.multicall ??= net.client.getCode({ address }).then(
+      (code) => (code && code !== "0x" ? address : undefined),
+      (e) => {
+        net.multicall = undefined;
+        throw e;
+      },
+    );
+    return net.multicall;
+  }
+
+  async function check(payload: PaymentPayload, requirements: PaymentRequirements): Promise<Verified | Failure> {
+    // 1. Payload shape.
+    const parsed = parseExactEvmPayload(payload?.payload);
+    if (!parsed.ok) return fail(Reason.invalidPayload, parsed.message);
+    const wire = parsed.value.authorization;
+    const signature = parsed.value.signature;
+    const payer = getAddress(wire.from);
+    const auth = toTransferAuthorization({ ...wire, from: payer, to: getAddress(wire.to) });
+
+    // 2. Scheme, network, asset.
+    if (requirements.scheme !== "exact") return fail(Reason.invalidScheme, `paymentRequirements.scheme: expected "exact"`, payer);
+    if (payload.accepted && payload.accepted.network !== requirements.network) {
+      return fail(Reason.invalidNetwork, "paymentPayload.accepted.network: differs from paymentRequirements.network", payer);
+    }
+    const net = nets.get(requirements.network);
+    if (!net) return fail(Reason.invalidNetwork, `paymentRequirements.network: ${JSON.stringify(requirements.network)} is not served`, payer);
+    if (!isAddress(requirements.asset, { strict: false })) {
+      return fail(Reason.invalidPaymentRequirements, "paymentRequirements.asset: not an address", payer);
+    }
+    if (!isAddress(requirements.payTo, { strict: false })) {
+      return fail(Reason.invalidPaymentRequirements, "paymentRequirements.payTo: not an address", payer);
+    }
+    const asset = getAddress(requirements.asset);
+    if (net.config.assets && !net.config.assets.some((a) => isAddressEqual(a.address, asset))) {
+      return fail(Reason.evmAssetNotAllowed, `paymentRequirements.asset: ${asset} is not accepted on ${net.network}`, payer);
+    }
+    const name = requirements.extra?.name;
+    const version = requirements.extra?.version;
+    if (typeof name !== "string" || name === "" || typeof version !== "string" || version === "") {
+      return fail(
+        Reason.invalidPaymentRequirements,
+        "paymentRequirements.extra.name and paymentRequirements.extra.version are required (the token's EIP-712 domain)",
+        payer,
+      );
+    }
+
+    // 3. Authorization against the requirements.
+    if (!isAddressEqual(auth.to, requirements.payTo as Address)) {
+      return fail(Reason.evmRecipientMismatch, `paymentPayload.payload.authorization.to: ${auth.to} is not payTo ${getAddress(requirements.payTo)}`, payer);
+    }
+    if (auth.value !== BigInt(requirements.amount)) {
+      return fail(Reason.evmValueMismatch, `paymentPayload.payload.authorization.value: ${auth.value} differs from the required amount ${requirements.amount}`, payer);
+    }
+    const t = BigInt(Math.floor(now()));
+    if (auth.validAfter > t) {
+      return fail(Reason.evmValidAfter, `paymentPayload.payload.authorization.validAfter: not valid until ${auth.validAfter} (now ${t})`, payer);
+    }
+    if (auth.validBefore < t + minValidity) {
+      return fail(
+        Reason.evmValidBefore,
+        `paymentPayload.payload.authorization.validBefore: ${auth.validBefore} is expired or closer than ${minValidity}s (now ${t})`,
+        payer,
+      );
+    }
+    if (tolerance !== null && auth.validBefore - auth.validAfter > BigInt(requirements.maxTimeoutSeconds + tolerance)) {
+      return fail(
+        Reason.evmValidityTooLong,
+        `paymentPayload.payload.authorization: validity window of ${auth.validBefore - auth.validAfter}s exceeds maxTimeoutSeconds ${requirements.maxTimeoutSeconds} + ${tolerance}s`,
+        payer,
+      );
+    }
+
+    // 4. Signature (off-chain for EOAs; contract wallets are judged by the dry run below).
+    const chainCheck = await checkChain(net);
+    if (chainCheck) return fail(Reason.invalidNetwork, chainCheck, payer);
+    let ecdsa = size(signature) === 65;
+    if (ecdsa) {
+      const sig = signatureProblem(signature);
+      if (sig) return fail(Reason.evmSignature, `paymentPayload.payload.signature: ${sig}`, payer);
+      let recovered: Address | undefined;
+      try {
+        recovered = await recoverTypedDataAddress({
+          domain: { name, version, chainId: net.chainId, verifyingContract: asset },
+          types: transferWithAuthorizationTypes,
+          primaryType: "TransferWithAuthorization",
+          message: auth,
+          signature,
+        });
+      } catch {
+        recovered = undefined;
+      }
+      if (!recovered || !isAddressEqual(recovered, payer)) {
+        if (!(await hasCode(net, payer))) {
+          return fail(Reason.evmSignature, "paymentPayload.payload.signature: does not recover to authorization.from for this token, chain and message", payer);
+        }
+        ecdsa = false; // a contract wallet's 65-byte ERC-1271 signature
+      }
+    } else {
+      if (isErc6492Signature(signature) && !(await hasCode(net, payer))) {
+        return fail(Reason.evmSignature, "paymentPayload.payload.signature: undeployed (ERC-6492) smart wallets are not supported", payer);
+      }
+      if (!(await hasCode(net, payer))) {
+        return fail(Reason.evmSignature, "paymentPayload.payload.signature: not a 65-byte ECDSA signature, and authorization.from has no contract code", payer);
+      }
+    }
+
+    // 5. On-chain: token domain, balance, nonce state, dry run.
+    const data = encodeTransfer(auth, signature, ecdsa);
+    const chain = await readChain(net, asset, auth, data);
+    const domain = chain.domain;
+    const expected = hashDomain({
+      domain: { name, version, chainId: BigInt(net.chainId), verifyingContract: asset },
+      types: { EIP712Domain: [
+        { name: "name", type: "string" },
+        { name: "version", type: "string" },
+        { name: "chainId", type: "uint256" },
+        { name: "verifyingContract", type: "address" },
+      ] },
+    });
+    const domainOk = domain.separator
+      ? domain.separator.toLowerCase() === expected.toLowerCase()
+      : domain.name !== undefined && domain.name === name && (domain.version === undefined || domain.version === version);
+    if (!domainOk) {
+      const actual = domain.name !== undefined ? `name=${JSON.stringify(domain.name)} version=${JSON.stringify(domain.version ?? "?")}` : "an unreadable EIP-712 domain";
+      return fail(
+        Reason.evmTokenDomainMismatch,
+        `paymentRequirements.extra: token ${asset} has ${actual}, requirements say name=${JSON.stringify(name)} version=${JSON.stringify(version)}`,
+        payer,
+      );
+    }
+    if (chain.balance === undefined) return fail(Reason.evmSimulationFailed, `balanceOf failed on ${asset}: not an ERC-20 token?`, payer);
+    if (chain.balance < auth.value) {
+      return fail(Reason.insufficientFunds, `authorization.from holds ${chain.balance} atomic units of ${asset}, ${auth.value} required`, payer);
+    }
+    if (chain.used === undefined) return fail(Reason.evmSimulationFailed, `authorizationState failed on ${asset}: not an EIP-3009 token?`, payer);
+    if (chain.used) return fail(Reason.evmNonceUsed, `paymentPayload.payload.authorization.nonce: already used or canceled`, payer);
+    if (chain.simulationError !== undefined) {
+      return fail(Reason.evmSimulationFailed, `transferWithAuthorization would revert: ${chain.simulationError}`, payer);
+    }
+    return { ok: true, net, asset, payer, auth, wire: { ...wire, from: payer, to: auth.to }, signature, data };
+  }
+
+  async function hasCode(net: NetworkState, address: Address): Promise<boolean> {
+    const code = await net.client.getCode({ address });
+    return !!code && code !== "0x";
+  }
+
+  interface ChainReads {
+    domain: TokenDomain;
+    balance?: bigint;
+    used?: boolean;
+    /** undefined when the dry run succeeded. */
+    simulationError?: string;
+  }
+
+  async function readChain(net: NetworkState, asset: Address, auth: TransferAuthorization, transferData: Hex): Promise<ChainReads> {
+    const key = `${net.network}|${asset.toLowerCase()}`;
+    const cached = domains.get(key);
+    const calls: Hex[] = [
+      encodeFunctionData({ abi: exactTokenAbi, functionName: "balanceOf", args: [auth.from] }),
+      encodeFunctionData({ abi: exactTokenAbi, functionName: "authorizationState", args: [auth.from, auth.nonce] }),
+      ...(cached
+        ? []
+        : [
+            encodeFunctionData({ abi: exactTokenAbi, functionName: "DOMAIN_SEPARATOR" }),
+            encodeFunctionData({ abi: exactTokenAbi, functionName: "name" }),
+            encodeFunctionData({ abi: exactTokenAbi, functionName: "version" }),
+          ]),
+      // Last: the dry run changes state inside the batch.
+      transferData,
+    ];
+    const results = await callAll(net, asset, calls);
+    const [balanceRes, usedRes] = results;
+    const balance = decodeOr(balanceRes, (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "balanceOf", data: d }));
+    const used = decodeOr(usedRes, (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "authorizationState", data: d }));
+    let domain = cached;
+    if (!domain) {
+      domain = {
+        separator: decodeOr(results[2], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "DOMAIN_SEPARATOR", data: d })),
+        name: decodeOr(results[3], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "name", data: d })),
+        version: decodeOr(results[4], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "version", data: d })),
+      };
+      // Only a token that answered is worth remembering; a non-token may get code later.
+      if (domain.separator !== undefined || domain.name !== undefined) domains.set(key, domain);
+    }
+    const sim = results[results.length - 1]!;
+    return { domain, balance, used, simulationError: sim.success ? undefined : describeRevert(sim.returnData) };
+  }
+
+  /** All calls to `asset` in one eth_call via Multicall3 when present; otherwise one by one. */
+  async function callAll(net: NetworkState, asset: Address, calls: Hex[]): Promise<{ success: boolean; returnData: Hex }[]> {
+    const mc = await multicallAddress(net);
+    if (mc) {
+      const data = encodeFunctionData({
+        abi: aggregate3Abi,
+        functionName: "aggregate3",
+        args: [calls.map((callData) => ({ target: asset, allowFailure: true, callData }))],
+      });
+      const { data: out } = await net.client.call({ to: mc, data, account: signer.address });
+      if (!out) throw new Error("Multicall3 returned no data");
+      const decoded = decodeFunctionResult({ abi: aggregate3Abi, functionName: "aggregate3", data: out });
+      return decoded.map((r) => ({ success: r.success, returnData: r.returnData }));
+    }
+    return Promise.all(
+      calls.map(async (data) => {
+        try {
+          const r = await net.client.call({ to: asset, data, account: signer.address });
+          return { success: true, returnData: r.data ?? "0x" };
+        } catch (e) {
+          const revert = revertData(e);
+          if (revert === undefined) throw e; // transport failure, not a revert
+          return { success: false, returnData: revert };
+        }
+      }),
+    );
+  }
+
+  async function guardedCheck(payload: PaymentPayload, requirements: PaymentRequirements, reason: string): Promise<Verified | Failure> {
+    try {
+      return await check(payload, requirements);
+    } catch (e) {
+      // RPC failures and the like: the payload may be fine, so this is not a verdict on it.
+      return fail(reason, shortMessage(e));
+    }
+  }
+
+  async function verify(payload: PaymentPayload, requirements: PaymentRequirements): Promise<VerifyResponse> {
+    const r = await guardedCheck(payload, requirements, Reason.unexpectedVerifyError);
+    if (!r.ok) return { isValid: false, invalidReason: r.reason, invalidMessage: r.message, ...(r.payer ? { payer: r.payer } : {}) };
+    return { isValid: true, payer: r.payer };
+  }
+
+  async function settle(payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse> {
+    const network = requirements.network;
+    const r = await guardedCheck(payload, requirements, Reason.unexpectedSettleError);
+    if (!r.ok) {
+      return { success: false, errorReason: r.reason, errorMessage: r.message, transaction: "", network, ...(r.payer ? { payer: r.payer } : {}) };
+    }
+    const { payer } = r;
+    const key = `${network}|${r.asset.toLowerCase()}|${payer.toLowerCase()}|${r.auth.nonce.toLowerCase()}`;
+    purgeInFlight();
+    if (inFlight.has(key)) {
+      return { success: false, errorReason: Reason.evmNonceUsed, errorMessage: "this authorization is already being settled", transaction: "", network, payer };
+    }
+    inFlight.set(key, r.auth.validBefore);
+    let keep = false;
+    try {
+      const call: ExactEvmSettlementCall = { network, asset: r.asset, authorization: r.wire, signature: r.signature, data: r.data };
+      const outcome = config.submit ? await submitWithHook(call) : await broadcast(r.net, call);
+      if ("error" in outcome) {
+        return { success: false, errorReason: outcome.reason, errorMessage: outcome.error, transaction: outcome.transaction ?? "", network, payer };
+      }
+      if (outcome.status === "success") return { success: true, transaction: outcome.transaction, network, payer, amount: requirements.amount };
+      if (outcome.status === "reverted") {
+        return { success: false, errorReason: Reason.invalidTransactionState, errorMessage: "the settlement transaction reverted", transaction: outcome.transaction, network, payer };
+      }
+      keep = true; // pending: the nonce may still land, so never send it again from here
+      return {
+        success: false,
+        errorReason: Reason.settlementPending,
+        errorMessage: "the settlement transaction was sent but not confirmed in time",
+        transaction: outcome.transaction,
+        network,
+        payer,
+      };
+    } finally {
+      if (!keep) inFlight.delete(key);
+    }
+  }
+
+  function purgeInFlight() {
+    const t = BigInt(Math.floor(now()));
+    for (const [k, validBefore] of inFlight) if (validBefore < t) inFlight.delete(k);
+  }
+
+  type Outcome = ExactEvmSubmitResult | { error: string; reason: string; transaction?: Hex };
+
+  async function submitWithHook(call: ExactEvmSettlementCall): Promise<Outcome> {
+    try {
+      return await config.submit!(call);
+    } catch (e) {
+      return { error: `settlement submitter failed: ${shortMessage(e)}`, reason: Reason.unexpectedSettleError };
+    }
+  }
+
+  /** Signs locally (so the hash is known before sending), sends, then waits for the receipt with a bound. */
+  async function broadcast(net: NetworkState, call: ExactEvmSettlementCall): Promise<Outcome> {
+    const wallet = createWalletClient({ account: signer, transport: custom({ request: (args) => net.client.request(args as never) }) });
+    // Sends are serialized per network so concurrent settlements do not race for the signer's nonce.
+    const sent = net.sendQueue.then(async (): Promise<Outcome> => {
+      let serialized: Hex;
+      try {
+        const request = await wallet.prepareTransactionRequest({ account: signer, chain: null, to: call.asset, data: call.data });
+        serialized = await signer.signTransaction(request as never);
+      } catch (e) {
+        // Gas estimation reverts here when the authorization stopped being valid since verify.
+        return { error: `transaction would revert: ${shortMessage(e)}`, reason: Reason.invalidTransactionState };
+      }
+      const hash = keccak256(serialized);
+      try {
+        await wallet.sendRawTransaction({ serializedTransaction: serialized });
+      } catch (e) {
+        // The node may have accepted it despite the error; only a missing tx is a failure.
+        const known = await net.client.getTransaction({ hash }).then(() => true, () => false);
+        if (!known) return { error: `broadcast failed: ${shortMessage(e)}`, reason: Reason.unexpectedSettleError };
+      }
+      return { transaction: hash, status: "pending" };
+    });
+    net.sendQueue = sent.catch(() => undefined);
+    const outcome = await sent;
+    if ("error" in outcome) return outcome;
+    try {
+      const receipt = await net.client.waitForTransactionReceipt({ hash: outcome.transaction, timeout: receiptTimeoutMs });
+      return { transaction: outcome.transaction, status: receipt.status === "success" ? "success" : "reverted" };
+    } catch {
+      // Timeout, or RPC trouble: the tx may still land, so it is pending, never failed.
+      return { transaction: outcome.transaction, status: "pending" };
+    }
+  }
+
+  return {
+    scheme: "exact",
+    networks: [...nets.keys()] as Network[],
+    signers: (network: Network) => (nets.has(network) ? [signer.address] : []),
+    verify,
+    settle,
+  };
+}
+
+/** Calldata of `transferWithAuthorization`: the (v, r, s) overload for ECDSA signatures (every USDC version has it), bytes otherwise. */
+export function encodeTransferWithAuthorization(authorization: ExactEvmAuthorization, signature: Hex): Hex {
+  const auth = toTransferAuthorization(authorization);
+  return encodeTransfer(auth, signature, size(signature) === 65);
+}
+
+function encodeTransfer(auth: TransferAuthorization, signature: Hex, ecdsa: boolean): Hex {
+  const base = [auth.from, auth.to, auth.value, auth.validAfter, auth.validBefore, auth.nonce] as const;
+  if (ecdsa) {
+    const { r, s, v, yParity } = parseSignature(signature);
+    const v8 = v !== undefined ? Number(v) : 27 + yParity;
+    return encodeFunctionData({ abi: exactTokenAbi, functionName: "transferWithAuthorization", args: [...base, v8 < 27 ? v8 + 27 : v8, r, s] });
+  }
+  return encodeFunctionData({ abi: exactTokenAbi, functionName: "transferWithAuthorization", args: [...base, signature] });
+}
+
+/** Why a 65-byte ECDSA signature is unacceptable before recovery, or undefined. */
+function signatureProblem(signature: Hex): string | undefined {
+  const r = BigInt("0x" + signature.slice(2, 66));
+  const s = BigInt("0x" + signature.slice(66, 130));
+  const v = parseInt(signature.slice(130, 132), 16);
+  if (![0, 1, 27, 28].includes(v)) return `invalid recovery id v=${v}`;
+  if (r === 0n || r >= SECP256K1_N || s === 0n) return "r or s out of range";
+  if (s > SECP256K1_HALF_N) return "s is in the upper half of the curve order (malleable signature, EIP-2)";
+  return undefined;
+}
+
+function decodeOr<T>(res: { success: boolean; returnData: Hex } | undefined, decode: (data: Hex) => T): T | undefined {
+  if (!res || !res.success || res.returnData === "0x") return undefined;
+  try {
+    return decode(res.returnData);
+  } catch {
+    return undefined;
+  }
+}
+
+function describeRevert(data: Hex): string {
+  if (!data || data === "0x") return "reverted without a reason";
+  try {
+    const e = decodeErrorResult({ abi: exactTokenAbi, data });
+    const args = (e.args ?? []) as readonly unknown[];
+    if ((e.errorName as string) === "Error" && typeof args[0] === "string") return args[0];
+    return `${e.errorName}(${args.map(String).join(", ")})`;
+  } catch {
+    return `reverted with data ${data.slice(0, 74)}`;
+  }
+}
+
+function revertData(e: unknown): Hex | undefined {
+  if (!(e instanceof BaseError)) return undefined;
+  const revert = e.walk((x) => x instanceof ContractFunctionRevertedError || typeof (x as { data?: unknown }).data === "string");
+  const data = (revert as { data?: unknown } | null)?.data;
+  if (typeof data === "string" && data.startsWith("0x")) return data as Hex;
+  if (/revert/i.test(e.message)) return "0x";
+  return undefined;
+}
+
+function shortMessage(e: unknown): string {
+  const m = e instanceof BaseError ? e.shortMessage : e instanceof Error ? e.message : String(e);
+  return (m.split("\n")[0] ?? "").slice(0, 300);
+}

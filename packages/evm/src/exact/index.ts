@@ -1,0 +1,5 @@
+export * from "./abi.ts";
+export * from "./payload.ts";
+export * from "./client.ts";
+export * from "./server.ts";
+export * from "./facilitator.ts";

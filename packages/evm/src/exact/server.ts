@@ -1,0 +1,95 @@
+/**
+ * Server face of `exact` on EVM: turns "$0.01" or "0.01 USDC" into an atomic amount of a
+ * known token on a network, with the EIP-712 domain (`extra.name`, `extra.version`) the
+ * client needs to sign.
+ */
+import {
+  MoneyError,
+  decimalToAtomic,
+  evmChainId,
+  parseAtomic,
+  parseMoney,
+  type AssetAmount,
+  type Network,
+  type PaymentRequirements,
+  type Price,
+  type SchemeServer,
+  type SupportedKind,
+} from "@tollgate/core";
+import { getAddress, isAddress, type Address } from "viem";
+
+/** A token the server can price in, on one network. */
+export interface EvmAssetInfo {
+  network: Network;
+  address: Address;
+  decimals: number;
+  /** EIP-712 domain name, e.g. "USD Coin". */
+  name: string;
+  /** EIP-712 domain version, e.g. "2". */
+  version: string;
+  /** Ticker, e.g. "USDC". Money strings name it ("0.01 USDC"); "$0.01" picks a USD stablecoin. */
+  symbol: string;
+}
+
+export interface ExactEvmServerOptions {
+  /** Known tokens; the first USD stablecoin of a network prices "$" amounts. */
+  assets?: readonly EvmAssetInfo[];
+  /** Networks (or patterns) served; default `eip155:*`. */
+  networks?: readonly string[];
+}
+
+/** Default table of known assets; filled per network elsewhere (empty means: configure `assets`). */
+export const defaultEvmAssets: readonly EvmAssetInfo[] = [];
+
+const USD_SYMBOLS = ["USDC", "USDT", "DAI", "PYUSD", "USDS"];
+
+export function exactEvmServer(options: ExactEvmServerOptions = {}): SchemeServer {
+  const assets = options.assets ?? defaultEvmAssets;
+
+  function known(network: string, asset: string): EvmAssetInfo | undefined {
+    return assets.find((a) => a.network === network && a.address.toLowerCase() === asset.toLowerCase());
+  }
+
+  function parsePrice(price: Price, network: Network): AssetAmount {
+    if (evmChainId(network) === undefined) throw new Error(`network: ${JSON.stringify(network)} is not an eip155 network`);
+    if (typeof price === "object" && price !== null) {
+      const amount = parseAtomic(price.amount, "price.amount").toString();
+      if (typeof price.asset !== "string" || !isAddress(price.asset, { strict: false })) {
+        throw new Error(`price.asset: not an address: ${JSON.stringify(price.asset)}`);
+      }
+      const info = known(network, price.asset);
+      const extra = { ...(info ? { name: info.name, version: info.version } : {}), ...price.extra };
+      return { amount, asset: getAddress(price.asset), ...(Object.keys(extra).length ? { extra } : {}) };
+    }
+    const money = parseMoney(price);
+    const onNetwork = assets.filter((a) => a.network === network);
+    let asset: EvmAssetInfo | undefined;
+    if (money.kind === "usd") {
+      asset = onNetwork.find((a) => a.symbol.toUpperCase() === "USDC") ?? onNetwork.find((a) => USD_SYMBOLS.includes(a.symbol.toUpperCase()));
+      if (!asset) {
+        throw new Error(`no USD stablecoin is configured for ${network}: add one to \`assets\` or give the price as { amount, asset }`);
+      }
+    } else {
+      asset = onNetwork.find((a) => a.symbol.toUpperCase() === money.symbol);
+      if (!asset) throw new Error(`no asset with symbol ${money.symbol} is configured for ${network}`);
+    }
+    let atomic: bigint;
+    try {
+      atomic = decimalToAtomic(money.decimal, asset.decimals);
+    } catch (e) {
+      throw new MoneyError(`price ${JSON.stringify(price)}: ${(e as Error).message}`);
+    }
+    return { amount: atomic.toString(), asset: getAddress(asset.address), extra: { name: asset.name, version: asset.version } };
+  }
+
+  /** Fills the EIP-712 domain from the table when requirements name a known token without it. */
+  function enhanceRequirements(requirements: PaymentRequirements, _kind: SupportedKind | undefined): PaymentRequirements {
+    const extra = requirements.extra ?? {};
+    if (typeof extra.name === "string" && typeof extra.version === "string") return requirements;
+    const info = known(requirements.network, requirements.asset);
+    if (!info) return requirements;
+    return { ...requirements, extra: { name: info.name, version: info.version, ...extra } };
+  }
+
+  return { scheme: "exact", networks: options.networks ?? ["eip155:*"], parsePrice, enhanceRequirements };
+}

@@ -1,0 +1,16 @@
+export {
+  MULTICALL3_ADDRESS,
+  batchSettlerAbi,
+  buildContracts,
+  eip3009Abi,
+  loadArtifact,
+  multicall3Abi,
+  type Artifact,
+  type ContractName,
+} from "./contracts/index.ts";
+
+// exact scheme (EIP-3009): client, server, facilitator
+export * from "./exact/index.ts";
+
+// settlement engine: nonces, several signers, batching, fee bumps (plugs into the exact facilitator's submit hook)
+export * from "./settlement/index.ts";

@@ -1,0 +1,171 @@
+import type { Network } from "@tollgate/core";
+import type { Address, Hex, LocalAccount, PublicClient } from "viem";
+
+/** One EIP-3009 `transferWithAuthorization` to put on chain, as the exact facilitator hands it over. */
+export interface SettlementCall {
+  network: Network;
+  /** The EIP-3009 token. */
+  asset: Address;
+  authorization: SettlementAuthorization;
+  signature: Hex;
+}
+
+/** Numbers may come as bigint or as decimal strings (the wire form). */
+export interface SettlementAuthorization {
+  from: Address;
+  to: Address;
+  value: bigint | string;
+  validAfter: bigint | string;
+  validBefore: bigint | string;
+  nonce: Hex;
+}
+
+export type TransactionStatus = "success" | "reverted" | "pending";
+
+/**
+ * What `submit` resolves to. `status` is this call's own outcome: a batch transaction can
+ * succeed while one of its items fails, and that item's caller gets "reverted" with a `reason`.
+ * "pending" means the receipt did not arrive within `receiptTimeoutMs`; tracking goes on
+ * in the background (see `onFinal`, `waitFor`).
+ */
+export interface SubmitResult {
+  transaction: Hex;
+  status: TransactionStatus;
+  reason?: string;
+}
+
+export interface ItemResult {
+  call: SettlementCall;
+  status: "success" | "reverted";
+  reason?: string;
+}
+
+export interface SubmittedEvent {
+  items: readonly SettlementCall[];
+  transaction: Hex;
+  signer: Address;
+  nonce: number;
+  network: Network;
+  /** The EIP-1559 fees this hash was sent with. */
+  maxFeePerGas: bigint;
+  maxPriorityFeePerGas: bigint;
+  /** Set when this transaction replaces an earlier one with the same nonce (fee bump). */
+  replaces?: Hex;
+}
+
+export interface FinalEvent {
+  items: readonly ItemResult[];
+  /** The hash that landed (after a replacement, possibly not the first one sent). */
+  transaction: Hex;
+  /** The transaction's status; each item's own status is in `items`. */
+  status: "success" | "reverted";
+  network: Network;
+  blockNumber: bigint;
+}
+
+/** An item as read back from a receipt: settled iff the token logged `AuthorizationUsed`. */
+export interface ReceiptItem {
+  from: Address;
+  nonce: Hex;
+  status: "success" | "reverted";
+  reason?: string;
+}
+
+export interface TransactionOutcome {
+  transaction: Hex;
+  /** For `waitFor(..., { item })`: that item's status; otherwise the transaction's. */
+  status: TransactionStatus;
+  /** Why the item (or transaction) did not settle, when it did not. */
+  reason?: string;
+  blockNumber?: bigint;
+  /** Items the receipt reports on (settled ones from the token's events, failed ones from the settler's). */
+  items: ReceiptItem[];
+}
+
+export interface SettlementNetworkConfig {
+  network: Network;
+  /** JSON-RPC URL; or pass `client`. */
+  rpcUrl?: string;
+  client?: PublicClient;
+  /** The BatchSettler contract; without it every settlement goes direct. */
+  batchSettler?: Address;
+}
+
+export interface ReplacementConfig {
+  /** Re-send the same nonce with higher fees when not mined after this long. */
+  bumpAfterMs: number;
+  /** Fee increase per bump, in percent; at least 12.5 (nodes reject smaller bumps). Default 20. */
+  bumpPercent?: number;
+}
+
+export interface SettlementEngineConfig {
+  networks: readonly SettlementNetworkConfig[];
+  /** Fee-paying accounts (private keys or viem local accounts), used in parallel. Never logged. */
+  signers: readonly (Hex | LocalAccount)[];
+  /** Coalesce concurrent settlements of one (network, token) into one BatchSettler call. Default true. */
+  batching?: boolean;
+  /** Default 50. */
+  maxBatchSize?: number;
+  /** How long a batch waits for company after its first item. Default 10. */
+  maxWaitMs?: number;
+  /** Never pay more than this per gas (wei). Default: no cap. */
+  maxFeePerGasCap?: bigint;
+  /** Refuse a settlement whose estimated gas exceeds this (per item for a batch). Default 250_000. */
+  maxGasPerSettlement?: bigint;
+  /** How long `submit` waits for the receipt before answering "pending". Default 30_000. */
+  receiptTimeoutMs?: number;
+  /** Fee-bump stuck transactions; `false` (default) to never replace. */
+  replacement?: ReplacementConfig | false;
+  /** Receipt polling period. Default 100. */
+  pollingIntervalMs?: number;
+  /**
+   * Simulate a batch before sending it and leave out items that would fail, rejecting them at once
+   * (no gas spent on them). Default true.
+   */
+  preflight?: boolean;
+  /** Durability hooks; awaited, but their failures only go to `onError`. */
+  onSubmitted?: (event: SubmittedEvent) => void | Promise<void>;
+  onFinal?: (event: FinalEvent) => void | Promise<void>;
+  /** Background failures (hooks, polling, bumps). Default: ignored. */
+  onError?: (error: unknown, context: string) => void;
+}
+
+export interface WaitForOptions {
+  /** Give up and answer "pending" after this long. Default: wait until the receipt arrives. */
+  timeoutMs?: number;
+  /** Report this item's status rather than the transaction's. */
+  item?: { from: Address; nonce: Hex };
+}
+
+export interface SignerStats {
+  network: Network;
+  address: Address;
+  /** Transactions this signer sent (replacements included). */
+  sent: number;
+  /** Not yet final. */
+  inFlight: number;
+}
+
+export interface EngineStats {
+  /** Settlement transactions sent, first sends only. */
+  transactions: number;
+  replacements: number;
+  items: number;
+  signers: SignerStats[];
+}
+
+export interface SettlementEngine {
+  /** Exactly the exact-scheme facilitator's `submit` hook. Throws `SettlementError` when nothing was sent. */
+  submit(call: SettlementCall): Promise<SubmitResult>;
+  /**
+   * Follows a transaction (or all hashes sent for one nonce) until one lands; after a restart,
+   * resume each pending ledger entry with this. A landed transaction is never reported failed
+   * and a reverted one never reported settled: the status comes from the receipt.
+   */
+  waitFor(transaction: Hex | readonly Hex[], options?: WaitForOptions & { network?: Network }): Promise<TransactionOutcome>;
+  /** One look, no waiting: the outcome if mined, else "pending". */
+  reconcile(transaction: Hex | readonly Hex[], options?: Omit<WaitForOptions, "timeoutMs"> & { network?: Network }): Promise<TransactionOutcome>;
+  stats(): EngineStats;
+  /** Stops taking work, sends what is queued and waits (up to `timeoutMs`, default 60 s) for it to be final. */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+}

@@ -1,0 +1,171 @@
+// Unit tests of the exact EVM scheme that need no chain: pricing, payload creation, payload parsing.
+import type { PaymentRequirements } from "@tollgate/core";
+import { decodeFunctionData, getAddress, recoverTypedDataAddress, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { describe, expect, it } from "vitest";
+import {
+  encodeTransferWithAuthorization,
+  exactEvmClient,
+  exactEvmServer,
+  exactTokenAbi,
+  parseExactEvmPayload,
+  transferWithAuthorizationTypes,
+  type EvmAssetInfo,
+  type ExactEvmPayload,
+} from "../src/index.ts";
+
+const USDC_BASE: EvmAssetInfo = {
+  network: "eip155:8453",
+  address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+  decimals: 6,
+  name: "USD Coin",
+  version: "2",
+  symbol: "USDC",
+};
+const EURC_BASE: EvmAssetInfo = { ...USDC_BASE, address: "0x60a3E35Cc302bFA44Cb288Bc5a4F316Fdb1adb42", name: "EURC", symbol: "EURC" };
+const DAI_LOCAL: EvmAssetInfo = { ...USDC_BASE, network: "eip155:31337", address: "0x0000000000000000000000000000000000000d41", decimals: 18, name: "Dai", version: "1", symbol: "DAI" };
+
+describe("exactEvmServer.parsePrice", () => {
+  const server = exactEvmServer({ assets: [EURC_BASE, USDC_BASE, DAI_LOCAL] });
+
+  it("resolves dollar strings to the network's USDC with its EIP-712 domain", () => {
+    expect(server.parsePrice("$0.01", "eip155:8453")).toEqual({
+      amount: "10000",
+      asset: USDC_BASE.address,
+      extra: { name: "USD Coin", version: "2" },
+    });
+    expect(server.parsePrice("$1,000.5", "eip155:8453").amount).toBe("1000500000");
+    expect(server.parsePrice("0.000001 USD", "eip155:8453").amount).toBe("1");
+  });
+
+  it("resolves a token symbol, and other USD stablecoins by their own decimals", () => {
+    expect(server.parsePrice("2.5 EURC", "eip155:8453")).toMatchObject({ amount: "2500000", asset: EURC_BASE.address, extra: { name: "EURC" } });
+    expect(server.parsePrice("$0.01", "eip155:31337")).toMatchObject({ amount: "10000000000000000", asset: getAddress(DAI_LOCAL.address) });
+  });
+
+  it("passes an asset amount through, validated and with the known domain filled in", () => {
+    expect(server.parsePrice({ amount: "123", asset: USDC_BASE.address.toLowerCase() }, "eip155:8453")).toEqual({
+      amount: "123",
+      asset: USDC_BASE.address,
+      extra: { name: "USD Coin", version: "2" },
+    });
+    const custom = server.parsePrice({ amount: "5", asset: "0x1111111111111111111111111111111111111111", extra: { name: "X", version: "9" } }, "eip155:1");
+    expect(custom).toEqual({ amount: "5", asset: "0x1111111111111111111111111111111111111111", extra: { name: "X", version: "9" } });
+    expect(() => server.parsePrice({ amount: "1.5", asset: USDC_BASE.address }, "eip155:8453")).toThrow(/price\.amount/);
+    expect(() => server.parsePrice({ amount: "-1", asset: USDC_BASE.address }, "eip155:8453")).toThrow(/price\.amount/);
+    expect(() => server.parsePrice({ amount: "1", asset: "0xnope" }, "eip155:8453")).toThrow(/price\.asset/);
+  });
+
+  it("refuses unknown networks, unknown symbols, inexact and malformed prices", () => {
+    expect(() => server.parsePrice("$0.01", "eip155:10")).toThrow(/no USD stablecoin is configured for eip155:10/);
+    expect(() => server.parsePrice("1 WETH", "eip155:8453")).toThrow(/no asset with symbol WETH/);
+    expect(() => server.parsePrice("$0.0000001", "eip155:8453")).toThrow(/more than 6 decimal places/);
+    expect(() => server.parsePrice("$abc", "eip155:8453")).toThrow(/not an amount/);
+    expect(() => server.parsePrice(0.01 as unknown as string, "eip155:8453")).toThrow(/numbers lose precision/);
+    expect(() => server.parsePrice("$0.01", "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp")).toThrow(/not an eip155 network/);
+    expect(() => exactEvmServer().parsePrice("$0.01", "eip155:8453")).toThrow(/no USD stablecoin/);
+  });
+
+  it("fills a missing domain into requirements for known assets only", () => {
+    const req: PaymentRequirements = { scheme: "exact", network: "eip155:8453", amount: "1", asset: USDC_BASE.address, payTo: USDC_BASE.address, maxTimeoutSeconds: 60 };
+    expect(server.enhanceRequirements!(req, undefined).extra).toEqual({ name: "USD Coin", version: "2" });
+    const other = { ...req, asset: "0x1111111111111111111111111111111111111111" };
+    expect(server.enhanceRequirements!(other, undefined)).toBe(other);
+  });
+});
+
+describe("exactEvmClient", () => {
+  const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+  const requirements: PaymentRequirements = {
+    scheme: "exact",
+    network: "eip155:84532",
+    amount: "10000",
+    asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+    payTo: "0x209693bc6afc0c5328ba36faf03c514ef312287c",
+    maxTimeoutSeconds: 60,
+    extra: { name: "USDC", version: "2" },
+  };
+
+  it("signs a TransferWithAuthorization that recovers to the account", async () => {
+    const client = exactEvmClient({ account, now: () => 1_800_000_000 });
+    expect(client.networks).toEqual(["eip155:*"]);
+    expect(client.payer("eip155:84532")).toBe(account.address);
+    const payload = (await client.createPayload(requirements, { x402Version: 2 })) as unknown as ExactEvmPayload;
+    expect(payload.authorization).toEqual({
+      from: account.address,
+      to: getAddress(requirements.payTo),
+      value: "10000",
+      validAfter: String(1_800_000_000 - 600),
+      validBefore: String(1_800_000_000 + 60),
+      nonce: expect.stringMatching(/^0x[0-9a-f]{64}$/),
+    });
+    expect(payload.signature).toMatch(/^0x[0-9a-f]{130}$/);
+    const recovered = await recoverTypedDataAddress({
+      domain: { name: "USDC", version: "2", chainId: 84532, verifyingContract: requirements.asset as Hex },
+      types: transferWithAuthorizationTypes,
+      primaryType: "TransferWithAuthorization",
+      message: { ...payload.authorization, value: 10000n, validAfter: BigInt(payload.authorization.validAfter), validBefore: BigInt(payload.authorization.validBefore) },
+      signature: payload.signature,
+    });
+    expect(recovered).toBe(account.address);
+    expect(parseExactEvmPayload(payload).ok).toBe(true);
+  });
+
+  it("uses a fresh random nonce each time", async () => {
+    const client = exactEvmClient({ account });
+    const a = (await client.createPayload(requirements, { x402Version: 2 })) as unknown as ExactEvmPayload;
+    const b = (await client.createPayload(requirements, { x402Version: 2 })) as unknown as ExactEvmPayload;
+    expect(a.authorization.nonce).not.toBe(b.authorization.nonce);
+  });
+
+  it("refuses requirements without the token's EIP-712 domain or with a bad network", async () => {
+    const client = exactEvmClient({ account });
+    await expect(client.createPayload({ ...requirements, extra: { version: "2" } }, { x402Version: 2 })).rejects.toThrow(/extra\.name and requirements\.extra\.version are required/);
+    await expect(client.createPayload({ ...requirements, extra: undefined }, { x402Version: 2 })).rejects.toThrow(/extra\.name/);
+    await expect(client.createPayload({ ...requirements, network: "solana:abc" }, { x402Version: 2 })).rejects.toThrow(/not an eip155 network/);
+    await expect(client.createPayload({ ...requirements, payTo: "bob" }, { x402Version: 2 })).rejects.toThrow(/payTo/);
+  });
+});
+
+describe("parseExactEvmPayload", () => {
+  const good = {
+    signature: `0x${"11".repeat(65)}`,
+    authorization: {
+      from: "0x857b06519E91e3A54538791bDbb0E22373e36b66",
+      to: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+      value: "10000",
+      validAfter: "1740672089",
+      validBefore: "1740672154",
+      nonce: `0x${"ab".repeat(32)}`,
+    },
+  };
+
+  it("accepts the spec's shape and longer smart-wallet signatures", () => {
+    expect(parseExactEvmPayload(good).ok).toBe(true);
+    expect(parseExactEvmPayload({ ...good, signature: `0x${"22".repeat(200)}` }).ok).toBe(true);
+  });
+
+  it.each([
+    [{ ...good, signature: "0x1234" }, "paymentPayload.payload.signature: expected at least 65 bytes"],
+    [{ ...good, signature: `0x${"1".repeat(131)}` }, "paymentPayload.payload.signature: expected 0x-prefixed hex bytes"],
+    [{ ...good, authorization: { ...good.authorization, value: "1.5" } }, "paymentPayload.payload.authorization.value"],
+    [{ ...good, authorization: { ...good.authorization, validBefore: 1740672154 } }, "paymentPayload.payload.authorization.validBefore"],
+    [{ ...good, authorization: { ...good.authorization, nonce: "0x1234" } }, "paymentPayload.payload.authorization.nonce: expected 0x followed by 32 bytes"],
+    [{ ...good, authorization: { ...good.authorization, to: "0xdead" } }, "paymentPayload.payload.authorization.to: expected a 0x-prefixed 20-byte address"],
+    [{ signature: good.signature }, "paymentPayload.payload.authorization"],
+  ])("names the bad field (%#)", (value, message) => {
+    const r = parseExactEvmPayload(value);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.message).toContain(message);
+  });
+
+  it("encodes settlement with the (v, r, s) overload for 65-byte signatures, bytes otherwise", () => {
+    const data = encodeTransferWithAuthorization(good.authorization as ExactEvmPayload["authorization"], `0x${"11".repeat(64)}1b`);
+    const decoded = decodeFunctionData({ abi: exactTokenAbi, data });
+    expect(decoded.functionName).toBe("transferWithAuthorization");
+    expect(decoded.args).toHaveLength(9);
+    expect(decoded.args![6]).toBe(27);
+    const long = encodeTransferWithAuthorization(good.authorization as ExactEvmPayload["authorization"], `0x${"22".repeat(100)}`);
+    expect(decodeFunctionData({ abi: exactTokenAbi, data: long }).args).toHaveLength(7);
+  });
+});

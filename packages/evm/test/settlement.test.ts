@@ -1,0 +1,333 @@
+// The settlement engine against a real anvil (one per file): nonces under load, batching,
+// several signers, fee bumps of stuck transactions, bounded receipt waits and resuming.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Reason } from "@tollgate/core";
+import { devAccount, startLocalNetwork, type DevAccount, type RunningLocalNetwork } from "@tollgate/devnet";
+import {
+  createPublicClient,
+  createTestClient,
+  createWalletClient,
+  custom,
+  http,
+  toHex,
+  type Address,
+  type Hex,
+  type PublicClient,
+} from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { eip3009Abi } from "../src/contracts/index.ts";
+import {
+  createSettlementEngine,
+  SettlementError,
+  type FinalEvent,
+  type SettlementCall,
+  type SettlementEngineConfig,
+  type SubmittedEvent,
+} from "../src/settlement/index.ts";
+
+let net: RunningLocalNetwork;
+let client: PublicClient;
+let test: ReturnType<typeof createTestClient>;
+const signerA = devAccount(1);
+const signerB = devAccount(9);
+
+beforeAll(async () => {
+  net = await startLocalNetwork({ payers: 4 });
+  client = createPublicClient({ transport: http(net.rpcUrl) }) as PublicClient;
+  test = createTestClient({ mode: "anvil", transport: http(net.rpcUrl) });
+});
+
+afterAll(async () => {
+  await net?.stop();
+});
+
+let nonceCounter = 0n;
+function freshNonce(): Hex {
+  // Distinct across the file, random enough across runs.
+  nonceCounter++;
+  return toHex((BigInt(Date.now()) << 64n) | nonceCounter, { size: 32 });
+}
+
+async function authorize(payer: DevAccount, value: bigint, opts: { validBefore?: bigint } = {}): Promise<SettlementCall> {
+  const account = privateKeyToAccount(payer.privateKey);
+  const authorization = {
+    from: payer.address,
+    to: net.accounts.payee.address,
+    value,
+    validAfter: 0n,
+    validBefore: opts.validBefore ?? BigInt(Math.floor(Date.now() / 1000) + 3600),
+    nonce: freshNonce(),
+  };
+  const signature = await account.signTypedData({
+    domain: { name: net.usdc.name, version: net.usdc.version, chainId: net.chainId, verifyingContract: net.usdc.address },
+    types: {
+      TransferWithAuthorization: [
+        { name: "from", type: "address" },
+        { name: "to", type: "address" },
+        { name: "value", type: "uint256" },
+        { name: "validAfter", type: "uint256" },
+        { name: "validBefore", type: "uint256" },
+        { name: "nonce", type: "bytes32" },
+      ],
+    },
+    primaryType: "TransferWithAuthorization",
+    message: authorization,
+  });
+  // Wire form: decimal strings, as the exact facilitator hands them over.
+  return {
+    network: net.network,
+    asset: net.usdc.address,
+    authorization: {
+      ...authorization,
+      value: authorization.value.toString(),
+      validAfter: authorization.validAfter.toString(),
+      validBefore: authorization.validBefore.toString(),
+    },
+    signature,
+  };
+}
+
+function balance(address: Address): Promise<bigint> {
+  return client.readContract({ address: net.usdc.address, abi: eip3009Abi, functionName: "balanceOf", args: [address] });
+}
+
+function engineFor(overrides: Partial<SettlementEngineConfig> = {}) {
+  return createSettlementEngine({
+    networks: [{ network: net.network, rpcUrl: net.rpcUrl, batchSettler: net.batchSettler.address }],
+    signers: [signerA.privateKey, signerB.privateKey],
+    pollingIntervalMs: 20,
+    ...overrides,
+  });
+}
+
+/** Many distinct authorizations, spread over the payers. */
+async function authorizations(n: number, value: bigint): Promise<SettlementCall[]> {
+  return Promise.all(Array.from({ length: n }, (_, i) => authorize(net.accounts.payers[i % net.accounts.payers.length]!, value)));
+}
+
+async function countTransactions(fromBlock: bigint, toBlock: bigint): Promise<number> {
+  let n = 0;
+  for (let b = fromBlock; b <= toBlock; b++) n += await client.getBlockTransactionCount({ blockNumber: b });
+  return n;
+}
+
+async function settleAll(batching: boolean, n: number) {
+  const calls = await authorizations(n, 1_000n);
+  const payee = net.accounts.payee.address;
+  const payeeBefore = await balance(payee);
+  const payersBefore = await Promise.all(net.accounts.payers.map((p) => balance(p.address)));
+  const blockBefore = await client.getBlockNumber({ cacheTime: 0 });
+  const errors: unknown[] = [];
+  const engine = engineFor({ batching, onError: (e) => errors.push(e) });
+  const started = performance.now();
+  const results = await Promise.all(calls.map((c) => engine.submit(c)));
+  const seconds = (performance.now() - started) / 1000;
+  await engine.close();
+  const blockAfter = await client.getBlockNumber({ cacheTime: 0 });
+
+  expect(results.filter((r) => r.status !== "success")).toEqual([]);
+  expect(errors).toEqual([]);
+  expect(await balance(payee)).toBe(payeeBefore + 1_000n * BigInt(n));
+  const payersAfter = await Promise.all(net.accounts.payers.map((p) => balance(p.address)));
+  payersAfter.forEach((after, i) => expect(after).toBe(payersBefore[i]! - 1_000n * BigInt(n / net.accounts.payers.length)));
+  const transactions = await countTransactions(blockBefore + 1n, blockAfter);
+  const stats = engine.stats();
+  console.info(
+    `[settlement] batching=${batching}: ${n} settlements in ${seconds.toFixed(2)} s = ${(n / seconds).toFixed(0)}/s, ` +
+      `${transactions} transactions, signers used: ${stats.signers.map((s) => s.sent).join("/")}`,
+  );
+  return { results, transactions, stats };
+}
+
+describe("settlement engine on anvil", () => {
+  it("batching on: 200 concurrent authorizations settle in far fewer transactions, on both signers", async () => {
+    const { results, transactions, stats } = await settleAll(true, 200);
+    expect(transactions).toBe(stats.transactions);
+    expect(transactions).toBeLessThanOrEqual(20);
+    expect(new Set(results.map((r) => r.transaction)).size).toBe(transactions);
+    // Both fee payers carried batches.
+    expect(stats.signers.every((s) => s.sent > 0)).toBe(true);
+    expect(stats.signers.every((s) => s.inFlight === 0)).toBe(true);
+  });
+
+  it("batching off: 200 concurrent authorizations, one transaction each, no nonce errors", async () => {
+    const { results, transactions, stats } = await settleAll(false, 200);
+    expect(transactions).toBe(200);
+    expect(new Set(results.map((r) => r.transaction)).size).toBe(200);
+    expect(stats.signers.every((s) => s.sent > 50)).toBe(true);
+  });
+
+  it("an invalid item inside a batch fails alone, with its reason, from the receipt's logs", async () => {
+    const good = await authorizations(3, 7n);
+    const bad = await authorize(net.accounts.payers[0]!, 7n);
+    const tampered: SettlementCall = { ...bad, authorization: { ...bad.authorization, value: "8" } }; // signature no longer matches
+    const finals: FinalEvent[] = [];
+    // preflight off so the bad item really goes on chain inside the batch.
+    const engine = engineFor({ preflight: false, maxWaitMs: 50, onFinal: (e) => void finals.push(e) });
+    const [r0, r1, rBad, r2] = await Promise.all([good[0]!, good[1]!, tampered, good[2]!].map((c) => engine.submit(c)));
+    await engine.close();
+    for (const r of [r0, r1, r2]) expect(r).toEqual({ transaction: r0!.transaction, status: "success" });
+    expect(rBad).toEqual({ transaction: r0!.transaction, status: "reverted", reason: Reason.evmSignature });
+    expect(finals).toHaveLength(1);
+    expect(finals[0]!.status).toBe("success");
+    expect(finals[0]!.items.map((i) => i.status)).toEqual(["success", "success", "reverted", "success"]);
+    // And resuming from the hash tells the same story per item.
+    const asBad = await engine.reconcile(r0!.transaction, { item: { from: tampered.authorization.from, nonce: tampered.authorization.nonce } });
+    expect(asBad.status).toBe("reverted");
+    const asGood = await engine.reconcile(r0!.transaction, { item: { from: good[1]!.authorization.from, nonce: good[1]!.authorization.nonce } });
+    expect(asGood.status).toBe("success");
+  });
+
+  it("with preflight, a failing item is refused up front (no gas) and the rest settle together", async () => {
+    const good = await authorizations(2, 5n);
+    const expired = await authorize(net.accounts.payers[1]!, 5n, { validBefore: 1n });
+    const engine = engineFor({ maxWaitMs: 50 });
+    const settled = await Promise.allSettled([good[0]!, expired, good[1]!].map((c) => engine.submit(c)));
+    await engine.close();
+    expect(settled[0]).toMatchObject({ status: "fulfilled", value: { status: "success" } });
+    expect(settled[2]).toMatchObject({ status: "fulfilled", value: { status: "success" } });
+    expect(settled[1]!.status).toBe("rejected");
+    const err = (settled[1] as PromiseRejectedResult).reason;
+    expect(err).toBeInstanceOf(SettlementError);
+    expect((err as SettlementError).reason).toBe(Reason.evmValidBefore);
+    expect(engine.stats().transactions).toBe(1);
+  });
+
+  it("works on nodes without eth_simulateV1 (eth_call + eth_estimateGas)", async () => {
+    const upstream = createPublicClient({ transport: http(net.rpcUrl) });
+    const methods: string[] = [];
+    // The real anvil behind a transport that refuses eth_simulateV1, like many RPC providers do.
+    const noSimulate = createPublicClient({
+      transport: custom({
+        async request({ method, params }) {
+          methods.push(method);
+          if (method === "eth_simulateV1") throw Object.assign(new Error("the method eth_simulateV1 does not exist/is not available"), { code: -32601 });
+          return upstream.request({ method, params } as never);
+        },
+      }),
+    }) as PublicClient;
+    const engine = createSettlementEngine({
+      networks: [{ network: net.network, client: noSimulate, batchSettler: net.batchSettler.address }],
+      signers: [signerA.privateKey],
+      pollingIntervalMs: 20,
+      maxWaitMs: 50,
+    });
+    const good = await authorizations(3, 4n);
+    const used = good[0]!; // the same authorization twice: the second copy must fail
+    const settled = await Promise.allSettled([...good, { ...used, authorization: { ...used.authorization } }].map((c) => engine.submit(c)));
+    await engine.close();
+    // The duplicate is refused while queued; the three distinct ones settle in one batch.
+    expect(settled.slice(0, 3).map((s) => s.status === "fulfilled" && s.value.status)).toEqual(["success", "success", "success"]);
+    expect(settled[3]).toMatchObject({ status: "rejected", reason: { reason: Reason.evmNonceUsed } });
+    expect(methods.filter((m) => m === "eth_simulateV1")).toHaveLength(1);
+    expect(methods).toContain("eth_estimateGas");
+    // A direct one whose nonce is already used is refused with the token's reason.
+    const again = createSettlementEngine({ networks: [{ network: net.network, client: noSimulate }], signers: [signerA.privateKey] });
+    await expect(again.submit(used)).rejects.toMatchObject({ reason: Reason.evmNonceUsed });
+    await again.close();
+  });
+
+  it("refuses bad input and settlements above the gas cap without sending anything", async () => {
+    const engine = engineFor({ batching: false, maxGasPerSettlement: 20_000n });
+    const call = await authorize(net.accounts.payers[2]!, 3n);
+    await expect(engine.submit({ ...call, network: "eip155:1" })).rejects.toMatchObject({ reason: Reason.invalidNetwork });
+    await expect(engine.submit({ ...call, authorization: { ...call.authorization, value: "-1" } })).rejects.toThrow(/authorization\.value/);
+    await expect(engine.submit({ ...call, signature: "0x1234" })).rejects.toMatchObject({ reason: Reason.evmSignature });
+    await expect(engine.submit(call)).rejects.toThrow(/exceeds the cap/);
+    expect(engine.stats().transactions).toBe(0);
+    await engine.close();
+  });
+
+  it("resyncs after the signer's nonce moved behind its back, and honours the fee cap", async () => {
+    const cap = 3_000_000_000n;
+    const engine = engineFor({ batching: false, signers: [signerA.privateKey], maxFeePerGasCap: cap });
+    expect((await engine.submit(await authorize(net.accounts.payers[0]!, 2n))).status).toBe("success");
+    // Someone else uses the same key: the engine's local counter is now stale.
+    const wallet = createWalletClient({ account: privateKeyToAccount(signerA.privateKey), transport: http(net.rpcUrl) });
+    const outside = await wallet.sendTransaction({ chain: null, to: signerB.address, value: 1n });
+    await client.waitForTransactionReceipt({ hash: outside });
+    const r = await engine.submit(await authorize(net.accounts.payers[0]!, 2n));
+    expect(r.status).toBe("success");
+    const tx = await client.getTransaction({ hash: r.transaction });
+    expect(tx.maxFeePerGas! <= cap).toBe(true);
+    await engine.close();
+  });
+
+  describe("without automine", () => {
+    beforeAll(async () => {
+      await test.setAutomine(false);
+    });
+    afterAll(async () => {
+      await test.setAutomine(true);
+    });
+
+    it("receipt timeout answers pending; waitFor resolves to success once mined", async () => {
+      const finals: FinalEvent[] = [];
+      const engine = engineFor({ batching: false, receiptTimeoutMs: 300, onFinal: (e) => void finals.push(e) });
+      const call = await authorize(net.accounts.payers[3]!, 11n);
+      const started = Date.now();
+      const r = await engine.submit(call);
+      expect(r.status).toBe("pending");
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect((await engine.reconcile(r.transaction)).status).toBe("pending");
+      const waiting = engine.waitFor(r.transaction, { item: { from: call.authorization.from, nonce: call.authorization.nonce } });
+      await test.mine({ blocks: 1 });
+      const outcome = await waiting;
+      expect(outcome).toMatchObject({ transaction: r.transaction, status: "success" });
+      await engine.close();
+      expect(finals.map((f) => f.transaction)).toEqual([r.transaction]);
+
+      // A fresh engine (as after a restart) reads the same outcome from the chain.
+      const restarted = engineFor();
+      expect(await restarted.waitFor(r.transaction, { timeoutMs: 1_000 })).toMatchObject({ status: "success" });
+      await restarted.close();
+    });
+
+    it("a stuck transaction is replaced with higher fees and reported once, from the hash that landed", async () => {
+      const submitted: SubmittedEvent[] = [];
+      const finals: FinalEvent[] = [];
+      const engine = engineFor({
+        batching: false,
+        signers: [signerB.privateKey],
+        receiptTimeoutMs: 10_000,
+        replacement: { bumpAfterMs: 150 },
+        onSubmitted: (e) => void submitted.push(e),
+        onFinal: (e) => void finals.push(e),
+      });
+      const call = await authorize(net.accounts.payers[3]!, 13n);
+      const result = engine.submit(call);
+      await until(() => submitted.length >= 2);
+      const [first, second] = submitted;
+      expect(second!.nonce).toBe(first!.nonce);
+      expect(second!.replaces).toBe(first!.transaction);
+      expect(second!.maxFeePerGas * 8n >= first!.maxFeePerGas * 9n).toBe(true);
+      expect(second!.maxPriorityFeePerGas * 8n >= first!.maxPriorityFeePerGas * 9n).toBe(true);
+      // The node dropped the first for the second: only the replacement is still known.
+      const tx2 = await client.getTransaction({ hash: second!.transaction });
+      expect(tx2.maxFeePerGas).toBe(second!.maxFeePerGas);
+      await expect(client.getTransaction({ hash: first!.transaction })).rejects.toThrow();
+      await test.mine({ blocks: 1 });
+      const r = await result;
+      const landed = submitted.map((s) => s.transaction).filter((h) => h === r.transaction);
+      expect(landed).toHaveLength(1);
+      expect(r.status).toBe("success");
+      await engine.close();
+      expect(finals).toHaveLength(1);
+      expect(finals[0]!.transaction).toBe(r.transaction);
+      expect(engine.stats().replacements).toBeGreaterThanOrEqual(1);
+      // Resuming with all hashes of that nonce finds the one that landed.
+      const resumed = engineFor();
+      const outcome = await resumed.waitFor(submitted.map((s) => s.transaction), { timeoutMs: 1_000 });
+      expect(outcome).toMatchObject({ transaction: r.transaction, status: "success" });
+      await resumed.close();
+    });
+  });
+});
+
+async function until(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

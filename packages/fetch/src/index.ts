@@ -1,0 +1,28 @@
+export { wrapFetch, getPaymentReceipt, PaymentFailedError, type FetchLike, type WrapFetchOptions, type PaymentInfo } from "./wrap.ts";
+export {
+  accountFromEnv,
+  accountFromKeystore,
+  createKeystore,
+  decryptKeystore,
+  KeyError,
+  KeystoreError,
+  type KeystoreV3,
+  type CreateKeystoreOptions,
+  type ScryptParams,
+  type Pbkdf2Params,
+} from "./keys.ts";
+// The payment client lives in core; re-exported so one import is enough for a paying app.
+export {
+  createPaymentClient,
+  spendingPolicy,
+  preferNetworks,
+  cheapest,
+  PaymentRefusedError,
+  InvalidPaymentRequiredError,
+  type PaymentClient,
+  type PaymentClientOptions,
+  type Payment,
+  type SpendingPolicy,
+  type SpendingPolicyOptions,
+  type Chooser,
+} from "@tollgate/core";

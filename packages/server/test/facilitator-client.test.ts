@@ -1,0 +1,124 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  createFacilitator,
+  FacilitatorError,
+  httpFacilitatorClient,
+  localFacilitatorClient,
+  type PaymentPayload,
+  type PaymentRequirements,
+  type SchemeFacilitator,
+} from "@tollgate/core";
+import { ASSET, PAY_TO, PAYER, SUPPORTED, TX } from "./fixtures.ts";
+
+const requirements: PaymentRequirements = { scheme: "exact", network: "eip155:84532", amount: "10000", asset: ASSET, payTo: PAY_TO, maxTimeoutSeconds: 60 };
+const payload: PaymentPayload = { x402Version: 2, accepted: requirements, payload: { signature: "0x01" } };
+
+type Reply = { status: number; body: string; delayMs?: number };
+const seen: { method: string; url: string; headers: IncomingMessage["headers"]; body: string }[] = [];
+let reply: (path: string) => Reply;
+let server: Server;
+let base: string;
+
+beforeAll(async () => {
+  server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      const r = reply(req.url!);
+      const send = () => res.writeHead(r.status, { "content-type": "application/json" }).end(r.body);
+      if (r.delayMs) setTimeout(send, r.delayMs);
+      else send();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+beforeEach(() => {
+  seen.length = 0;
+});
+
+describe("httpFacilitatorClient", () => {
+  it("POSTs the spec's body to /verify with the configured headers and parses the answer", async () => {
+    reply = () => ({ status: 200, body: JSON.stringify({ isValid: true, payer: PAYER }) });
+    const client = httpFacilitatorClient({ url: base + "/", headers: (endpoint) => ({ authorization: `Bearer t-${endpoint}` }) });
+    expect(await client.verify(payload, requirements)).toEqual({ isValid: true, payer: PAYER });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.method).toBe("POST");
+    expect(seen[0]!.url).toBe("/verify");
+    expect(seen[0]!.headers.authorization).toBe("Bearer t-verify");
+    expect(seen[0]!.headers["content-type"]).toBe("application/json");
+    expect(JSON.parse(seen[0]!.body)).toEqual({ x402Version: 2, paymentPayload: payload, paymentRequirements: requirements });
+  });
+
+  it("returns a well-formed negative verdict even on an error status", async () => {
+    reply = () => ({ status: 400, body: JSON.stringify({ isValid: false, invalidReason: "invalid_payload", invalidMessage: "x", payer: null }) });
+    const client = httpFacilitatorClient({ url: base });
+    expect(await client.verify(payload, requirements)).toEqual({ isValid: false, invalidReason: "invalid_payload", invalidMessage: "x" });
+    reply = () => ({ status: 500, body: JSON.stringify({ success: false, errorReason: "unexpected_settle_error", transaction: "", network: "eip155:84532" }) });
+    expect(await client.settle(payload, requirements)).toMatchObject({ success: false, errorReason: "unexpected_settle_error" });
+    expect(seen[1]!.url).toBe("/settle");
+  });
+
+  it("throws a FacilitatorError with status and excerpt for anything else", async () => {
+    const client = httpFacilitatorClient({ url: base });
+    reply = () => ({ status: 502, body: "<html>\n  Bad   gateway " + "x".repeat(500) + "</html>" });
+    const e1 = await client.verify(payload, requirements).catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(FacilitatorError);
+    expect(e1).toMatchObject({ status: 502, endpoint: "verify" });
+    expect((e1 as FacilitatorError).excerpt.startsWith("<html> Bad gateway")).toBe(true);
+    expect((e1 as FacilitatorError).excerpt.length).toBeLessThanOrEqual(200);
+
+    reply = () => ({ status: 200, body: JSON.stringify({ ok: true }) });
+    const e2 = await client.settle(payload, requirements).catch((e: unknown) => e);
+    expect(e2).toBeInstanceOf(FacilitatorError);
+    expect((e2 as Error).message).toContain("settleResponse.success");
+
+    // An error status claiming success is contradictory and not trusted.
+    reply = () => ({ status: 500, body: JSON.stringify({ success: true, transaction: TX, network: "eip155:84532" }) });
+    await expect(client.settle(payload, requirements)).rejects.toBeInstanceOf(FacilitatorError);
+  });
+
+  it("caches /supported, but not a failure", async () => {
+    const client = httpFacilitatorClient({ url: base });
+    reply = () => ({ status: 503, body: "{}" });
+    await expect(client.supported()).rejects.toMatchObject({ status: 503, endpoint: "supported" });
+    reply = () => ({ status: 200, body: JSON.stringify(SUPPORTED) });
+    expect(await client.supported()).toEqual(SUPPORTED);
+    expect(await client.supported()).toEqual(SUPPORTED);
+    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual(["GET /supported", "GET /supported"]);
+  });
+
+  it("reports an unreachable facilitator and a timeout without a status", async () => {
+    const down = httpFacilitatorClient({ url: "http://127.0.0.1:1" });
+    await expect(down.verify(payload, requirements)).rejects.toMatchObject({ name: "FacilitatorError", status: undefined });
+    reply = () => ({ status: 200, body: JSON.stringify({ isValid: true }), delayMs: 500 });
+    const slow = httpFacilitatorClient({ url: base, timeoutMs: 50 });
+    await expect(slow.verify(payload, requirements)).rejects.toThrow(/timed out after 50 ms/);
+  });
+
+  it("refuses a non-http url", () => {
+    expect(() => httpFacilitatorClient({ url: "ftp://x" })).toThrow(TypeError);
+  });
+});
+
+describe("localFacilitatorClient", () => {
+  it("routes to an in-process facilitator's scheme", async () => {
+    const scheme: SchemeFacilitator = {
+      scheme: "exact",
+      networks: ["eip155:84532"],
+      signers: () => ["0xfee"],
+      verify: async () => ({ isValid: true, payer: PAYER }),
+      settle: async () => ({ success: true, transaction: TX, network: "eip155:84532", payer: PAYER }),
+    };
+    const client = localFacilitatorClient(createFacilitator({ schemes: [scheme] }));
+    expect(await client.verify(payload, requirements)).toEqual({ isValid: true, payer: PAYER });
+    expect(await client.settle(payload, requirements)).toMatchObject({ success: true, transaction: TX });
+    expect((await client.supported()).kinds).toContainEqual({ x402Version: 2, scheme: "exact", network: "eip155:84532" });
+    const other = await client.verify(payload, { ...requirements, payTo: ASSET });
+    expect(other).toMatchObject({ isValid: false, invalidReason: "invalid_payment_requirements_mismatch" });
+  });
+});

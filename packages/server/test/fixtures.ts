@@ -1,0 +1,81 @@
+/**
+ * Test doubles for the resource-server tests: a scheme server pricing in a 6-decimal token,
+ * and an in-process facilitator whose verdicts each test sets. No chain is involved; the
+ * real schemes and facilitator are exercised by the integration tests.
+ */
+import {
+  decimalToAtomic,
+  parseMoney,
+  type FacilitatorClient,
+  type PaymentPayload,
+  type PaymentRequirements,
+  type SchemeServer,
+  type SettleResponse,
+  type SupportedResponse,
+  type VerifyResponse,
+} from "@tollgate/core";
+
+export const ASSET = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+export const PAY_TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
+export const PAYER = "0x857b06519E91e3A54538791bDbb0E22373e36b66";
+export const TX = "0x" + "ab".repeat(32);
+
+export const stubScheme: SchemeServer = {
+  scheme: "exact",
+  networks: ["eip155:*"],
+  parsePrice(price) {
+    if (typeof price !== "string") return price;
+    const money = parseMoney(price);
+    if (money.kind === "token" && money.symbol !== "USDC") throw new Error(`unknown token ${money.symbol}`);
+    return { amount: decimalToAtomic(money.decimal, 6).toString(), asset: ASSET, extra: { name: "USDC", version: "2" } };
+  },
+  enhanceRequirements(requirements, kind) {
+    return kind?.extra ? { ...requirements, extra: { ...requirements.extra, ...kind.extra } } : requirements;
+  },
+};
+
+export interface StubFacilitator extends FacilitatorClient {
+  verifyCalls: { payload: PaymentPayload; requirements: PaymentRequirements }[];
+  settleCalls: { payload: PaymentPayload; requirements: PaymentRequirements }[];
+  verifyResult: VerifyResponse;
+  settleResult: SettleResponse | Error;
+  reset(): void;
+}
+
+export const SUPPORTED: SupportedResponse = {
+  kinds: [
+    { x402Version: 2, scheme: "exact", network: "eip155:84532" },
+    { x402Version: 1, scheme: "exact", network: "base-sepolia" },
+    { x402Version: 2, scheme: "exact", network: "eip155:8453", extra: { hint: "from-facilitator" } },
+  ],
+  extensions: [],
+  signers: { "eip155:*": ["0x1234567890abcdef1234567890abcdef12345678"] },
+};
+
+export function stubFacilitator(): StubFacilitator {
+  const f: StubFacilitator = {
+    verifyCalls: [],
+    settleCalls: [],
+    verifyResult: { isValid: true, payer: PAYER },
+    settleResult: { success: true, transaction: TX, network: "eip155:84532", payer: PAYER },
+    reset() {
+      f.verifyCalls = [];
+      f.settleCalls = [];
+      f.verifyResult = { isValid: true, payer: PAYER };
+      f.settleResult = { success: true, transaction: TX, network: "eip155:84532", payer: PAYER };
+    },
+    async verify(payload, requirements) {
+      f.verifyCalls.push({ payload, requirements });
+      return f.verifyResult;
+    },
+    async settle(payload, requirements) {
+      f.settleCalls.push({ payload, requirements });
+      if (f.settleResult instanceof Error) throw f.settleResult;
+      return { ...f.settleResult, network: f.settleResult.network };
+    },
+    async supported() {
+      return SUPPORTED;
+    },
+  };
+  return f;
+}

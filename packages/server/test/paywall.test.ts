@@ -1,0 +1,105 @@
+/** The transport-neutral core, without HTTP: configuration errors, route matching, edge decisions. */
+import { describe, expect, it } from "vitest";
+import { decodeBase64Json, type PaymentRequired } from "@tollgate/core";
+import { createPaywall, escapeHtml, mergeHeaderValue, parseRouteKey, PaywallConfigError, type PaywallConfig } from "@tollgate/server";
+import { ASSET, PAY_TO, stubFacilitator, stubScheme } from "./fixtures.ts";
+
+const base = (routes: PaywallConfig["routes"], extra: Partial<PaywallConfig> = {}): PaywallConfig => ({
+  facilitator: stubFacilitator(),
+  schemes: [stubScheme],
+  routes,
+  ...extra,
+});
+const request = (method: string, path: string, headers: Record<string, string> = {}) => ({
+  method,
+  url: `https://api.example.com${path}`,
+  headers: (name: string) => headers[name.toLowerCase()],
+});
+
+describe("createPaywall configuration", () => {
+  it("fails at startup, naming the route, for an unpayable price, an unserved network or a bad key", () => {
+    expect(() => createPaywall(base({ "GET /a": { price: "0.001 DAI", network: "eip155:84532", payTo: PAY_TO } }))).toThrow(/route "GET \/a": price "0.001 DAI" on eip155:84532: unknown token DAI/);
+    expect(() => createPaywall(base({ "/b": { price: "$0.0000001", network: "eip155:84532", payTo: PAY_TO } }))).toThrow(PaywallConfigError);
+    expect(() => createPaywall(base({ "/c": { price: "$1", network: "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", payTo: PAY_TO } }))).toThrow(/no "exact" scheme server/);
+    expect(() => createPaywall(base({ "/d": { price: "$1", network: ["eip155:1", "eip155:10"], payTo: { "eip155:1": PAY_TO } } }))).toThrow(/payTo has no address for network eip155:10/);
+    expect(() => createPaywall(base({ "weather": { price: "$1", network: "eip155:1", payTo: PAY_TO } }))).toThrow(/route key "weather"/);
+    expect(() => createPaywall(base({ "/e": { accepts: [] } }))).toThrow(/at least one payment option/);
+  });
+
+  it("parses route keys with optional method and wildcard", () => {
+    const { method, pattern } = parseRouteKey("get /api/*/items");
+    expect(method).toBe("GET");
+    expect(pattern.test("/api/v1/items")).toBe(true);
+    expect(pattern.test("/api/v1/x/items")).toBe(true);
+    expect(pattern.test("/api/items")).toBe(false);
+    expect(parseRouteKey("/a.b").pattern.test("/aXb")).toBe(false);
+  });
+});
+
+describe("handle", () => {
+  const paywall = createPaywall(
+    base({
+      "POST /buy": { price: "$1", network: "eip155:84532", payTo: PAY_TO },
+      "/api/*": {
+        description: "api",
+        accepts: [
+          { price: { amount: "5", asset: ASSET }, network: "eip155:84532", payTo: PAY_TO, maxTimeoutSeconds: 30 },
+          { price: "2 USDC", network: "eip155:8453", payTo: PAY_TO, extra: { custom: 1 } },
+          // Not among the facilitator's kinds: silently not offered.
+          { price: "$1", network: "eip155:10", payTo: PAY_TO },
+        ],
+      },
+      "GET /none": { price: "$1", network: "eip155:10", payTo: PAY_TO },
+    }),
+  );
+
+  it("matches method and path; other requests and preflights are free", async () => {
+    expect((await paywall.handle(request("GET", "/buy"))).kind).toBe("free");
+    expect((await paywall.handle(request("POST", "/buy/"))).kind).toBe("respond");
+    expect((await paywall.handle(request("OPTIONS", "/api/x"))).kind).toBe("free");
+    expect((await paywall.handle(request("GET", "/apix"))).kind).toBe("free");
+  });
+
+  it("offers every accepts entry the facilitator supports, each with its own price", async () => {
+    const d = await paywall.handle(request("DELETE", "/api/thing"));
+    if (d.kind !== "respond") throw new Error("expected a response");
+    const decoded = decodeBase64Json(d.headers["PAYMENT-REQUIRED"], "PAYMENT-REQUIRED");
+    const required = (decoded.ok ? decoded.value : null) as PaymentRequired;
+    expect(required.resource).toEqual({ url: "https://api.example.com/api/thing", description: "api" });
+    expect(required.accepts.map((a) => [a.network, a.amount, a.maxTimeoutSeconds])).toEqual([
+      ["eip155:84532", "5", 30],
+      ["eip155:8453", "2000000", 60],
+    ]);
+    expect(required.accepts[1]!.extra).toEqual({ name: "USDC", version: "2", custom: 1, hint: "from-facilitator" });
+  });
+
+  it("answers 500 when the facilitator supports none of a route's options", async () => {
+    const d = await paywall.handle(request("GET", "/none"));
+    expect(d).toMatchObject({ kind: "respond", status: 500 });
+  });
+
+  it("makes settle single-use and skips settlement for failed handlers", async () => {
+    const facilitator = stubFacilitator();
+    const p = createPaywall(base({ "/x": { price: "$1", network: "eip155:84532", payTo: PAY_TO } }, { facilitator }));
+    const first = await p.handle(request("GET", "/x"));
+    if (first.kind !== "respond") throw new Error("expected 402");
+    const required = (decodeBase64Json(first.headers["PAYMENT-REQUIRED"], "h") as { value: PaymentRequired }).value;
+    const header = Buffer.from(JSON.stringify({ x402Version: 2, accepted: required.accepts[0], payload: {} })).toString("base64");
+    const d = await p.handle(request("GET", "/x", { "payment-signature": header }));
+    if (d.kind !== "paid") throw new Error("expected paid");
+    expect(d.payment).toMatchObject({ x402Version: 2, route: "/x", requirements: { amount: "1000000" } });
+    expect(await d.settle({ status: 404 })).toEqual({ kind: "ok", headers: {} });
+    expect(facilitator.settleCalls).toHaveLength(0);
+    await expect(d.settle({ status: 200 })).rejects.toThrow(/already/);
+  });
+});
+
+describe("helpers", () => {
+  it("escapes HTML metacharacters", () => {
+    expect(escapeHtml(`<a href="x" onclick='y'>&\``)).toBe("&#60;a href=&#34;x&#34; onclick=&#39;y&#39;&#62;&#38;&#96;");
+  });
+  it("merges list headers and replaces the rest", () => {
+    expect(mergeHeaderValue("Access-Control-Expose-Headers", "ETag, payment-response", "PAYMENT-REQUIRED, PAYMENT-RESPONSE")).toBe("ETag, payment-response, PAYMENT-REQUIRED");
+    expect(mergeHeaderValue("PAYMENT-RESPONSE", "old", "new")).toBe("new");
+  });
+});

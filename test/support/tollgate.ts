@@ -1,0 +1,166 @@
+// Harness that runs OUR stack (@tollgate/facilitator, @tollgate/express or @tollgate/hono,
+// @tollgate/fetch) over real HTTP on loopback, shaped like ./official.ts so tests and benchmarks
+// can swap either side. Test/bench only: nothing under src/ may import this.
+//
+// - The facilitator is the real service (startFacilitator: hono app, in-memory PGlite ledger,
+//   settle-once coordinator), with its scheme built here only when a test needs to tune it.
+// - The resource server protects `GET <path>` (default /paid) answering JSON `{ ok: true, path }`,
+//   like the official harness's server, so a client sees the same resource from either stack.
+import { createServer, type RequestListener, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
+import { Hono } from "hono";
+import { getRequestListener } from "@hono/node-server";
+import type { Address, Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { httpFacilitatorClient, type FacilitatorClient, type Network, type Price, type SpendingPolicy } from "@tollgate/core";
+import { exactEvmClient, exactEvmFacilitator, exactEvmServer } from "@tollgate/evm";
+import { startFacilitator, type Ledger } from "@tollgate/facilitator";
+import { paymentMiddleware as expressPaymentMiddleware } from "@tollgate/express";
+import { paymentMiddleware as honoPaymentMiddleware } from "@tollgate/hono";
+import { wrapFetch } from "@tollgate/fetch";
+import type { Closable } from "./official.ts";
+
+/** The local token as devnet describes it. */
+export interface LocalToken {
+  address: Address;
+  name: string;
+  version: string;
+  decimals: number;
+  symbol?: string;
+}
+
+/** Node's default (16 KiB) would answer an oversized payment header with 431 before our code sees it. */
+const MAX_HEADER_SIZE = 64 * 1024;
+
+/** Serves a node request listener on 127.0.0.1 (ephemeral port by default); close() drops keep-alive sockets too. */
+export async function listen(listener: RequestListener, port = 0): Promise<Closable> {
+  const server: Server = createServer({ maxHeaderSize: MAX_HEADER_SIZE }, listener);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port: bound } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${bound}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export interface TollgateFacilitatorOptions {
+  rpcUrl: string;
+  /** CAIP-2, e.g. "eip155:31337". */
+  network: string;
+  /** Accepted asset (the facilitator's allowlist). */
+  usdc: LocalToken;
+  /** Fee payer key. Never logged. */
+  privateKey: Hex;
+  /**
+   * Receipt polling interval of the exact scheme's RPC client. Undefined: the service's own
+   * default scheme wiring (what `tollgate facilitator` runs), untouched.
+   */
+  pollingIntervalMs?: number;
+  port?: number;
+}
+
+export interface TollgateFacilitator extends Closable {
+  /** Address that submits settlement transactions. */
+  address: Address;
+  ledger: Ledger;
+}
+
+/** Our facilitator service over HTTP (POST /verify, POST /settle, GET /supported, …). */
+export async function startTollgateFacilitator(opts: TollgateFacilitatorOptions): Promise<TollgateFacilitator> {
+  const network = opts.network as Network & `eip155:${string}`;
+  const asset = { address: opts.usdc.address, name: opts.usdc.name, version: opts.usdc.version, decimals: opts.usdc.decimals };
+  const signer = privateKeyToAccount(opts.privateKey);
+  const running = await startFacilitator(
+    {
+      port: opts.port ?? 0,
+      host: "127.0.0.1",
+      networks: [{ network, rpcUrl: opts.rpcUrl, assets: [asset] }],
+      privateKeys: [opts.privateKey],
+      logLevel: "silent",
+    },
+    opts.pollingIntervalMs === undefined
+      ? {}
+      : { schemes: [exactEvmFacilitator({ networks: [{ network, rpcUrl: opts.rpcUrl, assets: [asset] }], signer, pollingIntervalMs: opts.pollingIntervalMs })] },
+  );
+  return { url: running.url, address: signer.address, ledger: running.ledger, close: running.close };
+}
+
+export type Framework = "express" | "hono";
+
+export interface TollgateServerOptions {
+  /** Base URL of the facilitator (HTTP client with default settings). */
+  facilitatorUrl: string;
+  network: string;
+  usdc: LocalToken;
+  payTo: Address;
+  /** "$0.01", or atomic units as a decimal string ("10000"), or an exact `{ amount, asset }`. */
+  price: Price;
+  framework: Framework;
+  path?: string;
+  /** Wraps the facilitator client (e.g. to record verify/settle calls). */
+  wrapFacilitator?: (client: FacilitatorClient) => FacilitatorClient;
+  port?: number;
+}
+
+export interface TollgateServer extends Closable {
+  /** Full URL of the paid route. */
+  paidUrl: string;
+}
+
+/** Our resource server (express or hono adapter) with the exact EVM scheme protecting `GET <path>`. */
+export async function startTollgateServer(opts: TollgateServerOptions): Promise<TollgateServer> {
+  const network = opts.network as Network;
+  const path = opts.path ?? "/paid";
+  const usdc = opts.usdc;
+  const client = httpFacilitatorClient({ url: opts.facilitatorUrl });
+  const price: Price = typeof opts.price === "string" && /^\d+$/.test(opts.price) ? { amount: opts.price, asset: usdc.address } : opts.price;
+  const config = {
+    facilitator: opts.wrapFacilitator ? opts.wrapFacilitator(client) : client,
+    schemes: [
+      exactEvmServer({
+        assets: [{ network, address: usdc.address, decimals: usdc.decimals, name: usdc.name, version: usdc.version, symbol: usdc.symbol ?? "USDC" }],
+      }),
+    ],
+    routes: { [`GET ${path}`]: { price, network, payTo: opts.payTo, description: "Tollgate paid route", mimeType: "application/json" } },
+  };
+
+  let listener: RequestListener;
+  if (opts.framework === "express") {
+    const app = express();
+    app.use(expressPaymentMiddleware(config));
+    app.get(path, (_req, res) => {
+      res.json({ ok: true, path });
+    });
+    listener = app;
+  } else {
+    const app = new Hono();
+    app.use(honoPaymentMiddleware(config));
+    app.get(path, (c) => c.json({ ok: true, path }));
+    listener = getRequestListener(app.fetch);
+  }
+  const served = await listen(listener, opts.port);
+  return { ...served, paidUrl: `${served.url}${path}` };
+}
+
+export interface TollgateFetchOptions {
+  /** Payer key (signs EIP-3009 authorizations). Never logged. */
+  privateKey: Hex;
+  policy?: SpendingPolicy;
+}
+
+/** Our paying fetch (exact EVM on any eip155 network). Typed as fetch so it swaps with officialFetch. */
+export function tollgateFetch(opts: TollgateFetchOptions): typeof fetch {
+  const account = privateKeyToAccount(opts.privateKey);
+  return wrapFetch(fetch, { schemes: [exactEvmClient({ account })], ...(opts.policy ? { policy: opts.policy } : {}) }) as typeof fetch;
+}
