@@ -68,6 +68,7 @@ export interface LatencySummary {
   count: number;
   medianMs: number;
   p95Ms: number;
+  p99Ms: number;
   minMs: number;
   maxMs: number;
   meanMs: number;
@@ -84,6 +85,7 @@ export function summarize(samplesMs: readonly number[]): LatencySummary {
     count: sorted.length,
     medianMs: round(median),
     p95Ms: round(at(0.95)),
+    p99Ms: round(at(0.99)),
     minMs: round(sorted[0]!),
     maxMs: round(sorted[sorted.length - 1]!),
     meanMs: round(sorted.reduce((s, x) => s + x, 0) / sorted.length),

@@ -103,4 +103,34 @@ export function idempotencySuite(open: () => Promise<Ledger>) {
     expect(scheme.settleCalls).toBe(2);
     await ledger.close();
   });
+
+  it("a duplicate waits only so long, then answers settlement_pending without settling", async () => {
+    const [l1, l2] = [await open(), await open()];
+    const scheme = stubScheme(600);
+    const slow = createFacilitatorApp({ facilitator: stubFacilitator(scheme).facilitator, ledger: l1 });
+    const impatient = createFacilitatorApp({ facilitator: stubFacilitator(scheme).facilitator, ledger: l2, settle: { waitMs: 100, pollMs: 20 } });
+    const b = body();
+    const first = slow.request(post("/settle", b));
+    await new Promise((r) => setTimeout(r, 150));
+    const second = await impatient.request(post("/settle", b));
+    expect(await second.json()).toMatchObject({ success: false, errorReason: Reason.settlementPending, transaction: "" });
+    expect((await (await first).json()).success).toBe(true);
+    expect(scheme.settleCalls).toBe(1);
+    await l1.close();
+    await l2.close();
+  });
+
+  it("a claim whose settler died is taken over after its lease, only with the same content", async () => {
+    const ledger = await open();
+    const n = nonce().slice(2);
+    const entry = { key: `eip155:1|0xa|0xb|${n}`, network: "eip155:1", scheme: "exact", asset: "0xa", payer: "0xb", payee: "0xc", amount: "5", nonce: n, requestHash: "h1" };
+    expect(await ledger.claim(entry, "dead", 1)).toEqual({ claimed: true });
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await ledger.claim({ ...entry, requestHash: "h2" }, "intruder", 60_000)).claimed).toBe(false);
+    expect(await ledger.claim(entry, "heir", 60_000)).toEqual({ claimed: true });
+    expect((await ledger.claim(entry, "third", 60_000)).claimed).toBe(false); // lease live again
+    expect(await ledger.complete(entry.key, "dead", { success: true, transaction: "0x1", network: "eip155:1" })).toBe(false);
+    expect(await ledger.get(entry.key)).toMatchObject({ status: "pending", attempts: 2 });
+    await ledger.close();
+  });
 }

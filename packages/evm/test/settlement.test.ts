@@ -1,7 +1,7 @@
 // The settlement engine against a real anvil (one per file): nonces under load, batching,
 // several signers, fee bumps of stuck transactions, bounded receipt waits and resuming.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Reason } from "@tollgate/core";
+import { Reason, type PaymentPayload, type PaymentRequirements } from "@tollgate/core";
 import { devAccount, startLocalNetwork, type DevAccount, type RunningLocalNetwork } from "@tollgate/devnet";
 import {
   createPublicClient,
@@ -16,6 +16,7 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { eip3009Abi } from "../src/contracts/index.ts";
+import { exactEvmClient, exactEvmFacilitator, type ExactEvmSubmit } from "../src/exact/index.ts";
 import {
   createSettlementEngine,
   SettlementError,
@@ -191,6 +192,37 @@ describe("settlement engine on anvil", () => {
     expect(err).toBeInstanceOf(SettlementError);
     expect((err as SettlementError).reason).toBe(Reason.evmValidBefore);
     expect(engine.stats().transactions).toBe(1);
+  });
+
+  it("plugs into the exact facilitator's submit hook: concurrent settles share batches", async () => {
+    const engine = engineFor({ maxWaitMs: 20 });
+    const submit: ExactEvmSubmit = engine.submit; // the hook's exact type
+    const facilitator = exactEvmFacilitator({
+      networks: [{ network: net.network, rpcUrl: net.rpcUrl, assets: [net.usdc] }],
+      signer: privateKeyToAccount(signerA.privateKey),
+      submit,
+    });
+    const req: PaymentRequirements = {
+      scheme: "exact",
+      network: net.network,
+      amount: "100",
+      asset: net.usdc.address,
+      payTo: net.accounts.payee.address,
+      maxTimeoutSeconds: 60,
+      extra: { name: net.usdc.name, version: net.usdc.version },
+    };
+    const payloads: PaymentPayload[] = await Promise.all(
+      Array.from({ length: 12 }, async (_, i) => {
+        const client = exactEvmClient({ account: privateKeyToAccount(net.accounts.payers[i % 4]!.privateKey) });
+        return { x402Version: 2 as const, accepted: req, payload: await client.createPayload(req, { x402Version: 2 }) };
+      }),
+    );
+    const before = await balance(net.accounts.payee.address);
+    const responses = await Promise.all(payloads.map((p) => facilitator.settle(p, req)));
+    await engine.close();
+    expect(responses.map((r) => r.success)).toEqual(Array(12).fill(true));
+    expect(await balance(net.accounts.payee.address)).toBe(before + 1_200n);
+    expect(engine.stats().transactions).toBeLessThanOrEqual(4);
   });
 
   it("works on nodes without eth_simulateV1 (eth_call + eth_estimateGas)", async () => {

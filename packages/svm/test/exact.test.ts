@@ -31,6 +31,7 @@ import {
   exactSvmClient,
   exactSvmFacilitator,
   exactSvmServer,
+  decodeBase64Transaction,
   MEMO_PROGRAM,
   setupLocalSolanaNetwork,
   type LocalSolanaNetwork,
@@ -143,7 +144,18 @@ describe("exact on Solana (litesvm)", () => {
   });
 
   it("the client's transaction has the spec layout: limit, price, TransferChecked, memo; fee payer unsigned", async () => {
-    const tx = getTransactionDecoder().decode(Buffer.from(await clientPayload(), "base64"));
+    const wire = await clientPayload();
+    const decoded = decodeBase64Transaction(wire);
+    expect(decoded.version).toBe(0);
+    expect(decoded.feePayer).toBe(net.feePayer.address);
+    expect(decoded.instructions.map((i) => i.programAddress)).toEqual([
+      "ComputeBudget111111111111111111111111111111",
+      "ComputeBudget111111111111111111111111111111",
+      "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+      MEMO_PROGRAM,
+    ]);
+    expect(decoded.instructions[3]!.data).toHaveLength(32); // 16-byte nonce, hex
+    const tx = decoded.transaction;
     const sigs = tx.signatures as Record<string, Uint8Array | null>;
     expect(Object.keys(sigs)).toEqual([net.feePayer.address, net.payer.address]);
     expect(sigs[net.feePayer.address]).toBeNull();

@@ -119,6 +119,8 @@ interface Tracked {
   hooks: Promise<void>;
   outcome?: TransactionOutcome;
   done: Deferred<TransactionOutcome>;
+  /** The last block at which all its hashes were looked up. */
+  checkedBlock?: bigint;
 }
 
 interface Bucket {
@@ -137,7 +139,6 @@ interface NetworkState {
   tracked: Set<Tracked>;
   fees?: { at: number; value: Promise<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }> };
   poller?: ReturnType<typeof setTimeout>;
-  lastBlock?: bigint;
   /** Whether the node answers eth_simulateV1 (undefined: not yet known). */
   simulateV1?: boolean;
 }
@@ -556,12 +557,12 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
     try {
       // Receipts only change with a new block; bumps are due on time regardless.
       const block = await net.client.getBlockNumber({ cacheTime: 0 });
-      const newBlock = block !== net.lastBlock;
-      net.lastBlock = block;
       await Promise.all(
         [...net.tracked].map(async (t) => {
-          if (newBlock || t.sends.length === 0) {
+          if (t.checkedBlock !== block) {
             const receipt = await firstReceipt(net, t.sends.map((s) => s.hash));
+            // Only a completed lookup counts as checked, so an RPC error is retried next tick.
+            t.checkedBlock = block;
             if (receipt) return finalize(net, t, receipt);
           }
           if (replacement && !t.bumping && Date.now() - t.lastSendAt >= replacement.bumpAfterMs) await bump(net, t);

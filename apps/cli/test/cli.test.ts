@@ -1,0 +1,63 @@
+/**
+ * The CLI's commands against a real local network: the narrated demo moves exactly the price
+ * from payer to payee on-chain, and `tollgate pay` pays the dev stack's API within its policy.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { demo } from "../src/commands/demo.ts";
+import { pay } from "../src/commands/pay.ts";
+import { startDevStack, type DevStack } from "../src/stack.ts";
+
+describe("tollgate demo (npm start)", () => {
+  it("narrates the seven steps and moves exactly the price on-chain", async () => {
+    const lines: string[] = [];
+    const result = await demo({ out: (l) => lines.push(l) });
+    const text = lines.join("\n");
+    for (let n = 1; n <= 7; n++) expect(text).toMatch(new RegExp(`\\b${n}\\. `));
+    expect(result.transaction).toMatch(/^0x[0-9a-f]{64}$/);
+    expect(text).toContain(result.transaction);
+    expect(result.amount).toBe(10_000n);
+    expect(result.payer.before - result.payer.after).toBe(result.amount);
+    expect(result.payee.after - result.payee.before).toBe(result.amount);
+  });
+});
+
+describe("tollgate pay", () => {
+  let stack: DevStack;
+  beforeAll(async () => {
+    stack = await startDevStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const usdAsset = () => `${stack.chain.network}/${stack.chain.usdc.address}:6`;
+
+  it("pays within the policy and prints the body and the receipt", async () => {
+    const lines: string[] = [];
+    const code = await pay({
+      url: `${stack.apiUrl}/weather`,
+      usdAssets: [usdAsset()],
+      env: { TOLLGATE_PRIVATE_KEY: stack.chain.accounts.payers[1]!.privateKey },
+      out: (l) => lines.push(l),
+    });
+    expect(code).toBe(0);
+    expect(lines[0]).toBe("HTTP 200");
+    expect(lines.join("\n")).toMatch(/"transaction": "0x[0-9a-f]{64}"/);
+  });
+
+  it("refuses a price over --max, signs nothing, and never prints the key", async () => {
+    const key = stack.chain.accounts.payers[2]!.privateKey;
+    const lines: string[] = [];
+    const err = await pay({ url: `${stack.apiUrl}/weather`, max: "$0.001", usdAssets: [usdAsset()], env: { TOLLGATE_PRIVATE_KEY: key }, out: (l) => lines.push(l) }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/max_per_request/);
+    expect((err as Error).message).not.toContain(key.slice(2));
+  });
+
+  it("explains a missing or malformed key without echoing it", async () => {
+    await expect(pay({ url: `${stack.apiUrl}/weather`, env: {} })).rejects.toThrow(/TOLLGATE_PRIVATE_KEY/);
+    const bad = "0x1234-not-a-key-secretish";
+    const err = await pay({ url: `${stack.apiUrl}/weather`, env: { TOLLGATE_PRIVATE_KEY: bad } }).catch((e: Error) => e);
+    expect((err as Error).message).not.toContain(bad);
+  });
+});
