@@ -4,6 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demo } from "../src/commands/demo.ts";
+import { dev } from "../src/commands/dev.ts";
+import { facilitator } from "../src/commands/facilitator.ts";
 import { pay } from "../src/commands/pay.ts";
 import { startDevStack, type DevStack } from "../src/stack.ts";
 
@@ -12,7 +14,7 @@ describe("tollgate demo (npm start)", () => {
     const lines: string[] = [];
     const result = await demo({ out: (l) => lines.push(l) });
     const text = lines.join("\n");
-    for (let n = 1; n <= 7; n++) expect(text).toMatch(new RegExp(`\\b${n}\\. `));
+    for (let n = 1; n <= 7; n++) expect(text).toMatch(new RegExp(`(?<![0-9])${n}\\. `));
     expect(result.transaction).toMatch(/^0x[0-9a-f]{64}$/);
     expect(text).toContain(result.transaction);
     expect(result.amount).toBe(10_000n);
@@ -59,5 +61,52 @@ describe("tollgate pay", () => {
     const bad = "0x1234-not-a-key-secretish";
     const err = await pay({ url: `${stack.apiUrl}/weather`, env: { TOLLGATE_PRIVATE_KEY: bad } }).catch((e: Error) => e);
     expect((err as Error).message).not.toContain(bad);
+  });
+});
+
+describe("tollgate dev and tollgate facilitator", () => {
+  it("dev prints what a user needs, serves the paid API, and stops cleanly", async () => {
+    const lines: string[] = [];
+    const stop = await dev({ out: (l) => lines.push(l), logLevel: "silent" });
+    try {
+      const text = lines.join("\n");
+      const api = /paid API\s+(http:\/\/127\.0\.0\.1:\d+)\/weather/.exec(text)?.[1];
+      const facilitatorUrl = /facilitator\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(text)?.[1];
+      expect(api).toBeDefined();
+      expect(facilitatorUrl).toBeDefined();
+      expect(text).toMatch(/payer 0\s+0x[0-9a-fA-F]{40}\s+key 0x[0-9a-f]{64}/);
+      expect((await fetch(`${api}/weather`)).status).toBe(402);
+      const supported = (await (await fetch(`${facilitatorUrl}/supported`)).json()) as { kinds: { network: string }[] };
+      expect(supported.kinds.map((k) => k.network)).toContain("eip155:31337");
+      await stop();
+      await expect(fetch(`${api}/weather`)).rejects.toThrow();
+    } finally {
+      await stop();
+    }
+  });
+
+  it("facilitator runs from flags and env against any RPC, and refuses a bad config by field", async () => {
+    const stack = await startDevStack();
+    try {
+      const lines: string[] = [];
+      const stop = await facilitator(
+        { network: stack.chain.network, rpcUrl: stack.chain.rpcUrl, port: "0", env: { FACILITATOR_PRIVATE_KEY: stack.chain.accounts.facilitator.privateKey, LOG_LEVEL: "silent" } },
+        (l) => lines.push(l),
+      );
+      try {
+        const url = /listening on (http:\/\/\S+)/.exec(lines.join("\n"))?.[1];
+        const supported = (await (await fetch(`${url}/supported`)).json()) as { kinds: { network: string }[]; signers: Record<string, string[]> };
+        expect(supported.kinds.map((k) => k.network)).toContain(stack.chain.network);
+        expect(supported.signers["eip155:*"]).toContain(stack.chain.accounts.facilitator.address);
+      } finally {
+        await stop();
+      }
+      const secret = "0x" + "ab".repeat(31) + "zz";
+      const err = await facilitator({ network: stack.chain.network, rpcUrl: stack.chain.rpcUrl, port: "0", env: { FACILITATOR_PRIVATE_KEY: secret } }).catch((e: Error) => e);
+      expect((err as Error).message).toMatch(/privateKeys/);
+      expect((err as Error).message).not.toContain(secret);
+    } finally {
+      await stack.close();
+    }
   });
 });

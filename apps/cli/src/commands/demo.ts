@@ -32,7 +32,8 @@ export interface DemoResult {
 
 export async function demo(options: DemoOptions = {}): Promise<DemoResult> {
   const out = options.out ?? ((l: string) => process.stdout.write(l + "\n"));
-  const step = (n: number, title: string) => out(`\n\x1b[1m${n}. ${title}\x1b[0m`);
+  const bold = !options.out && process.stdout.isTTY ? (s: string) => `\x1b[1m${s}\x1b[0m` : (s: string) => s;
+  const step = (n: number, title: string) => out(`\n${bold(`${n}. ${title}`)}`);
   const show = (label: string, value: unknown) => out(`   ${label.padEnd(18)} ${typeof value === "string" ? value : JSON.stringify(value)}`);
 
   out("Starting a local x402 network: anvil, USDC-like token, facilitator, paid API…");

@@ -19,21 +19,24 @@ import {
   decodeFunctionResult,
   encodeFunctionData,
   getAddress,
-  hashDomain,
+  hexToBytes,
   http,
   isAddress,
   isAddressEqual,
   isErc6492Signature,
   keccak256,
   parseSignature,
-  recoverTypedDataAddress,
   size,
+  toFunctionSelector,
   type Address,
   type Hex,
   type LocalAccount,
   type PublicClient,
 } from "viem";
-import { MULTICALL3, aggregate3Abi, exactTokenAbi, transferWithAuthorizationTypes } from "./abi.ts";
+import { recoverAddress } from "../crypto/recover.ts";
+import { MULTICALL3, aggregate3Abi, exactTokenAbi } from "./abi.ts";
+import { createCallBatcher, type Aggregate3Result, type CallBatcher } from "./batch.ts";
+import { domainSeparator, transferAuthorizationDigest } from "./digest.ts";
 import { parseExactEvmPayload, toTransferAuthorization, type ExactEvmAuthorization, type TransferAuthorization } from "./payload.ts";
 
 /** secp256k1 group order; signatures with s above n/2 are the malleable twin (EIP-2). */
@@ -56,6 +59,11 @@ export interface ExactEvmNetworkConfig {
   assets?: readonly ExactEvmAssetConfig[];
   /** Multicall3 address; default the canonical one when code exists there; `false` to never batch. */
   multicall3?: Address | false;
+  /**
+   * Coalescing of concurrent verifications' reads into shared aggregate3 eth_calls (Multicall3 only).
+   * Defaults: up to 300 calls per eth_call, 8 eth_calls in flight, window = the current I/O turn.
+   */
+  batch?: { maxCalls?: number; maxInFlight?: number; windowMs?: number };
 }
 
 /** A settlement ready to broadcast: what a custom submitter (settlement engine) receives. */
@@ -103,6 +111,7 @@ interface NetworkState {
   client: PublicClient;
   chainCheck?: Promise<string | undefined>;
   multicall?: Promise<Address | undefined>;
+  batcher?: CallBatcher;
   sendQueue: Promise<unknown>;
 }
 
@@ -247,19 +256,9 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     if (ecdsa) {
       const sig = signatureProblem(signature);
       if (sig) return fail(Reason.evmSignature, `paymentPayload.payload.signature: ${sig}`, payer);
-      let recovered: Address | undefined;
-      try {
-        recovered = await recoverTypedDataAddress({
-          domain: { name, version, chainId: net.chainId, verifyingContract: asset },
-          types: transferWithAuthorizationTypes,
-          primaryType: "TransferWithAuthorization",
-          message: auth,
-          signature,
-        });
-      } catch {
-        recovered = undefined;
-      }
-      if (!recovered || !isAddressEqual(recovered, payer)) {
+      const separator = domainSeparator({ name, version, chainId: net.chainId, verifyingContract: asset });
+      const recovered = recoverAddress(transferAuthorizationDigest(separator.bytes, auth), hexToBytes(signature));
+      if (!recovered || recovered !== payer.toLowerCase()) {
         if (!(await hasCode(net, payer))) {
           return fail(Reason.evmSignature, "paymentPayload.payload.signature: does not recover to authorization.from for this token, chain and message", payer);
         }
@@ -278,15 +277,7 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     const data = encodeTransfer(auth, signature, ecdsa);
     const chain = await readChain(net, asset, auth, data);
     const domain = chain.domain;
-    const expected = hashDomain({
-      domain: { name, version, chainId: BigInt(net.chainId), verifyingContract: asset },
-      types: { EIP712Domain: [
-        { name: "name", type: "string" },
-        { name: "version", type: "string" },
-        { name: "chainId", type: "uint256" },
-        { name: "verifyingContract", type: "address" },
-      ] },
-    });
+    const expected = domainSeparator({ name, version, chainId: net.chainId, verifyingContract: asset }).hex;
     const domainOk = domain.separator
       ? domain.separator.toLowerCase() === expected.toLowerCase()
       : domain.name !== undefined && domain.name === name && (domain.version === undefined || domain.version === version);
@@ -326,20 +317,17 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
   async function readChain(net: NetworkState, asset: Address, auth: TransferAuthorization, transferData: Hex): Promise<ChainReads> {
     const key = `${net.network}|${asset.toLowerCase()}`;
     const cached = domains.get(key);
+    const from = auth.from.slice(2).toLowerCase().padStart(64, "0");
     const calls: Hex[] = [
-      encodeFunctionData({ abi: exactTokenAbi, functionName: "balanceOf", args: [auth.from] }),
-      encodeFunctionData({ abi: exactTokenAbi, functionName: "authorizationState", args: [auth.from, auth.nonce] }),
-      ...(cached
-        ? []
-        : [
-            encodeFunctionData({ abi: exactTokenAbi, functionName: "DOMAIN_SEPARATOR" }),
-            encodeFunctionData({ abi: exactTokenAbi, functionName: "name" }),
-            encodeFunctionData({ abi: exactTokenAbi, functionName: "version" }),
-          ]),
+      `${BALANCE_OF}${from}`,
+      `${AUTHORIZATION_STATE}${from}${auth.nonce.slice(2)}`,
+      ...(cached ? [] : DOMAIN_READS),
       // Last: the dry run changes state inside the batch.
       transferData,
     ];
-    const results = await callAll(net, asset, calls);
+    // The dry run debits the payer (balance, nonce) and credits the payee: batches keep such groups apart.
+    const token = asset.toLowerCase();
+    const results = await callAll(net, asset, calls, [`${token}|${auth.from.toLowerCase()}`], [`${token}|${auth.to.toLowerCase()}`]);
     const [balanceRes, usedRes] = results;
     const balance = decodeOr(balanceRes, (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "balanceOf", data: d }));
     const used = decodeOr(usedRes, (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "authorizationState", data: d }));
@@ -358,18 +346,11 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
   }
 
   /** All calls to `asset` in one eth_call via Multicall3 when present; otherwise one by one. */
-  async function callAll(net: NetworkState, asset: Address, calls: Hex[]): Promise<{ success: boolean; returnData: Hex }[]> {
+  async function callAll(net: NetworkState, asset: Address, calls: Hex[], exclusive: string[], shared: string[]): Promise<Aggregate3Result[]> {
     const mc = await multicallAddress(net);
     if (mc) {
-      const data = encodeFunctionData({
-        abi: aggregate3Abi,
-        functionName: "aggregate3",
-        args: [calls.map((callData) => ({ target: asset, allowFailure: true, callData }))],
-      });
-      const { data: out } = await net.client.call({ to: mc, data, account: signer.address });
-      if (!out) throw new Error("Multicall3 returned no data");
-      const decoded = decodeFunctionResult({ abi: aggregate3Abi, functionName: "aggregate3", data: out });
-      return decoded.map((r) => ({ success: r.success, returnData: r.returnData }));
+      net.batcher ??= createCallBatcher({ ...net.config.batch, send: (batch) => aggregate3(net, mc, batch) });
+      return net.batcher.submit({ calls: calls.map((callData) => ({ target: asset, callData })), exclusive, shared });
     }
     return Promise.all(
       calls.map(async (data) => {
@@ -383,6 +364,20 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
         }
       }),
     );
+  }
+
+  /** One aggregate3 eth_call, every call allowed to fail on its own. */
+  async function aggregate3(net: NetworkState, mc: Address, calls: readonly { target: Address; callData: Hex }[]): Promise<Aggregate3Result[]> {
+    const data = encodeFunctionData({
+      abi: aggregate3Abi,
+      functionName: "aggregate3",
+      args: [calls.map(({ target, callData }) => ({ target, allowFailure: true, callData }))],
+    });
+    // A raw eth_call: viem's `call` action adds formatting and checks this hot path does not need.
+    const out = await net.client.request({ method: "eth_call", params: [{ from: signer.address, to: mc, data }, "latest"] });
+    if (!out || out === "0x") throw new Error("Multicall3 returned no data");
+    const decoded = decodeFunctionResult({ abi: aggregate3Abi, functionName: "aggregate3", data: out });
+    return decoded.map((r) => ({ success: r.success, returnData: r.returnData }));
   }
 
   async function guardedCheck(payload: PaymentPayload, requirements: PaymentRequirements, reason: string): Promise<Verified | Failure> {
@@ -496,6 +491,10 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     settle,
   };
 }
+
+const BALANCE_OF = toFunctionSelector("balanceOf(address)");
+const AUTHORIZATION_STATE = toFunctionSelector("authorizationState(address,bytes32)");
+const DOMAIN_READS: Hex[] = [toFunctionSelector("DOMAIN_SEPARATOR()"), toFunctionSelector("name()"), toFunctionSelector("version()")];
 
 /** Calldata of `transferWithAuthorization`: the (v, r, s) overload for ECDSA signatures (every USDC version has it), bytes otherwise. */
 export function encodeTransferWithAuthorization(authorization: ExactEvmAuthorization, signature: Hex): Hex {
