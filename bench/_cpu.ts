@@ -5,8 +5,11 @@ import { measureThroughput } from "./paid-request.ts";
 const which = process.argv[2];
 const net = await startLocalNetwork({ payers: 32 });
 let url: string, clients: (typeof fetch)[], close: () => Promise<void>;
-if (which === "ours") {
-  const f = await startTollgateFacilitator({ rpcUrl: net.rpcUrl, network: net.network, usdc: net.usdc, privateKey: net.accounts.facilitator.privateKey });
+if (which === "ours" || which === "ours-noledger") {
+  const { startFacilitator } = await import("@tollgate/facilitator");
+  const nullLedger = { dialect: "pglite", schema: "public", ping: async () => {}, recordVerify: async () => {}, claim: async () => ({ claimed: true }), complete: async () => true, get: async () => undefined, findByIdentifier: async () => undefined, recordEvent: async () => {}, events: async () => [], close: async () => {} } as never;
+  const f = which === "ours" ? await startTollgateFacilitator({ rpcUrl: net.rpcUrl, network: net.network, usdc: net.usdc, privateKey: net.accounts.facilitator.privateKey })
+    : await startFacilitator({ port: 0, networks: [{ network: net.network, rpcUrl: net.rpcUrl }], privateKeys: [net.accounts.facilitator.privateKey], logLevel: "silent" }, { ledger: nullLedger });
   const s = await startTollgateServer({ facilitatorUrl: f.url, network: net.network, usdc: net.usdc, payTo: net.accounts.payee.address, price: "10000", framework: "hono" });
   url = s.paidUrl; clients = net.accounts.payers.map((p) => tollgateFetch({ privateKey: p.privateKey })); close = async () => { await s.close(); await f.close(); };
 } else {

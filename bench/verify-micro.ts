@@ -2,7 +2,7 @@
 // verifies/second at 1, 32 and 256 concurrent callers, and signature recoveries/second
 // (native libsecp256k1 vs pure JS).
 //
-//   npx tsx bench/verify-micro.ts [payloads=2000] [verifiesPerLevel=2000]
+//   npx tsx bench/verify-micro.ts [payloads=2000] [verifiesPerLevel=2000] [payers=8]
 import type { PaymentPayload, PaymentRequirements } from "@tollgate/core";
 import { startLocalNetwork } from "@tollgate/devnet";
 import { exactEvmClient, exactEvmFacilitator } from "@tollgate/evm";
@@ -10,7 +10,7 @@ import { privateKeyToAccount } from "viem/accounts";
 
 const PAYLOADS = Number(process.argv[2] ?? 2000);
 const PER_LEVEL = Number(process.argv[3] ?? 2000);
-const PAYERS = 8;
+const PAYERS = Number(process.argv[4] ?? 8);
 
 const net = await startLocalNetwork({ payers: PAYERS });
 try {

@@ -14,3 +14,6 @@ export * from "./exact/index.ts";
 
 // settlement engine: nonces, several signers, batching, fee bumps (plugs into the exact facilitator's submit hook)
 export * from "./settlement/index.ts";
+
+// signature recovery (native libsecp256k1 with a pure-JS fallback)
+export * from "./crypto/index.ts";

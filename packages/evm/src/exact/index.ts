@@ -3,3 +3,5 @@ export * from "./payload.ts";
 export * from "./client.ts";
 export * from "./server.ts";
 export * from "./facilitator.ts";
+export * from "./batch.ts";
+export * from "./digest.ts";
