@@ -5,7 +5,19 @@ import { measureThroughput } from "./paid-request.ts";
 const which = process.argv[2];
 const net = await startLocalNetwork({ payers: 32 });
 let url: string, clients: (typeof fetch)[], close: () => Promise<void>;
-if (which === "ours" || which === "ours-noledger") {
+if (which === "ours-concurrent") {
+  const { startFacilitator } = await import("@tollgate/facilitator");
+  const { exactEvmFacilitator } = await import("@tollgate/evm");
+  const { createWalletClient, http, publicActions } = await import("viem");
+  const { privateKeyToAccount, nonceManager } = await import("viem/accounts");
+  const account = privateKeyToAccount(net.accounts.facilitator.privateKey, { nonceManager });
+  const wallet = createWalletClient({ account, transport: http(net.rpcUrl), pollingInterval: 50 }).extend(publicActions);
+  const scheme = exactEvmFacilitator({ networks: [{ network: net.network, rpcUrl: net.rpcUrl }], signer: privateKeyToAccount(net.accounts.facilitator.privateKey),
+    submit: async (call) => { const hash = await wallet.sendTransaction({ to: call.asset, data: call.data, chain: null }); const r = await wallet.waitForTransactionReceipt({ hash }); return { transaction: hash, status: r.status }; } });
+  const f = await startFacilitator({ port: 0, networks: [{ network: net.network, rpcUrl: net.rpcUrl }], privateKeys: [net.accounts.facilitator.privateKey], logLevel: "silent" }, { schemes: [scheme] });
+  const s = await startTollgateServer({ facilitatorUrl: f.url, network: net.network, usdc: net.usdc, payTo: net.accounts.payee.address, price: "10000", framework: "hono" });
+  url = s.paidUrl; clients = net.accounts.payers.map((p) => tollgateFetch({ privateKey: p.privateKey })); close = async () => { await s.close(); await f.close(); };
+} else if (which === "ours" || which === "ours-noledger") {
   const { startFacilitator } = await import("@tollgate/facilitator");
   const nullLedger = { dialect: "pglite", schema: "public", ping: async () => {}, recordVerify: async () => {}, claim: async () => ({ claimed: true }), complete: async () => true, get: async () => undefined, findByIdentifier: async () => undefined, recordEvent: async () => {}, events: async () => [], close: async () => {} } as never;
   const f = which === "ours" ? await startTollgateFacilitator({ rpcUrl: net.rpcUrl, network: net.network, usdc: net.usdc, privateKey: net.accounts.facilitator.privateKey })

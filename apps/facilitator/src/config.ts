@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { evmChainId, isAtomic, isCaip2 } from "@tollgate/core";
+import { solanaNetworkSchema, solanaSecretKeySchema } from "./schemes/svm.ts";
 
 const hexAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "expected a 0x-prefixed 20-byte hex address");
 const privateKey = z.string().regex(/^0x[0-9a-fA-F]{64}$/, "expected a 0x-prefixed 32-byte hex private key");
@@ -36,6 +37,10 @@ export const configSchema = z.strictObject({
   networks: z.array(networkSchema).default([]),
   /** Fee payers. The exact scheme uses the first; a settlement engine may use all. */
   privateKeys: z.array(privateKey).default([]),
+  /** Solana networks served with the `exact` scheme (see schemes/svm.ts). */
+  solanaNetworks: z.array(solanaNetworkSchema).default([]),
+  /** Solana fee payer: base58 64-byte keypair or a JSON byte array (solana-keygen file content). */
+  solanaFeePayerKey: solanaSecretKeySchema.optional(),
   /** PostgreSQL, shared by several facilitator processes. */
   databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, "expected a postgres:// connection URL").optional(),
   /** PGlite data directory (used when no databaseUrl; neither means in memory). */
@@ -81,6 +86,10 @@ const ENV_FIELDS: Record<string, string> = {
   NETWORK: "networks",
   FACILITATOR_PRIVATE_KEY: "privateKeys",
   FACILITATOR_PRIVATE_KEYS: "privateKeys",
+  SOLANA_NETWORKS: "solanaNetworks",
+  SOLANA_RPC_URL: "solanaNetworks",
+  SOLANA_NETWORK: "solanaNetworks",
+  SOLANA_FEE_PAYER_KEY: "solanaFeePayerKey",
   DATABASE_URL: "databaseUrl",
   DATA_DIR: "dataDir",
   DATABASE_SCHEMA: "databaseSchema",
@@ -134,6 +143,9 @@ export function parseConfig(input: unknown, sources: Record<string, string> = {}
   if (r.success) {
     if (r.data.networks.length > 0 && r.data.privateKeys.length === 0) {
       throw new ConfigError("privateKeys (FACILITATOR_PRIVATE_KEY): at least one fee-payer key is required to serve networks");
+    }
+    if (r.data.solanaNetworks.length > 0 && !r.data.solanaFeePayerKey) {
+      throw new ConfigError("solanaFeePayerKey (SOLANA_FEE_PAYER_KEY): a fee-payer key is required to serve Solana networks");
     }
     return r.data;
   }
@@ -189,6 +201,22 @@ function fromEnv(env: Record<string, string | undefined>): { values: Record<stri
     values.networks = [{ network, rpcUrl }];
   }
 
+  const solanaNetworks = get("SOLANA_NETWORKS");
+  const solanaRpcUrl = get("SOLANA_RPC_URL");
+  if (solanaNetworks) {
+    try {
+      values.solanaNetworks = JSON.parse(solanaNetworks);
+    } catch {
+      throw new ConfigError("solanaNetworks (SOLANA_NETWORKS): not valid JSON (expected an array of {network, rpcUrl, assets?})");
+    }
+  } else if (solanaRpcUrl) {
+    const network = get("SOLANA_NETWORK");
+    if (!network) throw new ConfigError("solanaNetworks (SOLANA_NETWORK): required with SOLANA_RPC_URL, e.g. SOLANA_NETWORK=solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1");
+    values.solanaNetworks = [{ network, rpcUrl: solanaRpcUrl }];
+  }
+  const solanaKey = get("SOLANA_FEE_PAYER_KEY");
+  if (solanaKey) values.solanaFeePayerKey = solanaKey;
+
   const keys = [...(list("FACILITATOR_PRIVATE_KEYS") ?? []), ...(list("FACILITATOR_PRIVATE_KEY") ?? [])];
   if (keys.length > 0) values.privateKeys = [...new Set(keys)];
   for (const [name, field] of [
@@ -228,6 +256,8 @@ export function redactConfig(config: FacilitatorConfig): Record<string, unknown>
   return {
     ...config,
     privateKeys: config.privateKeys.map(() => "[redacted]"),
+    ...(config.solanaFeePayerKey ? { solanaFeePayerKey: "[redacted]" } : {}),
+    solanaNetworks: config.solanaNetworks.map((n) => ({ ...n, rpcUrl: redactUrl(n.rpcUrl) })),
     apiKeys: config.apiKeys.map(() => "[redacted]"),
     databaseUrl: config.databaseUrl?.replace(/\/\/[^@/]*@/, "//[redacted]@"),
     networks: config.networks.map((n) => ({ ...n, rpcUrl: redactUrl(n.rpcUrl) })),

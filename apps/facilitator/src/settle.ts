@@ -72,7 +72,7 @@ export function createSettlementCoordinator(options: SettlementCoordinatorOption
     for (;;) {
       const token = randomUUID();
       const claim = await ledger.claim(entry, token, leaseMs);
-      if (claim.claimed) return { status: 200, outcome: "settled", response: await settleClaimed(request, entry, token) };
+      if (claim.claimed) return settleClaimed(request, entry, token);
       if (claim.identifierConflict) {
         return {
           status: 409,
@@ -86,14 +86,19 @@ export function createSettlementCoordinator(options: SettlementCoordinatorOption
       // A failure we waited on is this request's answer; a failure found cold is retried by the claim.
       if (record?.status === "failed" && record.response && waited) return { status: 200, outcome: "replay", response: record.response };
       if (Date.now() >= deadline) {
-        return { status: 200, outcome: "pending", response: failure(entry, Reason.settlementPending, "settlement of this authorization is still in progress; retry with the same payload") };
+        const tx = record?.transaction ?? "";
+        return {
+          status: 200,
+          outcome: "pending",
+          response: tx ? pendingResponse(entry.network, entry.payer, tx) : failure(entry, Reason.settlementPending, "settlement of this authorization is still in progress; retry with the same payload"),
+        };
       }
       waited = true;
       await sleep(pollMs);
     }
   }
 
-  async function settleClaimed(request: FacilitatorRequest, entry: PaymentEntry, token: string): Promise<SettleResponse> {
+  async function settleClaimed(request: FacilitatorRequest, entry: PaymentEntry, token: string): Promise<SettleOutcome> {
     metrics?.pending.inc();
     let response: SettleResponse;
     try {
@@ -105,13 +110,29 @@ export function createSettlementCoordinator(options: SettlementCoordinatorOption
     }
     // Round-trip through JSON so the winner answers byte-for-byte what the ledger replays.
     const stored = JSON.parse(JSON.stringify(response)) as SettleResponse;
+    let written = false;
     try {
-      if (!(await ledger.complete(entry.key, token, stored))) options.onStoreError?.("settlement claim was taken over before completion", undefined);
+      written = await ledger.complete(entry.key, token, stored);
+      if (!written) options.onStoreError?.("settlement claim was taken over before completion", undefined);
     } catch (e) {
       // Money may have moved: report the result anyway; the row stays pending until its lease ends.
       options.onStoreError?.("could not store settlement result", e);
+      return { status: 200, outcome: "settled", response: stored };
     }
-    return stored;
+    if (written && stored.success) return { status: 200, outcome: "settled", response: stored };
+    // A failure is only final when nothing sent for it may still land (the ledger decides), and the
+    // chain may have finished it first: answer with whatever the row now says.
+    try {
+      const row = await ledger.get(entry.key);
+      if (row?.status === "pending") {
+        const tx = row.transaction ?? stored.transaction;
+        return { status: 200, outcome: "pending", response: tx ? pendingResponse(entry.network, entry.payer, tx) : stored };
+      }
+      if (row?.response && (row.status === "settled" || row.status === "failed")) return { status: 200, outcome: "settled", response: row.response };
+    } catch (e) {
+      options.onStoreError?.("could not read settlement result", e);
+    }
+    return { status: 200, outcome: "settled", response: stored };
   }
 
   return {
@@ -136,6 +157,21 @@ export function createSettlementCoordinator(options: SettlementCoordinatorOption
     get inFlight() {
       return inflight.size;
     },
+  };
+}
+
+/** Our documented extension: the settlement was sent but is not final yet (spec: settlement_pending). */
+export const SETTLEMENT_EXTENSION = "tollgate-settlement";
+
+export function pendingResponse(network: string, payer: string, transaction: string): SettleResponse {
+  return {
+    success: false,
+    errorReason: Reason.settlementPending,
+    errorMessage: "the settlement transaction was sent and is not final yet; retry /settle with the same payload for the result",
+    payer,
+    transaction,
+    network: network as SettleResponse["network"],
+    extensions: { [SETTLEMENT_EXTENSION]: { status: "pending" } },
   };
 }
 

@@ -16,6 +16,7 @@ import { createLedger, type Ledger } from "./ledger/ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type SignerBalance } from "./metrics.ts";
 import { PAYMENT_IDENTIFIER } from "./payment.ts";
+import { buildSvmSchemes, solanaReadinessProbes } from "./schemes/svm.ts";
 
 export interface StartFacilitatorOptions {
   /** Schemes to serve instead of the ones built from `config.networks` (tests, embedding). */
@@ -41,9 +42,9 @@ export interface RunningFacilitator {
 export async function startFacilitator(input: FacilitatorConfigInput | FacilitatorConfig = {}, options: StartFacilitatorOptions = {}): Promise<RunningFacilitator> {
   const config = parseConfig(input);
   const logger =
-    options.logger ?? createLogger({ level: config.logLevel, secrets: [...config.privateKeys, ...config.apiKeys], ...(options.logDestination ? { destination: options.logDestination } : {}) });
+    options.logger ?? createLogger({ level: config.logLevel, secrets: [...config.privateKeys, ...config.apiKeys, ...(config.solanaFeePayerKey ? [config.solanaFeePayerKey] : [])], ...(options.logDestination ? { destination: options.logDestination } : {}) });
 
-  const schemes = options.schemes ?? buildSchemes(config);
+  const schemes = options.schemes ?? [...buildSchemes(config), ...(await buildSvmSchemes(config))];
   const ledger =
     options.ledger ??
     (await createLedger({ schema: config.databaseSchema, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : config.dataDir ? { dataDir: config.dataDir } : {}) }));
@@ -53,6 +54,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
   const signerAddresses = config.privateKeys.map((k) => privateKeyToAccount(k as `0x${string}`).address);
   const metrics = createMetrics({ signerBalances: () => signerBalances(config, signerAddresses) });
   const readinessProbes: ReadinessProbe[] = config.networks.map((n) => ({ name: `chain:${n.network}`, check: () => checkChain(n.rpcUrl, n.network) }));
+  readinessProbes.push(...solanaReadinessProbes(config));
 
   const app = createFacilitatorApp({
     facilitator,

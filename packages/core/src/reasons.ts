@@ -74,6 +74,8 @@ export const Reason = {
   svmSignature: "invalid_exact_svm_payload_signature",
   /** The recent blockhash is unknown or expired. */
   svmBlockhashExpired: "invalid_exact_svm_payload_transaction_blockhash_expired",
+  /** The mint is not on the facilitator's allowlist for the network. */
+  svmAssetNotAllowed: "invalid_exact_svm_asset_not_allowed",
 } as const;
 
 export type ReasonCode = (typeof Reason)[keyof typeof Reason];

@@ -71,8 +71,44 @@ export interface Ledger {
   get(key: string): Promise<PaymentRecord | undefined>;
   findByIdentifier(payer: string, paymentIdentifier: string): Promise<PaymentRecord | undefined>;
   recordEvent(event: LedgerEvent): Promise<void>;
+
+  // ---- durable settlement (write-ahead transaction log; see evm-settlement.ts, reconciler.ts)
+  /**
+   * Write-ahead: notes that `hash` (signer, nonce) carries these payments, BEFORE it is broadcast.
+   * A row with such a transaction is never re-claimed; only the chain (via the reconciler) ends it.
+   */
+  recordTransaction(tx: { keys: readonly string[]; hash: string; network: string; signer: string; nonce: number }): Promise<void>;
+  /** Notes the node accepted `hash` (the engine's onSubmitted). */
+  markSent(hash: string): Promise<void>;
+  /** Chain verdicts for (payment, transaction) pairs: `success`, `reverted` (mined, item failed) or `dropped` (its nonce went to another transaction). */
+  markOutcomes(hash: string, outcomes: ReadonlyArray<{ key: string; outcome: TransactionOutcomeState }>): Promise<void>;
+  /** Stores a final result read from the chain, whoever holds the claim; only while the row is still pending. */
+  resolve(key: string, response: SettleResponse): Promise<boolean>;
+  /** Pending rows with transactions whose settler is gone (no claim, or its lease ended), with their transactions. */
+  unresolved(limit: number): Promise<Array<{ record: PaymentRecord; transactions: PaymentTransaction[] }>>;
+  /** Rows claimed but with nothing sent, whose settler is gone: marked failed (nothing moved; settleable again). */
+  failAbandoned(response: (record: PaymentRecord) => SettleResponse): Promise<number>;
+  /** Ends every claim's lease now (a single-process store after a restart: every claim is a dead process's). */
+  releaseClaims(): Promise<number>;
+  transactions(key: string): Promise<PaymentTransaction[]>;
+  /** The underlying connection (signer leases share it). */
+  readonly sql: Sql;
   events(key: string): Promise<Array<LedgerEvent & { at: Date }>>;
   close(): Promise<void>;
+}
+
+export type TransactionOutcomeState = "success" | "reverted" | "dropped";
+
+export interface PaymentTransaction {
+  key: string;
+  hash: string;
+  network: string;
+  signer: string;
+  nonce: number;
+  /** The node accepted it (false: signed, maybe never broadcast). */
+  sent: boolean;
+  outcome: TransactionOutcomeState | null;
+  createdAt: Date;
 }
 
 export interface LedgerOptions {
@@ -128,6 +164,35 @@ const MIGRATIONS: Array<{ version: number; name: string; up: (s: string) => stri
         at timestamptz NOT NULL DEFAULT now()
       );
       CREATE INDEX payment_events_key ON ${s}.payment_events (payment_key);
+    `,
+  },
+  {
+    version: 2,
+    name: "settlement transactions and signer leases",
+    up: (s) => `
+      CREATE TABLE ${s}.payment_transactions (
+        payment_key text NOT NULL,
+        transaction_hash text NOT NULL,
+        network text NOT NULL,
+        signer text NOT NULL,
+        tx_nonce bigint NOT NULL,
+        sent boolean NOT NULL DEFAULT false,
+        outcome text CHECK (outcome IN ('success', 'reverted', 'dropped')),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (payment_key, transaction_hash)
+      );
+      CREATE INDEX payment_transactions_hash ON ${s}.payment_transactions (transaction_hash);
+      CREATE TABLE ${s}.signer_leases (
+        network text NOT NULL,
+        signer text NOT NULL,
+        holder text NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (network, signer)
+      );
+      CREATE TABLE ${s}.facilitator_instances (
+        holder text PRIMARY KEY,
+        expires_at timestamptz NOT NULL
+      )
     `,
   },
 ];
@@ -218,10 +283,28 @@ function entryParams(e: PaymentEntry): unknown[] {
 function ledgerOver(sql: Sql, schema: string, ownsSql: boolean): Ledger {
   const t = `${schema}.payments`;
   const ev = `${schema}.payment_events`;
+  const x = `${schema}.payment_transactions`;
 
   async function get(key: string) {
     const rows = await sql.query<Row>(`SELECT ${COLUMNS} FROM ${t} WHERE payment_key = $1`, [key]);
     return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async function transactionsOf(keys: string[]): Promise<PaymentTransaction[]> {
+    const rows = await sql.query<{ payment_key: string; transaction_hash: string; network: string; signer: string; tx_nonce: string | number; sent: boolean; outcome: TransactionOutcomeState | null; created_at: Date | string }>(
+      `SELECT payment_key, transaction_hash, network, signer, tx_nonce::text AS tx_nonce, sent, outcome, created_at FROM ${x} WHERE payment_key = ANY($1::text[]) ORDER BY created_at`,
+      [keys],
+    );
+    return rows.map((r) => ({
+      key: r.payment_key,
+      hash: r.transaction_hash,
+      network: r.network,
+      signer: r.signer,
+      nonce: Number(r.tx_nonce),
+      sent: r.sent,
+      outcome: r.outcome,
+      createdAt: new Date(r.created_at),
+    }));
   }
 
   return {
@@ -249,7 +332,8 @@ function ledgerOver(sql: Sql, schema: string, ownsSql: boolean): Ledger {
              payment_identifier = COALESCE(EXCLUDED.payment_identifier, p.payment_identifier),
              reason = NULL, response = NULL, transaction_hash = NULL, updated_at = now()
            WHERE p.status IN ('verified', 'failed')
-              OR (p.status = 'pending' AND p.lease_until < now() AND p.request_hash = EXCLUDED.request_hash)
+              OR (p.status = 'pending' AND p.lease_until < now() AND p.request_hash = EXCLUDED.request_hash
+                  AND NOT EXISTS (SELECT 1 FROM ${x} x WHERE x.payment_key = p.payment_key AND (x.outcome IS NULL OR x.outcome = 'success')))
            RETURNING claim_token`,
           [...entryParams(entry), token, leaseMs / 1000],
         );
@@ -262,11 +346,25 @@ function ledgerOver(sql: Sql, schema: string, ownsSql: boolean): Ledger {
       }
     },
     async complete(key, token, response) {
+      const pendingAnswer = response.errorReason === "settlement_pending";
+      if (response.success || !pendingAnswer) {
+        // A failure is final only when none of this row's transactions may still land.
+        const rows = await sql.query(
+          `UPDATE ${t} SET status = $3, transaction_hash = COALESCE($4, transaction_hash), reason = $5, response = $6, claim_token = NULL, lease_until = NULL,
+             updated_at = now(), settled_at = CASE WHEN $3 = 'settled' THEN now() ELSE settled_at END
+           WHERE payment_key = $1 AND claim_token = $2 AND status = 'pending'
+             AND ($3 = 'settled' OR NOT EXISTS (SELECT 1 FROM ${x} x WHERE x.payment_key = $1 AND (x.outcome IS NULL OR x.outcome = 'success')))
+           RETURNING id`,
+          [key, token, response.success ? "settled" : "failed", response.transaction || null, response.errorReason ?? null, JSON.stringify(response)],
+        );
+        if (rows.length === 1) return true;
+      }
+      // In doubt (sent, outcome unknown): stays pending, handed to the reconciler.
       const rows = await sql.query(
-        `UPDATE ${t} SET status = $3, transaction_hash = $4, reason = $5, response = $6, claim_token = NULL, lease_until = NULL,
-           updated_at = now(), settled_at = CASE WHEN $3 = 'settled' THEN now() ELSE settled_at END
-         WHERE payment_key = $1 AND claim_token = $2 RETURNING id`,
-        [key, token, response.success ? "settled" : "failed", response.transaction || null, response.errorReason ?? null, JSON.stringify(response)],
+        `UPDATE ${t} SET claim_token = NULL, lease_until = NULL, updated_at = now(), reason = 'settlement_pending',
+           response = CASE WHEN $3 THEN $4 ELSE response END
+         WHERE payment_key = $1 AND claim_token = $2 AND status = 'pending' RETURNING id`,
+        [key, token, pendingAnswer, JSON.stringify(response)],
       );
       return rows.length === 1;
     },
@@ -302,6 +400,68 @@ function ledgerOver(sql: Sql, schema: string, ownsSql: boolean): Ledger {
         ...(r.transaction_hash ? { transaction: r.transaction_hash } : {}),
       }));
     },
+    sql,
+    async recordTransaction(tx) {
+      if (tx.keys.length === 0) return;
+      await sql.query(
+        `INSERT INTO ${x} (payment_key, transaction_hash, network, signer, tx_nonce)
+         SELECT k, $2, $3, $4, $5 FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING`,
+        [tx.keys, tx.hash, tx.network, tx.signer, tx.nonce],
+      );
+      await sql.query(`UPDATE ${t} SET transaction_hash = $2, updated_at = now() WHERE payment_key = ANY($1::text[]) AND status = 'pending'`, [tx.keys, tx.hash]);
+    },
+    async markSent(hash) {
+      await sql.query(`UPDATE ${x} SET sent = true WHERE transaction_hash = $1`, [hash]);
+    },
+    async markOutcomes(hash, outcomes) {
+      if (outcomes.length === 0) return;
+      await sql.query(
+        `UPDATE ${x} AS x SET outcome = o.outcome FROM unnest($2::text[], $3::text[]) AS o(key, outcome)
+         WHERE x.transaction_hash = $1 AND x.payment_key = o.key AND x.outcome IS DISTINCT FROM 'success'`,
+        [hash, outcomes.map((o) => o.key), outcomes.map((o) => o.outcome)],
+      );
+    },
+    async resolve(key, response) {
+      const rows = await sql.query(
+        `UPDATE ${t} SET status = $2, transaction_hash = COALESCE($3, transaction_hash), reason = $4, response = $5, claim_token = NULL, lease_until = NULL,
+           updated_at = now(), settled_at = CASE WHEN $2 = 'settled' THEN now() ELSE settled_at END
+         WHERE payment_key = $1 AND status = 'pending' RETURNING id`,
+        [key, response.success ? "settled" : "failed", response.transaction || null, response.errorReason ?? null, JSON.stringify(response)],
+      );
+      return rows.length === 1;
+    },
+    async unresolved(limit) {
+      const rows = await sql.query<Row>(
+        `SELECT ${COLUMNS} FROM ${t} p WHERE p.status = 'pending' AND (p.claim_token IS NULL OR p.lease_until < now())
+           AND EXISTS (SELECT 1 FROM ${x} x WHERE x.payment_key = p.payment_key) ORDER BY p.updated_at LIMIT $1`,
+        [limit],
+      );
+      if (rows.length === 0) return [];
+      const txs = await transactionsOf(rows.map((r) => r.payment_key));
+      return rows.map((r) => ({ record: toRecord(r), transactions: txs.filter((tx) => tx.key === r.payment_key) }));
+    },
+    async failAbandoned(response) {
+      const rows = await sql.query<Row>(
+        `SELECT ${COLUMNS} FROM ${t} p WHERE p.status = 'pending' AND p.lease_until < now()
+           AND NOT EXISTS (SELECT 1 FROM ${x} x WHERE x.payment_key = p.payment_key AND (x.outcome IS NULL OR x.outcome = 'success')) LIMIT 500`,
+      );
+      let n = 0;
+      for (const r of rows) {
+        const res = response(toRecord(r));
+        const done = await sql.query(
+          `UPDATE ${t} SET status = 'failed', reason = $2, response = $3, claim_token = NULL, lease_until = NULL, updated_at = now()
+           WHERE payment_key = $1 AND status = 'pending' AND lease_until < now() RETURNING id`,
+          [r.payment_key, res.errorReason ?? null, JSON.stringify(res)],
+        );
+        n += done.length;
+      }
+      return n;
+    },
+    async releaseClaims() {
+      const rows = await sql.query(`UPDATE ${t} SET lease_until = now() - interval '1 second' WHERE status = 'pending' AND claim_token IS NOT NULL RETURNING id`);
+      return rows.length;
+    },
+    transactions: (key) => transactionsOf([key]),
     // A connection passed in belongs to the caller.
     close: async () => {
       if (ownsSql) await sql.close();

@@ -1,1 +1,2 @@
 export * from "./recover.ts";
+export * from "./keccak.ts";

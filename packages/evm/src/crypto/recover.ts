@@ -12,7 +12,7 @@
  */
 import { createRequire } from "node:module";
 import { secp256k1 as nobleSecp256k1 } from "@noble/curves/secp256k1";
-import { keccak_256 } from "@noble/hashes/sha3";
+import { keccak256Bytes } from "./keccak.ts";
 import type { Address } from "viem";
 
 export type RecoverAddress = (digest: Uint8Array, signature: Uint8Array) => Address | undefined;
@@ -44,7 +44,7 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"
 
 /** Lowercase address from a 65-byte uncompressed public key (0x04‖x‖y): last 20 bytes of keccak(x‖y). */
 function addressOfPublicKey(uncompressed: Uint8Array): Address {
-  const hash = keccak_256(uncompressed.subarray(1));
+  const hash = keccak256Bytes(uncompressed.subarray(1));
   let out = "0x";
   for (let i = 12; i < 32; i++) out += HEX[hash[i]!];
   return out as Address;

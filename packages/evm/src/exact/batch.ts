@@ -1,18 +1,24 @@
 /**
- * Coalesces the Multicall3 `aggregate3` reads of concurrent verifications into few eth_calls.
+ * Coalesces the Multicall3 `aggregate3` calls of concurrent verifications into few eth_calls.
  *
- * Each verification submits a group of calls (reads, then a dry run of its transfer). Groups
- * arriving in the same window share one aggregate3 (every call `allowFailure: true`, so one
- * group's failing call never affects another's). Inside one eth_call the dry runs change
- * state for the calls after them, so two groups share a batch only when they cannot see each
- * other: a group names the state it changes (`exclusive`: the payer's balance and nonces) and
- * the state it only adds to (`shared`: the payee's balance); groups whose keys collide go to
- * different batches, which are separate eth_calls against the same block state. Each group thus
- * gets exactly the results it would get alone.
+ * Each verification submits a group: `reads` (balance, nonce state, token domain) and `writes`
+ * (the dry run of its transfer). A batch runs every group's reads first, then the writes in
+ * submission order, all with `allowFailure: true`, so one group's failing call never affects
+ * another's results. Reads therefore see the block state exactly as a lone eth_call would.
  *
- * Batches are sent as soon as the window closes, at most `maxInFlight` at a time; while they
- * wait for a slot the queued batches keep accepting groups, so under load batching grows by
- * itself. If the eth_call fails as a whole, every group in it is rejected with that error.
+ * Writes do change state for the writes after them inside one eth_call. A group names the
+ * state its writes debit (`key`: token|payer) and the state they credit (`credits`:
+ * token|payee):
+ * - a group is never batched with one that credits its key (a credit could make a dry run pass
+ *   that would fail alone);
+ * - groups with the same key may share a batch: a later one's write then runs after an earlier
+ *   debit of the same payer, which can only make it fail, never pass. Such a group is reported
+ *   `contended`; its caller retries a failed write with `alone: true`, which keeps it out of
+ *   batches holding its key. So every verdict equals the verdict of a lone eth_call.
+ *
+ * Batches go out when the window closes, at most `maxInFlight` at a time; while waiting for a
+ * slot, queued batches keep accepting groups, so batching grows with load. If an eth_call
+ * fails as a whole, every group in it is rejected with that error.
  */
 import type { Address, Hex } from "viem";
 
@@ -27,11 +33,23 @@ export interface Aggregate3Result {
 }
 
 export interface CallGroup {
-  calls: readonly Aggregate3Call[];
-  /** State the group's calls change or whose exact value they read (no other group may touch it in one batch). */
-  exclusive?: readonly string[];
-  /** State the group only adds to (other groups may share it, but not hold it exclusively). */
-  shared?: readonly string[];
+  /** Calls that only read: they run before every write of the batch. */
+  reads: readonly Aggregate3Call[];
+  /** Calls that may change state (dry runs): they run after all reads, in submission order. */
+  writes: readonly Aggregate3Call[];
+  /** The state the writes debit (e.g. `token|payer`). */
+  key?: string;
+  /** State the writes only credit (e.g. `token|payee`). */
+  credits?: readonly string[];
+  /** Share no batch with another group of the same key (retry after contention). */
+  alone?: boolean;
+}
+
+export interface GroupResults {
+  reads: Aggregate3Result[];
+  writes: Aggregate3Result[];
+  /** An earlier group in the same batch had the same key: a failed write may be due to it. */
+  contended: boolean;
 }
 
 export interface CallBatcherOptions {
@@ -46,23 +64,27 @@ export interface CallBatcherOptions {
 }
 
 export interface CallBatcher {
-  /** The group's results, in the order of its calls. */
-  submit(group: CallGroup): Promise<Aggregate3Result[]>;
+  submit(group: CallGroup): Promise<GroupResults>;
   /** Counters for tests and benchmarks. */
   readonly stats: { batches: number; groups: number; calls: number };
 }
 
 interface Waiter {
-  start: number;
-  count: number;
-  resolve(results: Aggregate3Result[]): void;
+  readStart: number;
+  readCount: number;
+  writeStart: number;
+  writeCount: number;
+  contended: boolean;
+  resolve(results: GroupResults): void;
   reject(error: unknown): void;
 }
 
 interface Batch {
-  calls: Aggregate3Call[];
-  exclusive: Set<string>;
-  shared: Set<string>;
+  reads: Aggregate3Call[];
+  writes: Aggregate3Call[];
+  keys: Set<string>;
+  aloneKeys: Set<string>;
+  credits: Set<string>;
   waiters: Waiter[];
 }
 
@@ -76,9 +98,11 @@ export function createCallBatcher(options: CallBatcherOptions): CallBatcher {
   let scheduled = false;
 
   function fits(batch: Batch, group: CallGroup): boolean {
-    if (batch.calls.length > 0 && batch.calls.length + group.calls.length > maxCalls) return false;
-    for (const k of group.exclusive ?? []) if (batch.exclusive.has(k) || batch.shared.has(k)) return false;
-    for (const k of group.shared ?? []) if (batch.exclusive.has(k)) return false;
+    const size = batch.reads.length + batch.writes.length;
+    if (size > 0 && size + group.reads.length + group.writes.length > maxCalls) return false;
+    const key = group.key;
+    if (key !== undefined && (batch.credits.has(key) || batch.aloneKeys.has(key) || (group.alone && batch.keys.has(key)))) return false;
+    for (const c of group.credits ?? []) if (batch.keys.has(c)) return false;
     return true;
   }
 
@@ -87,30 +111,34 @@ export function createCallBatcher(options: CallBatcherOptions): CallBatcher {
     scheduled = true;
     const flush = () => {
       scheduled = false;
-      pump();
+      while (inFlight < maxInFlight && queue.length > 0) send(queue.shift()!);
     };
     if (windowMs > 0) setTimeout(flush, windowMs);
     else setImmediate(flush);
   }
 
-  function pump() {
-    while (inFlight < maxInFlight && queue.length > 0) send(queue.shift()!);
-  }
-
   function send(batch: Batch) {
     inFlight++;
+    const calls = batch.reads.concat(batch.writes);
     stats.batches++;
-    stats.calls += batch.calls.length;
+    stats.calls += calls.length;
     let sent: Promise<readonly Aggregate3Result[]>;
     try {
-      sent = options.send(batch.calls);
+      sent = options.send(calls);
     } catch (e) {
       sent = Promise.reject(e);
     }
+    const writesAt = batch.reads.length;
     sent
       .then((results) => {
-        if (results.length !== batch.calls.length) throw new Error(`aggregate3 answered ${results.length} results for ${batch.calls.length} calls`);
-        for (const w of batch.waiters) w.resolve(results.slice(w.start, w.start + w.count));
+        if (results.length !== calls.length) throw new Error(`aggregate3 answered ${results.length} results for ${calls.length} calls`);
+        for (const w of batch.waiters) {
+          w.resolve({
+            reads: results.slice(w.readStart, w.readStart + w.readCount),
+            writes: results.slice(writesAt + w.writeStart, writesAt + w.writeStart + w.writeCount),
+            contended: w.contended,
+          });
+        }
       })
       .catch((e) => {
         for (const w of batch.waiters) w.reject(e);
@@ -121,17 +149,30 @@ export function createCallBatcher(options: CallBatcherOptions): CallBatcher {
       });
   }
 
-  function submit(group: CallGroup): Promise<Aggregate3Result[]> {
+  function submit(group: CallGroup): Promise<GroupResults> {
     return new Promise((resolve, reject) => {
       let batch = queue.find((b) => fits(b, group));
       if (!batch) {
-        batch = { calls: [], exclusive: new Set(), shared: new Set(), waiters: [] };
+        batch = { reads: [], writes: [], keys: new Set(), aloneKeys: new Set(), credits: new Set(), waiters: [] };
         queue.push(batch);
       }
-      batch.waiters.push({ start: batch.calls.length, count: group.calls.length, resolve, reject });
-      batch.calls.push(...group.calls);
-      for (const k of group.exclusive ?? []) batch.exclusive.add(k);
-      for (const k of group.shared ?? []) batch.shared.add(k);
+      const key = group.key;
+      batch.waiters.push({
+        readStart: batch.reads.length,
+        readCount: group.reads.length,
+        writeStart: batch.writes.length,
+        writeCount: group.writes.length,
+        contended: key !== undefined && batch.keys.has(key),
+        resolve,
+        reject,
+      });
+      batch.reads.push(...group.reads);
+      batch.writes.push(...group.writes);
+      if (key !== undefined) {
+        batch.keys.add(key);
+        if (group.alone) batch.aloneKeys.add(key);
+      }
+      for (const c of group.credits ?? []) batch.credits.add(c);
       stats.groups++;
       schedule();
     });

@@ -4,7 +4,7 @@
  * fixed 7-word struct and the final 0x1901 envelope are hashed. Equal to viem's
  * `hashTypedData` for the same domain and message (tested), at a fraction of the cost.
  */
-import { keccak_256 } from "@noble/hashes/sha3";
+import { keccak256Bytes } from "../crypto/keccak.ts";
 import { hashDomain, hexToBytes, keccak256, toHex, type Address, type Hex } from "viem";
 import type { TransferAuthorization } from "./payload.ts";
 
@@ -59,8 +59,8 @@ export function transferAuthorizationDigest(separator: Uint8Array, auth: Transfe
   envelope[0] = 0x19;
   envelope[1] = 0x01;
   envelope.set(separator, 2);
-  envelope.set(keccak_256(struct), 34);
-  return keccak_256(envelope);
+  envelope.set(keccak256Bytes(struct), 34);
+  return keccak256Bytes(envelope);
 }
 
 /** Writes `digits` hex digits of a 0x-string (already validated) at `offset`. */

@@ -158,6 +158,22 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
   /** Authorizations being settled (or left pending) by this process: a second settle must not double-send. */
   const inFlight = new Map<string, bigint>();
 
+  /**
+   * Signer of a (domain, message, signature), remembered: settle re-verifies what verify just
+   * checked, and clients retry. Recovery is a pure function of the key, so a hit is exact.
+   */
+  const recoveries = new Map<string, Address | "">();
+  function recoverCached(separator: { bytes: Uint8Array; hex: Hex }, auth: TransferAuthorization, signature: Hex): Address | undefined {
+    const key = `${separator.hex}${auth.from}${auth.to}${auth.value}|${auth.validAfter}|${auth.validBefore}${auth.nonce}${signature}`;
+    let hit = recoveries.get(key);
+    if (hit === undefined) {
+      hit = recoverAddress(transferAuthorizationDigest(separator.bytes, auth), hexToBytes(signature)) ?? "";
+      if (recoveries.size >= 10_000) recoveries.delete(recoveries.keys().next().value!);
+      recoveries.set(key, hit);
+    }
+    return hit || undefined;
+  }
+
   function fail(reason: string, message: string, payer?: Address): Failure {
     return { ok: false, reason, message, ...(payer ? { payer } : {}) };
   }
@@ -257,7 +273,7 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
       const sig = signatureProblem(signature);
       if (sig) return fail(Reason.evmSignature, `paymentPayload.payload.signature: ${sig}`, payer);
       const separator = domainSeparator({ name, version, chainId: net.chainId, verifyingContract: asset });
-      const recovered = recoverAddress(transferAuthorizationDigest(separator.bytes, auth), hexToBytes(signature));
+      const recovered = recoverCached(separator, auth, signature);
       if (!recovered || recovered !== payer.toLowerCase()) {
         if (!(await hasCode(net, payer))) {
           return fail(Reason.evmSignature, "paymentPayload.payload.signature: does not recover to authorization.from for this token, chain and message", payer);
@@ -325,9 +341,9 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
       // Last: the dry run changes state inside the batch.
       transferData,
     ];
-    // The dry run debits the payer (balance, nonce) and credits the payee: batches keep such groups apart.
+    // The dry run debits the payer (balance, nonce) and credits the payee: see batch.ts.
     const token = asset.toLowerCase();
-    const results = await callAll(net, asset, calls, [`${token}|${auth.from.toLowerCase()}`], [`${token}|${auth.to.toLowerCase()}`]);
+    const results = await callAll(net, asset, calls, `${token}|${auth.from.toLowerCase()}`, `${token}|${auth.to.toLowerCase()}`);
     const [balanceRes, usedRes] = results;
     const balance = decodeOr(balanceRes, (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "balanceOf", data: d }));
     const used = decodeOr(usedRes, (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "authorizationState", data: d }));
@@ -346,11 +362,21 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
   }
 
   /** All calls to `asset` in one eth_call via Multicall3 when present; otherwise one by one. */
-  async function callAll(net: NetworkState, asset: Address, calls: Hex[], exclusive: string[], shared: string[]): Promise<Aggregate3Result[]> {
+  async function callAll(net: NetworkState, asset: Address, calls: Hex[], payerKey: string, payeeKey: string): Promise<Aggregate3Result[]> {
     const mc = await multicallAddress(net);
     if (mc) {
-      net.batcher ??= createCallBatcher({ ...net.config.batch, send: (batch) => aggregate3(net, mc, batch) });
-      return net.batcher.submit({ calls: calls.map((callData) => ({ target: asset, callData })), exclusive, shared });
+      // Coalesced with concurrent verifications; the last call (the dry run) is the only write.
+      const batcher = (net.batcher ??= createCallBatcher({ ...net.config.batch, send: (batch) => aggregate3(net, mc, batch) }));
+      const group = {
+        reads: calls.slice(0, -1).map((callData) => ({ target: asset, callData })),
+        writes: [{ target: asset, callData: calls[calls.length - 1]! }],
+        key: payerKey,
+        credits: [payeeKey],
+      };
+      let r = await batcher.submit(group);
+      // The dry run ran after another dry run by the same payer in that eth_call: judge it alone.
+      if (r.contended && !r.writes[0]!.success) r = await batcher.submit({ ...group, alone: true });
+      return [...r.reads, ...r.writes];
     }
     return Promise.all(
       calls.map(async (data) => {

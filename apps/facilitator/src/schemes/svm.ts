@@ -1,0 +1,132 @@
+/**
+ * Solana in the facilitator service: the config fields (`solanaNetworks`, `solanaFeePayerKey`),
+ * the fee-payer key in the formats Solana tools write, the `exact` scheme built from them, and
+ * readiness probes. One process serves these next to the EVM networks; `/supported` lists both.
+ *
+ * The fee-payer key is a secret: parse errors never contain it, and nothing here logs.
+ */
+import { createKeyPairSignerFromBytes, getBase58Encoder, isAddress, type KeyPairSigner } from "@solana/kit";
+import { isCaip2, Reason, type Network, type SchemeFacilitator } from "@tollgate/core";
+import { exactSvmFacilitator } from "@tollgate/svm";
+import { z } from "zod";
+import type { ReadinessProbe } from "../app.ts";
+
+export const solanaAssetSchema = z.strictObject({
+  address: z.string().refine((a) => isAddress(a), "expected a base58 Solana mint address"),
+  decimals: z.number().int().min(0).max(255).optional(),
+  symbol: z.string().min(1).optional(),
+});
+
+export const solanaNetworkSchema = z.strictObject({
+  network: z
+    .string()
+    .refine((n) => isCaip2(n) && n.startsWith("solana:"), "expected a Solana CAIP-2 network id such as solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"),
+  rpcUrl: z.url({ protocol: /^https?$/, error: "expected an http(s) URL" }),
+  /** Allowlist of mints; omitted means any SPL Token / Token-2022 mint. */
+  assets: z.array(solanaAssetSchema).optional(),
+});
+
+export const solanaSecretKeySchema = z
+  .string()
+  .refine((s) => decodeSolanaSecretKey(s) !== undefined, "expected a Solana keypair: base58 of 64 bytes, or a JSON array of 64 numbers (a solana-keygen file's content)");
+
+export type SolanaNetworkConfig = z.output<typeof solanaNetworkSchema>;
+
+/** The part of the facilitator config this module reads. */
+export interface SolanaConfig {
+  solanaNetworks: readonly SolanaNetworkConfig[];
+  solanaFeePayerKey?: string | undefined;
+}
+
+/**
+ * A 64-byte Solana keypair (32-byte seed then 32-byte public key) from base58 or a JSON byte
+ * array, the two forms Solana wallets and `solana-keygen` use. Undefined when it is neither.
+ */
+export function decodeSolanaSecretKey(text: string): Uint8Array | undefined {
+  const s = text.trim();
+  let bytes: Uint8Array;
+  if (s.startsWith("[")) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(s);
+    } catch {
+      return undefined;
+    }
+    if (!Array.isArray(parsed) || !parsed.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) return undefined;
+    bytes = Uint8Array.from(parsed as number[]);
+  } else {
+    if (!/^[1-9A-HJ-NP-Za-km-z]+$/.test(s)) return undefined;
+    try {
+      bytes = new Uint8Array(getBase58Encoder().encode(s));
+    } catch {
+      return undefined;
+    }
+  }
+  return bytes.length === 64 ? bytes : undefined;
+}
+
+/** The fee payer's signer; rejects a keypair whose public half does not match its seed. */
+export async function solanaSignerFromKey(text: string): Promise<KeyPairSigner> {
+  const bytes = decodeSolanaSecretKey(text);
+  if (!bytes) throw new Error("solanaFeePayerKey (SOLANA_FEE_PAYER_KEY): expected a Solana keypair: base58 of 64 bytes or a JSON array of 64 numbers");
+  try {
+    return await createKeyPairSignerFromBytes(bytes);
+  } catch {
+    throw new Error("solanaFeePayerKey (SOLANA_FEE_PAYER_KEY): the public key does not match the secret key");
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+/** The `exact` scheme for every configured Solana network, sharing one fee payer. */
+export async function buildSvmSchemes(config: SolanaConfig): Promise<SchemeFacilitator[]> {
+  if (config.solanaNetworks.length === 0) return [];
+  if (!config.solanaFeePayerKey) throw new Error("solanaFeePayerKey (SOLANA_FEE_PAYER_KEY): a fee-payer key is required to serve Solana networks");
+  const feePayer = await solanaSignerFromKey(config.solanaFeePayerKey);
+  const scheme = exactSvmFacilitator({
+    networks: config.solanaNetworks.map((n) => ({ network: n.network as Network, rpc: n.rpcUrl })),
+    feePayer,
+  });
+  const allowed = new Map<string, Set<string>>();
+  for (const n of config.solanaNetworks) if (n.assets) allowed.set(n.network, new Set(n.assets.map((a) => a.address)));
+  return [allowed.size > 0 ? restrictAssets(scheme, allowed) : scheme];
+}
+
+/** Refuses, before any chain call or signature, a mint outside a network's allowlist. */
+function restrictAssets(inner: SchemeFacilitator, allowed: ReadonlyMap<string, ReadonlySet<string>>): SchemeFacilitator {
+  const refusal = (network: string, asset: string) => {
+    const list = allowed.get(network);
+    return list && !list.has(asset) ? `paymentRequirements.asset: ${asset} is not accepted on ${network}` : undefined;
+  };
+  return {
+    ...inner,
+    async verify(payload, requirements) {
+      const message = refusal(requirements.network, requirements.asset);
+      if (message) return { isValid: false, invalidReason: Reason.svmAssetNotAllowed, invalidMessage: message };
+      return inner.verify(payload, requirements);
+    },
+    async settle(payload, requirements) {
+      const message = refusal(requirements.network, requirements.asset);
+      if (message) return { success: false, errorReason: Reason.svmAssetNotAllowed, errorMessage: message, transaction: "", network: requirements.network };
+      return inner.settle(payload, requirements);
+    },
+  };
+}
+
+/** `/ready` checks each Solana RPC answers `getHealth`. */
+export function solanaReadinessProbes(config: SolanaConfig): ReadinessProbe[] {
+  return config.solanaNetworks.map((n) => ({ name: `chain:${n.network}`, check: () => checkSolanaRpc(n.rpcUrl) }));
+}
+
+async function checkSolanaRpc(url: string): Promise<void> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "getHealth" }),
+    signal: AbortSignal.timeout(3000),
+  });
+  if (!res.ok) throw new Error(`getHealth: HTTP ${res.status}`);
+  const body = (await res.json()) as { result?: unknown; error?: { message?: string } };
+  if (body.error) throw new Error(`getHealth: ${String(body.error.message ?? "error").slice(0, 200)}`);
+  if (body.result !== "ok") throw new Error("getHealth: node is not healthy");
+}
