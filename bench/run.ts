@@ -7,7 +7,7 @@
 //
 // Latency: sequential paid requests at one client (the two stacks take turns in blocks).
 // Throughput: a fixed number of paid requests over N concurrent clients, each its own funded
-// payer; two rounds in alternating order. Every request must be 200 with a successful receipt.
+// payer; four rounds in alternating (ABBA) order. Every request must be 200 with a successful receipt.
 // Prints a table; writes bench/results/latest.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -103,13 +103,13 @@ async function main(): Promise<void> {
     );
 
     console.error(`bench: throughput ${throughputRequests} requests per stack over ${clientCount} concurrent clients…`);
-    const half = Math.ceil(throughputRequests / 2);
+    // Four rounds in ABBA order: background load that drifts over the run hits both stacks alike.
+    const ROUNDS = 4;
     const rounds: Record<"tollgate" | "official", ThroughputResult[]> = { tollgate: [], official: [] };
-    for (const order of [["tollgate", "official"], ["official", "tollgate"]] as const) {
-      for (const name of order) {
-        const requests = rounds[name].length === 0 ? half : throughputRequests - half;
-        rounds[name].push(await measureThroughput(stacks[name].clients, stacks[name].url, requests));
-      }
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 === 0 ? (["tollgate", "official"] as const) : (["official", "tollgate"] as const);
+      const requests = Math.floor(throughputRequests / ROUNDS) + (r < throughputRequests % ROUNDS ? 1 : 0);
+      for (const name of order) rounds[name].push(await measureThroughput(stacks[name].clients, stacks[name].url, requests));
     }
     const throughput = { tollgate: combine(rounds.tollgate), official: combine(rounds.official) };
 

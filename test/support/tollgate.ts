@@ -67,6 +67,8 @@ export interface TollgateFacilitatorOptions {
    * default scheme wiring (what `tollgate facilitator` runs), untouched.
    */
   pollingIntervalMs?: number;
+  /** A ledger to use (not closed by close()); default a fresh in-memory PGlite one. */
+  ledger?: Ledger;
   port?: number;
 }
 
@@ -89,9 +91,12 @@ export async function startTollgateFacilitator(opts: TollgateFacilitatorOptions)
       privateKeys: [opts.privateKey],
       logLevel: "silent",
     },
-    opts.pollingIntervalMs === undefined
-      ? {}
-      : { schemes: [exactEvmFacilitator({ networks: [{ network, rpcUrl: opts.rpcUrl, assets: [asset] }], signer, pollingIntervalMs: opts.pollingIntervalMs })] },
+    {
+      ...(opts.ledger ? { ledger: opts.ledger } : {}),
+      ...(opts.pollingIntervalMs === undefined
+        ? {}
+        : { schemes: [exactEvmFacilitator({ networks: [{ network, rpcUrl: opts.rpcUrl, assets: [asset] }], signer, pollingIntervalMs: opts.pollingIntervalMs })] }),
+    },
   );
   return { url: running.url, address: signer.address, ledger: running.ledger, close: running.close };
 }

@@ -1,6 +1,7 @@
 /**
  * The CLI's commands against a real local network: the narrated demo moves exactly the price
- * from payer to payee on-chain, and `tollgate pay` pays the dev stack's API within its policy.
+ * from payer to payee on-chain, once on EVM (anvil) and once on Solana (local litesvm endpoint),
+ * and `tollgate pay` pays the dev stack's API within its policy.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demo } from "../src/commands/demo.ts";
@@ -10,7 +11,7 @@ import { pay } from "../src/commands/pay.ts";
 import { startDevStack, type DevStack } from "../src/stack.ts";
 
 describe("tollgate demo (npm start)", () => {
-  it("narrates the seven steps and moves exactly the price on-chain", async () => {
+  it("narrates the seven steps, then the Solana run, and moves exactly the price on both chains", async () => {
     const lines: string[] = [];
     const result = await demo({ out: (l) => lines.push(l) });
     const text = lines.join("\n");
@@ -20,6 +21,19 @@ describe("tollgate demo (npm start)", () => {
     expect(result.amount).toBe(10_000n);
     expect(result.payer.before - result.payer.after).toBe(result.amount);
     expect(result.payee.after - result.payee.before).toBe(result.amount);
+    expect(result.network).toBe("eip155:31337");
+
+    // The same route paid on Solana: a base58 transaction signature, the same price, moved exactly.
+    const sol = result.solana;
+    expect(sol.network).toMatch(/^solana:/);
+    expect(sol.transaction).toMatch(/^[1-9A-HJ-NP-Za-km-z]{64,88}$/);
+    expect(text).toContain(sol.transaction);
+    expect(text).toMatch(/chooser prefers solana:\*/);
+    expect(sol.amount).toBe(10_000n);
+    expect(sol.payer.before - sol.payer.after).toBe(sol.amount);
+    expect(sol.payee.after - sol.payee.before).toBe(sol.amount);
+    // Printed balances agree with the returned ones.
+    expect(text).toMatch(/payee \S+ {2}0 USDC -> 0\.01 USDC[\s\S]*Token balances on Solana[\s\S]*payee \S+ {2}0 USDC -> 0\.01 USDC/);
   });
 });
 
@@ -78,6 +92,20 @@ describe("tollgate dev and tollgate facilitator", () => {
       expect((await fetch(`${api}/weather`)).status).toBe(402);
       const supported = (await (await fetch(`${facilitatorUrl}/supported`)).json()) as { kinds: { network: string }[] };
       expect(supported.kinds.map((k) => k.network)).toContain("eip155:31337");
+      expect(supported.kinds.map((k) => k.network)).toContain("solana:localnet");
+
+      // The Solana side is printed and live: endpoint, mint, keys; the 402 offers both chains.
+      const solanaUrl = /Solana\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(text)?.[1];
+      expect(solanaUrl).toBeDefined();
+      expect(text).toMatch(/mint\s+[1-9A-HJ-NP-Za-km-z]{32,44}/);
+      expect(text).toMatch(/key [1-9A-HJ-NP-Za-km-z]{80,90}/);
+      const health = await (await fetch(solanaUrl!, { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"getHealth"}' })).json();
+      expect(health).toMatchObject({ result: "ok" });
+      const required = JSON.parse(Buffer.from((await fetch(`${api}/weather`)).headers.get("payment-required")!, "base64").toString()) as { accepts: { network: string; amount: string }[] };
+      expect(required.accepts.map((a) => [a.network, a.amount])).toEqual([
+        ["eip155:31337", "10000"],
+        ["solana:localnet", "10000"],
+      ]);
       await stop();
       await expect(fetch(`${api}/weather`)).rejects.toThrow();
     } finally {

@@ -29,6 +29,33 @@ const networkSchema = z.strictObject({
   rpcUrl: z.url({ protocol: /^(https?|wss?)$/, error: "expected an http(s) or ws(s) URL" }),
   /** Allowlist of assets; omitted means any EIP-3009 token. */
   assets: z.array(assetSchema).optional(),
+  /** BatchSettler contract: concurrent settlements go out as one transaction. Without it, batching is off on this network. */
+  batchSettler: hexAddress.optional(),
+});
+
+const wei = z.string().refine(isAtomic, "expected a non-negative integer string (wei)");
+
+/** The EVM settlement engine (see evm-settlement.ts). */
+const settlementSchema = z.strictObject({
+  /** Coalesce concurrent settlements into one BatchSettler call (networks with `batchSettler`). */
+  batching: z.boolean().default(true),
+  maxBatchSize: z.number().int().min(1).max(500).default(50),
+  /** How long a batch waits for company after its first item. */
+  maxWaitMs: z.number().int().min(0).max(10_000).default(10),
+  /** Never pay more than this per gas. */
+  maxFeePerGasWei: wei.optional(),
+  /** Refuse a settlement estimated above this gas (per item of a batch). */
+  maxGasPerSettlement: z.number().int().min(21_000).optional(),
+  /** How long /settle waits for the receipt before answering pending (the reconciler finishes it). */
+  receiptTimeoutMs: z.number().int().min(100).default(30_000),
+  /** Fee-bump a transaction not mined after this long (off when omitted). */
+  bumpAfterMs: z.number().int().min(1000).optional(),
+  /** How often pending settlements are checked against the chain. */
+  reconcileIntervalMs: z.number().int().min(50).default(2_000),
+  /** A transaction the node never saw, whose nonce is unused, counts as dropped after this long. */
+  dropAfterMs: z.number().int().min(1000).default(120_000),
+  /** How often signer balances are read for `minSignerBalanceWei`. */
+  balanceCheckMs: z.number().int().min(100).default(15_000),
 });
 
 export const configSchema = z.strictObject({
@@ -60,6 +87,11 @@ export const configSchema = z.strictObject({
       pollMs: z.number().int().min(1).optional(),
     })
     .default({}),
+  settlement: settlementSchema.default(settlementSchema.parse({})),
+  /** A fee payer below this native balance is not used; none left on a network → facilitator_not_ready, /ready names them. */
+  minSignerBalanceWei: wei.optional(),
+  /** PostgreSQL only: how long a process holds a signer lease (renewed every third of it). */
+  signerLeaseMs: z.number().int().min(1000).default(30_000),
   /** How long close() waits for in-flight requests. */
   shutdownTimeoutMs: z.number().int().min(0).default(15_000),
 });
@@ -96,6 +128,7 @@ const ENV_FIELDS: Record<string, string> = {
   API_KEYS: "apiKeys",
   LOG_LEVEL: "logLevel",
   MIN_AMOUNT: "minAmount",
+  MIN_SIGNER_BALANCE_WEI: "minSignerBalanceWei",
   BODY_LIMIT_BYTES: "bodyLimitBytes",
   TRUST_PROXY: "trustProxy",
   RATE_LIMIT_IP_PER_SECOND: "rateLimit",
@@ -225,6 +258,7 @@ function fromEnv(env: Record<string, string | undefined>): { values: Record<stri
     ["DATABASE_SCHEMA", "databaseSchema"],
     ["LOG_LEVEL", "logLevel"],
     ["MIN_AMOUNT", "minAmount"],
+    ["MIN_SIGNER_BALANCE_WEI", "minSignerBalanceWei"],
   ] as const) {
     const v = get(name);
     if (v !== undefined) values[field] = v;

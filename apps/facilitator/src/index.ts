@@ -18,3 +18,8 @@ export { createMetrics, createRegistry, type FacilitatorMetrics, type Facilitato
 export { createRateLimiter, type BucketLimit, type RateLimiter } from "./rate-limit.ts";
 export { createSettlementCoordinator, type SettlementCoordinator, type SettleOutcome } from "./settle.ts";
 export { canonicalJson, identifyPayment, paymentIdentifier, requestHash, PAYMENT_IDENTIFIER } from "./payment.ts";
+export { createEvmSettlement, type EvmSettlement, type EvmSettlementOptions } from "./evm-settlement.ts";
+export { createReconciler, settledResponse, type Reconciler, type ReconcilerOptions } from "./reconciler.ts";
+export { allSignerLeases, createSignerLeases, type SignerLeaseOptions, type SignerLeases } from "./signer-leases.ts";
+export { pendingResponse, SETTLEMENT_EXTENSION } from "./settle.ts";
+export type { PaymentTransaction, TransactionOutcomeState } from "./ledger/ledger.ts";

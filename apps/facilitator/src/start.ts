@@ -7,11 +7,11 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdaptorServer } from "@hono/node-server";
 import { createFacilitator, safeMessage, type SchemeFacilitator } from "@tollgate/core";
-import { exactEvmFacilitator } from "@tollgate/evm";
 import { privateKeyToAccount } from "viem/accounts";
 import type { DestinationStream } from "pino";
 import { createFacilitatorApp, type FacilitatorApp, type ReadinessProbe } from "./app.ts";
 import { parseConfig, redactConfig, type FacilitatorConfig, type FacilitatorConfigInput } from "./config.ts";
+import { createEvmSettlement, type EvmSettlement } from "./evm-settlement.ts";
 import { createLedger, type Ledger } from "./ledger/ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type SignerBalance } from "./metrics.ts";
@@ -35,6 +35,8 @@ export interface RunningFacilitator {
   app: FacilitatorApp;
   ledger: Ledger;
   logger: Logger;
+  /** The EVM settlement engine(s), signer leases and reconciler (when EVM networks are configured). */
+  settlement?: EvmSettlement;
   /** Stops accepting, waits for in-flight requests (bounded by shutdownTimeoutMs), closes the store. */
   close(): Promise<void>;
 }
@@ -44,17 +46,18 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
   const logger =
     options.logger ?? createLogger({ level: config.logLevel, secrets: [...config.privateKeys, ...config.apiKeys, ...(config.solanaFeePayerKey ? [config.solanaFeePayerKey] : [])], ...(options.logDestination ? { destination: options.logDestination } : {}) });
 
-  const schemes = options.schemes ?? [...buildSchemes(config), ...(await buildSvmSchemes(config))];
   const ledger =
     options.ledger ??
     (await createLedger({ schema: config.databaseSchema, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : config.dataDir ? { dataDir: config.dataDir } : {}) }));
   const ownsLedger = !options.ledger;
-
-  const facilitator = createFacilitator({ schemes, extensions: [PAYMENT_IDENTIFIER] });
   const signerAddresses = config.privateKeys.map((k) => privateKeyToAccount(k as `0x${string}`).address);
   const metrics = createMetrics({ signerBalances: () => signerBalances(config, signerAddresses) });
+  const settlement = !options.schemes && config.networks.length > 0 ? createEvmSettlement({ config, ledger, logger, metrics }) : undefined;
+  const schemes = options.schemes ?? [...(settlement ? [settlement.scheme] : []), ...(await buildSvmSchemes(config))];
+
+  const facilitator = createFacilitator({ schemes, extensions: [PAYMENT_IDENTIFIER] });
   const readinessProbes: ReadinessProbe[] = config.networks.map((n) => ({ name: `chain:${n.network}`, check: () => checkChain(n.rpcUrl, n.network) }));
-  readinessProbes.push(...solanaReadinessProbes(config));
+  readinessProbes.push(...solanaReadinessProbes(config), ...(settlement?.readinessProbes ?? []));
 
   const app = createFacilitatorApp({
     facilitator,
@@ -81,6 +84,8 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     });
   });
   try {
+    // Leases, balances, and pending settlements of a previous run resumed, before taking traffic.
+    await settlement?.start();
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(config.port, config.host, () => {
@@ -89,6 +94,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
       });
     });
   } catch (e) {
+    await settlement?.close(0).catch(() => {});
     if (ownsLedger) await ledger.close().catch(() => {});
     throw e;
   }
@@ -107,28 +113,14 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
       }
       server.closeAllConnections();
       await stopped;
+      await settlement?.close(config.shutdownTimeoutMs).catch((e) => logger.error({ err: safeMessage(e) }, "closing the settlement engine failed"));
       if (ownsLedger) await ledger.close().catch((e) => logger.error({ err: safeMessage(e) }, "closing the store failed"));
       logger.info("facilitator stopped");
     })();
     return closing;
   }
 
-  return { url, port, config, app, ledger, logger, close };
-}
-
-function buildSchemes(config: FacilitatorConfig): SchemeFacilitator[] {
-  if (config.networks.length === 0) return [];
-  const signer = privateKeyToAccount(config.privateKeys[0] as `0x${string}`);
-  return [
-    exactEvmFacilitator({
-      networks: config.networks.map((n) => ({
-        network: n.network as `eip155:${string}`,
-        rpcUrl: n.rpcUrl,
-        ...(n.assets ? { assets: n.assets.map((a) => ({ ...a, address: a.address as `0x${string}` })) } : {}),
-      })),
-      signer,
-    }),
-  ];
+  return { url, port, config, app, ledger, logger, close, ...(settlement ? { settlement } : {}) };
 }
 
 async function rpc(url: string, method: string, params: unknown[] = [], timeoutMs = 3000): Promise<unknown> {

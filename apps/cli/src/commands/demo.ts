@@ -115,6 +115,8 @@ export async function demo(options: DemoOptions = {}): Promise<DemoResult> {
     show("asset", option.asset);
     show("payTo", option.payTo);
     show("maxTimeoutSeconds", option.maxTimeoutSeconds);
+    const others = parsed.value.accepts.filter((o) => o !== option).map((o) => o.network);
+    if (others.length > 0) show("also accepted on", `${others.join(", ")} (same price; this agent pays on ${option.network})`);
 
     step(3, "The agent's wallet signs an EIP-3009 transferWithAuthorization (gasless for the payer)");
     const client = createPaymentClient({

@@ -5,9 +5,9 @@
  *
  * The fee-payer key is a secret: parse errors never contain it, and nothing here logs.
  */
-import { createKeyPairSignerFromBytes, getBase58Encoder, isAddress, type KeyPairSigner } from "@solana/kit";
+import { isAddress, type KeyPairSigner } from "@solana/kit";
 import { isCaip2, Reason, type Network, type SchemeFacilitator } from "@tollgate/core";
-import { exactSvmFacilitator } from "@tollgate/svm";
+import { decodeSolanaSecretKey, exactSvmFacilitator, solanaSignerFromSecret } from "@tollgate/svm";
 import { z } from "zod";
 import type { ReadinessProbe } from "../app.ts";
 
@@ -30,6 +30,8 @@ export const solanaSecretKeySchema = z
   .string()
   .refine((s) => decodeSolanaSecretKey(s) !== undefined, "expected a Solana keypair: base58 of 64 bytes, or a JSON array of 64 numbers (a solana-keygen file's content)");
 
+export { decodeSolanaSecretKey };
+
 export type SolanaNetworkConfig = z.output<typeof solanaNetworkSchema>;
 
 /** The part of the facilitator config this module reads. */
@@ -38,44 +40,9 @@ export interface SolanaConfig {
   solanaFeePayerKey?: string | undefined;
 }
 
-/**
- * A 64-byte Solana keypair (32-byte seed then 32-byte public key) from base58 or a JSON byte
- * array, the two forms Solana wallets and `solana-keygen` use. Undefined when it is neither.
- */
-export function decodeSolanaSecretKey(text: string): Uint8Array | undefined {
-  const s = text.trim();
-  let bytes: Uint8Array;
-  if (s.startsWith("[")) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(s);
-    } catch {
-      return undefined;
-    }
-    if (!Array.isArray(parsed) || !parsed.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) return undefined;
-    bytes = Uint8Array.from(parsed as number[]);
-  } else {
-    if (!/^[1-9A-HJ-NP-Za-km-z]+$/.test(s)) return undefined;
-    try {
-      bytes = new Uint8Array(getBase58Encoder().encode(s));
-    } catch {
-      return undefined;
-    }
-  }
-  return bytes.length === 64 ? bytes : undefined;
-}
-
 /** The fee payer's signer; rejects a keypair whose public half does not match its seed. */
-export async function solanaSignerFromKey(text: string): Promise<KeyPairSigner> {
-  const bytes = decodeSolanaSecretKey(text);
-  if (!bytes) throw new Error("solanaFeePayerKey (SOLANA_FEE_PAYER_KEY): expected a Solana keypair: base58 of 64 bytes or a JSON array of 64 numbers");
-  try {
-    return await createKeyPairSignerFromBytes(bytes);
-  } catch {
-    throw new Error("solanaFeePayerKey (SOLANA_FEE_PAYER_KEY): the public key does not match the secret key");
-  } finally {
-    bytes.fill(0);
-  }
+export function solanaSignerFromKey(text: string): Promise<KeyPairSigner> {
+  return solanaSignerFromSecret(text, "solanaFeePayerKey (SOLANA_FEE_PAYER_KEY)");
 }
 
 /** The `exact` scheme for every configured Solana network, sharing one fee payer. */

@@ -15,6 +15,8 @@
  *   debit of the same payer, which can only make it fail, never pass. Such a group is reported
  *   `contended`; its caller retries a failed write with `alone: true`, which keeps it out of
  *   batches holding its key. So every verdict equals the verdict of a lone eth_call.
+ * A group identical to one already in the batch (the same payload verified twice at once) is
+ * not added again: it shares the first one's results, which are what it would get alone.
  *
  * Batches go out when the window closes, at most `maxInFlight` at a time; while waiting for a
  * slot, queued batches keep accepting groups, so batching grows with load. If an eth_call
@@ -70,6 +72,7 @@ export interface CallBatcher {
 }
 
 interface Waiter {
+  also: { resolve(results: GroupResults): void; reject(error: unknown): void }[];
   readStart: number;
   readCount: number;
   writeStart: number;
@@ -86,6 +89,7 @@ interface Batch {
   aloneKeys: Set<string>;
   credits: Set<string>;
   waiters: Waiter[];
+  byContent: Map<string, Waiter>;
 }
 
 export function createCallBatcher(options: CallBatcherOptions): CallBatcher {
@@ -133,15 +137,20 @@ export function createCallBatcher(options: CallBatcherOptions): CallBatcher {
       .then((results) => {
         if (results.length !== calls.length) throw new Error(`aggregate3 answered ${results.length} results for ${calls.length} calls`);
         for (const w of batch.waiters) {
-          w.resolve({
+          const r: GroupResults = {
             reads: results.slice(w.readStart, w.readStart + w.readCount),
             writes: results.slice(writesAt + w.writeStart, writesAt + w.writeStart + w.writeCount),
             contended: w.contended,
-          });
+          };
+          w.resolve(r);
+          for (const x of w.also) x.resolve({ reads: [...r.reads], writes: [...r.writes], contended: r.contended });
         }
       })
       .catch((e) => {
-        for (const w of batch.waiters) w.reject(e);
+        for (const w of batch.waiters) {
+          w.reject(e);
+          for (const x of w.also) x.reject(e);
+        }
       })
       .finally(() => {
         inFlight--;
@@ -151,13 +160,23 @@ export function createCallBatcher(options: CallBatcherOptions): CallBatcher {
 
   function submit(group: CallGroup): Promise<GroupResults> {
     return new Promise((resolve, reject) => {
+      stats.groups++;
+      const content = contentKey(group);
+      for (const b of queue) {
+        const same = b.byContent.get(content);
+        if (same) {
+          same.also.push({ resolve, reject });
+          return;
+        }
+      }
       let batch = queue.find((b) => fits(b, group));
       if (!batch) {
-        batch = { reads: [], writes: [], keys: new Set(), aloneKeys: new Set(), credits: new Set(), waiters: [] };
+        batch = { reads: [], writes: [], keys: new Set(), aloneKeys: new Set(), credits: new Set(), waiters: [], byContent: new Map() };
         queue.push(batch);
       }
       const key = group.key;
-      batch.waiters.push({
+      const waiter: Waiter = {
+        also: [],
         readStart: batch.reads.length,
         readCount: group.reads.length,
         writeStart: batch.writes.length,
@@ -165,7 +184,9 @@ export function createCallBatcher(options: CallBatcherOptions): CallBatcher {
         contended: key !== undefined && batch.keys.has(key),
         resolve,
         reject,
-      });
+      };
+      batch.waiters.push(waiter);
+      batch.byContent.set(content, waiter);
       batch.reads.push(...group.reads);
       batch.writes.push(...group.writes);
       if (key !== undefined) {
@@ -173,10 +194,16 @@ export function createCallBatcher(options: CallBatcherOptions): CallBatcher {
         if (group.alone) batch.aloneKeys.add(key);
       }
       for (const c of group.credits ?? []) batch.credits.add(c);
-      stats.groups++;
       schedule();
     });
   }
 
   return { submit, stats };
+}
+
+function contentKey(group: CallGroup): string {
+  let k = `${group.key ?? ""}|${group.alone ? 1 : 0}|${(group.credits ?? []).join(",")}|${group.reads.length}`;
+  for (const c of group.reads) k += `|${c.target}${c.callData}`;
+  for (const c of group.writes) k += `|${c.target}${c.callData}`;
+  return k;
 }

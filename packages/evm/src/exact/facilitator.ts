@@ -343,10 +343,17 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     ];
     // The dry run debits the payer (balance, nonce) and credits the payee: see batch.ts.
     const token = asset.toLowerCase();
-    const results = await callAll(net, asset, calls, `${token}|${auth.from.toLowerCase()}`, `${token}|${auth.to.toLowerCase()}`);
-    const [balanceRes, usedRes] = results;
-    const balance = decodeOr(balanceRes, (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "balanceOf", data: d }));
-    const used = decodeOr(usedRes, (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "authorizationState", data: d }));
+    const keys = [`${token}|${auth.from.toLowerCase()}`, `${token}|${auth.to.toLowerCase()}`] as const;
+    let { results, contended } = await callAll(net, asset, calls, keys, false);
+    let balance = decodeOr(results[0], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "balanceOf", data: d }));
+    let used = decodeOr(results[1], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "authorizationState", data: d }));
+    // The dry run ran after another dry run by the same payer in that eth_call and failed although
+    // the reads (the untouched state) would let it through: judge it alone.
+    if (contended && !results[results.length - 1]!.success && balance !== undefined && balance >= auth.value && used === false) {
+      ({ results } = await callAll(net, asset, calls, keys, true));
+      balance = decodeOr(results[0], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "balanceOf", data: d }));
+      used = decodeOr(results[1], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "authorizationState", data: d }));
+    }
     let domain = cached;
     if (!domain) {
       domain = {
@@ -362,23 +369,27 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
   }
 
   /** All calls to `asset` in one eth_call via Multicall3 when present; otherwise one by one. */
-  async function callAll(net: NetworkState, asset: Address, calls: Hex[], payerKey: string, payeeKey: string): Promise<Aggregate3Result[]> {
+  async function callAll(
+    net: NetworkState,
+    asset: Address,
+    calls: Hex[],
+    [payerKey, payeeKey]: readonly [string, string],
+    alone: boolean,
+  ): Promise<{ results: Aggregate3Result[]; contended: boolean }> {
     const mc = await multicallAddress(net);
     if (mc) {
       // Coalesced with concurrent verifications; the last call (the dry run) is the only write.
       const batcher = (net.batcher ??= createCallBatcher({ ...net.config.batch, send: (batch) => aggregate3(net, mc, batch) }));
-      const group = {
+      const r = await batcher.submit({
         reads: calls.slice(0, -1).map((callData) => ({ target: asset, callData })),
         writes: [{ target: asset, callData: calls[calls.length - 1]! }],
         key: payerKey,
         credits: [payeeKey],
-      };
-      let r = await batcher.submit(group);
-      // The dry run ran after another dry run by the same payer in that eth_call: judge it alone.
-      if (r.contended && !r.writes[0]!.success) r = await batcher.submit({ ...group, alone: true });
-      return [...r.reads, ...r.writes];
+        alone,
+      });
+      return { results: [...r.reads, ...r.writes], contended: r.contended };
     }
-    return Promise.all(
+    const results = await Promise.all(
       calls.map(async (data) => {
         try {
           const r = await net.client.call({ to: asset, data, account: signer.address });
@@ -390,6 +401,7 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
         }
       }),
     );
+    return { results, contended: false };
   }
 
   /** One aggregate3 eth_call, every call allowed to fail on its own. */

@@ -76,6 +76,22 @@ type Checked = {
   signature: string;
 };
 
+/**
+ * Associated token account addresses, memoized: deriving one costs about a millisecond (sha256
+ * and an off-curve check per bump), and the same few (fee payer, payees) recur on every payment.
+ * A pure function of its inputs, so the cache can never be wrong; it is bounded, not evicted.
+ */
+const ataCache = new Map<string, string>();
+async function associatedTokenAccount(owner: string, mint: string, tokenProgram: string): Promise<string> {
+  const key = `${owner}|${mint}|${tokenProgram}`;
+  const hit = ataCache.get(key);
+  if (hit) return hit;
+  const [ata] = await findAssociatedTokenPda({ owner: toAddress(owner), mint: toAddress(mint), tokenProgram: toAddress(tokenProgram) });
+  if (ataCache.size >= 10_000) ataCache.clear();
+  ataCache.set(key, ata);
+  return ata;
+}
+
 const fail = (reason: string, message: string, payer?: string): Failure => ({ ok: false, reason, message, ...(payer ? { payer } : {}) });
 
 export function exactSvmFacilitator(options: ExactSvmFacilitatorOptions): SchemeFacilitator {
@@ -146,11 +162,7 @@ export function exactSvmFacilitator(options: ExactSvmFacilitatorOptions): Scheme
     const payer = transfer.authority;
 
     // 2. Fee payer safety: its signature must not move its own tokens, nor appear anywhere else.
-    const [feePayerAta] = await findAssociatedTokenPda({
-      owner: toAddress(feePayerAddress),
-      mint: toAddress(transfer.mint),
-      tokenProgram: toAddress(tokenProgram),
-    });
+    const feePayerAta = await associatedTokenAccount(feePayerAddress, transfer.mint, tokenProgram);
     if (transfer.authority === feePayerAddress || transfer.source === feePayerAddress || transfer.source === feePayerAta) {
       return fail(Reason.svmFeePayerTransferringFunds, "payload.transaction: the fee payer must not be the transfer's authority or source", payer);
     }
@@ -164,11 +176,7 @@ export function exactSvmFacilitator(options: ExactSvmFacilitatorOptions): Scheme
     if (transfer.mint !== requirements.asset) {
       return fail(Reason.svmMintMismatch, `payload.transaction: mint ${transfer.mint} is not paymentRequirements.asset`, payer);
     }
-    const [expectedDestination] = await findAssociatedTokenPda({
-      owner: toAddress(requirements.payTo),
-      mint: toAddress(requirements.asset),
-      tokenProgram: toAddress(tokenProgram),
-    });
+    const expectedDestination = await associatedTokenAccount(requirements.payTo, requirements.asset, tokenProgram);
     if (transfer.destination !== expectedDestination) {
       return fail(Reason.svmRecipientMismatch, "payload.transaction: destination is not the associated token account of payTo", payer);
     }

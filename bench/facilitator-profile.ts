@@ -1,0 +1,66 @@
+// One facilitator alone under /verify and /settle load, for profiling what bench/facilitator.ts
+// measures (same start-up, same payloads, same load generator):
+//
+//   npx tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/facilitator-profile.ts --target=ours --clients=256 --verify=2000 --settle=500
+//   npx tsx bench/cpuprofile-summary.ts /tmp/prof/<file>.cpuprofile
+//
+// --target=ours|ours-nobatch|theirs. Prints rates and, for ours, the /metrics batch-size lines.
+import { privateKeyToAccount } from "viem/accounts";
+import type { PaymentRequirements } from "@tollgate/core";
+import { devAccount, startLocalNetwork } from "@tollgate/devnet";
+import { settled, signBodies, startOurs, startTheirs, verified, type Signing } from "./facilitator.ts";
+import { runLoad } from "./load.ts";
+
+function arg(name: string, fallback: string): string {
+  const a = process.argv.find((x) => x.startsWith(`--${name}=`));
+  return a ? a.slice(name.length + 3) : fallback;
+}
+
+async function main(): Promise<void> {
+  const target = arg("target", "ours");
+  const clients = Number(arg("clients", "256"));
+  const verifyN = Number(arg("verify", "2000"));
+  const settleN = Number(arg("settle", "500"));
+  const signers = Number(arg("signers", "4"));
+  const net = await startLocalNetwork({ payers: 32 });
+  try {
+    const requirements: PaymentRequirements = {
+      scheme: "exact",
+      network: net.network,
+      amount: "1000",
+      asset: net.usdc.address,
+      payTo: net.accounts.payee.address,
+      maxTimeoutSeconds: 3600,
+      extra: { name: net.usdc.name, version: net.usdc.version },
+    };
+    const signing: Signing = { requirements, payers: net.accounts.payers.map((p) => privateKeyToAccount(p.privateKey)), next: 0 };
+    const pool = await signBodies(signing, 256);
+    const settleBodies = settleN > 0 ? await signBodies(signing, settleN) : [];
+    const keys = Array.from({ length: signers }, (_, i) => devAccount(3000 + i).privateKey);
+    const t = target === "theirs" ? await startTheirs(net, net.accounts.facilitator.privateKey) : await startOurs(net, keys, target !== "ours-nobatch");
+    try {
+      await runLoad({ url: t.url, path: "/verify", bodies: pool, requests: 50, concurrency: 8, isSuccess: verified });
+      if (verifyN > 0) {
+        const v = await runLoad({ url: t.url, path: "/verify", bodies: pool, requests: verifyN, concurrency: clients, isSuccess: verified });
+        console.log(`${t.name} verify @${clients}: ${v.successesPerSecond}/s, p50 ${v.latencyMs.p50} ms, errors ${v.errors} ${JSON.stringify(v.errorKinds)}`);
+      }
+      if (settleN > 0) {
+        const s = await runLoad({ url: t.url, path: "/settle", bodies: settleBodies, concurrency: clients, isSuccess: settled });
+        console.log(`${t.name} settle @${clients}: ${s.successesPerSecond}/s, p50 ${s.latencyMs.p50} ms, errors ${s.errors} ${JSON.stringify(s.errorKinds)}`);
+      }
+      if (target !== "theirs") {
+        const metrics = await (await fetch(`${t.url}/metrics`)).text().catch(() => "");
+        for (const line of metrics.split("\n")) if (/batch_size_(sum|count)|settlement_transactions_total/.test(line)) console.log(line);
+      }
+    } finally {
+      await t.close();
+    }
+  } finally {
+    await net.stop();
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+  process.exitCode = 1;
+});
