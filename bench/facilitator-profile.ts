@@ -4,16 +4,42 @@
 //   npx tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/facilitator-profile.ts --target=ours --clients=256 --verify=2000 --settle=500
 //   npx tsx bench/cpuprofile-summary.ts /tmp/prof/<file>.cpuprofile
 //
-// --target=ours|ours-nobatch|theirs. Prints rates and, for ours, the /metrics batch-size lines.
+// --target=ours|ours-nobatch|theirs. Prints rates and, for ours, the /metrics batch-size lines and
+// the ledger calls per request (count and awaited time per method). --ledger=no-verify-records
+// is an experiment, not a configuration: recordVerify/recordEvent become no-ops, to show what the
+// verify path costs without its two awaited writes.
 import { privateKeyToAccount } from "viem/accounts";
 import type { PaymentRequirements } from "@tollgate/core";
 import { devAccount, startLocalNetwork } from "@tollgate/devnet";
+import { createLedger, type Ledger } from "@tollgate/facilitator";
 import { settled, signBodies, startOurs, startTheirs, verified, type Signing } from "./facilitator.ts";
 import { runLoad } from "./load.ts";
 
 function arg(name: string, fallback: string): string {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));
   return a ? a.slice(name.length + 3) : fallback;
+}
+
+/** The ledger with every method call counted and its awaited time summed. */
+function countingLedger(ledger: Ledger, calls: Map<string, { n: number; ms: number }>, skipVerifyRecords: boolean): Ledger {
+  return new Proxy(ledger, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== "function" || typeof prop !== "string") return value;
+      return async (...args: unknown[]) => {
+        if (skipVerifyRecords && (prop === "recordVerify" || prop === "recordEvent")) return undefined;
+        const t0 = performance.now();
+        try {
+          return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        } finally {
+          const c = calls.get(prop) ?? { n: 0, ms: 0 };
+          c.n++;
+          c.ms += performance.now() - t0;
+          calls.set(prop, c);
+        }
+      };
+    },
+  });
 }
 
 async function main(): Promise<void> {
@@ -37,16 +63,31 @@ async function main(): Promise<void> {
     const pool = await signBodies(signing, 256);
     const settleBodies = settleN > 0 ? await signBodies(signing, settleN) : [];
     const keys = Array.from({ length: signers }, (_, i) => devAccount(3000 + i).privateKey);
-    const t = target === "theirs" ? await startTheirs(net, net.accounts.facilitator.privateKey) : await startOurs(net, keys, target !== "ours-nobatch");
+    const ledgerMode = arg("ledger", "real");
+    const calls = new Map<string, { n: number; ms: number }>();
+    const ledger = target === "theirs" ? undefined : await createLedger();
+    const counted = ledger && countingLedger(ledger, calls, ledgerMode === "no-verify-records");
+    const t =
+      target === "theirs"
+        ? await startTheirs(net, net.accounts.facilitator.privateKey)
+        : await startOurs(net, keys, target !== "ours-nobatch", counted ? { ledger: counted } : {});
+    const report = (what: string, requests: number) => {
+      const parts = [...calls].map(([m, c]) => `${m} ${(c.n / requests).toFixed(2)}/req ${(c.ms / c.n).toFixed(1)}ms`);
+      if (parts.length) console.log(`  ledger per ${what}: ${parts.join(", ")}`);
+      calls.clear();
+    };
     try {
       await runLoad({ url: t.url, path: "/verify", bodies: pool, requests: 50, concurrency: 8, isSuccess: verified });
+      calls.clear();
       if (verifyN > 0) {
         const v = await runLoad({ url: t.url, path: "/verify", bodies: pool, requests: verifyN, concurrency: clients, isSuccess: verified });
         console.log(`${t.name} verify @${clients}: ${v.successesPerSecond}/s, p50 ${v.latencyMs.p50} ms, errors ${v.errors} ${JSON.stringify(v.errorKinds)}`);
+        report("verify", verifyN);
       }
       if (settleN > 0) {
         const s = await runLoad({ url: t.url, path: "/settle", bodies: settleBodies, concurrency: clients, isSuccess: settled });
         console.log(`${t.name} settle @${clients}: ${s.successesPerSecond}/s, p50 ${s.latencyMs.p50} ms, errors ${s.errors} ${JSON.stringify(s.errorKinds)}`);
+        report("settle", settleN);
       }
       if (target !== "theirs") {
         const metrics = await (await fetch(`${t.url}/metrics`)).text().catch(() => "");
@@ -54,6 +95,7 @@ async function main(): Promise<void> {
       }
     } finally {
       await t.close();
+      await ledger?.close();
     }
   } finally {
     await net.stop();

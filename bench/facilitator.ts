@@ -29,22 +29,23 @@ import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import type { PaymentRequirements } from "@tollgate/core";
 import { devAccount, startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { createSettlementEngine, exactEvmFacilitator, signExactEvmAuthorization } from "@tollgate/evm";
-import { ConfigError, parseConfig, startFacilitator } from "@tollgate/facilitator";
+import { ConfigError, parseConfig, startFacilitator, type StartFacilitatorOptions } from "@tollgate/facilitator";
 import { startOfficialFacilitator } from "./official.ts";
 import { runLoad, type LoadResult } from "./load.ts";
 
 const AMOUNT = "1000"; // 0.001 USDC: balances last for any run
 const HARD_LIMIT_MS = 300_000;
 const LEVELS = [1, 32, 256] as const;
-// Requests per concurrency level. The official facilitator is an order of magnitude slower, so it
-// gets fewer (rates are per second either way); at 256 clients every count is several rounds.
+// Requests per concurrency level: "large" for our facilitator, "small" for the slower ones (the
+// official one, ours without batching); rates are per second either way, and at 256 clients
+// every count is several rounds.
 const VERIFY_REQUESTS = {
-  ours: { 1: 200, 32: 2000, 256: 4000 },
-  theirs: { 1: 100, 32: 600, 256: 1280 },
+  large: { 1: 200, 32: 2000, 256: 4000 },
+  small: { 1: 100, 32: 600, 256: 1280 },
 } satisfies Record<string, Record<number, number>>;
 const SETTLE_REQUESTS = {
-  ours: { 1: 50, 32: 500, 256: 1024 },
-  theirs: { 1: 30, 32: 300, 256: 768 },
+  large: { 1: 50, 32: 500, 256: 1024 },
+  small: { 1: 30, 32: 300, 256: 768 },
 } satisfies Record<string, Record<number, number>>;
 type Side = keyof typeof VERIFY_REQUESTS;
 const VERIFY_POOL = 512;
@@ -155,7 +156,7 @@ async function fundSigners(url: string, keys: readonly Hex[]): Promise<Address[]
  * when it has one; otherwise wires the settlement engine in through `schemes` (same engine,
  * same service), and says so in the results.
  */
-export async function startOurs(net: RunningLocalNetwork, keys: Hex[], batching: boolean): Promise<Target> {
+export async function startOurs(net: RunningLocalNetwork, keys: Hex[], batching: boolean, options: StartFacilitatorOptions = {}): Promise<Target> {
   const network = net.network;
   const asset = { address: net.usdc.address, name: net.usdc.name, version: net.usdc.version, decimals: net.usdc.decimals };
   const base = {
@@ -179,8 +180,8 @@ export async function startOurs(net: RunningLocalNetwork, keys: Hex[], batching:
     configWired = false;
   }
   if (configWired) {
-    const running = await startFacilitator(wired as Parameters<typeof startFacilitator>[0]);
-    return { name: `tollgate (batching ${batching ? "on" : "off"})`, url: running.url, signers, wiring: "config", close: running.close };
+    const running = await startFacilitator(wired as Parameters<typeof startFacilitator>[0], options);
+    return { name: `tollgate (batching ${batching ? "on" : "off"})`, url: running.url, signers, wiring: "config (networks[].batchSettler + settlement.batching)", close: running.close };
   }
   const engine = createSettlementEngine({
     networks: [{ network, rpcUrl: net.rpcUrl, batchSettler: net.batchSettler.address }],
@@ -194,7 +195,7 @@ export async function startOurs(net: RunningLocalNetwork, keys: Hex[], batching:
     signer: privateKeyToAccount(keys[0]!),
     submit: (call) => engine.submit(call),
   });
-  const running = await startFacilitator(base, { schemes: [scheme] });
+  const running = await startFacilitator(base, { ...options, schemes: [scheme] });
   return {
     name: `tollgate (batching ${batching ? "on" : "off"})`,
     url: running.url,
@@ -338,21 +339,22 @@ async function main(): Promise<void> {
     log("bench: official facilitator…");
     const theirs = await startTheirs(net, theirKey);
     cleanups.push(() => theirs.close());
-    const theirVerify = await verifyLevels(theirs, verifyPool, scale, "theirs");
-    const theirSettle = await settleLevels(net, theirs, signing, scale, "theirs");
+    const theirVerify = await verifyLevels(theirs, verifyPool, scale, "small");
+    const theirSettle = await settleLevels(net, theirs, signing, scale, "small");
     await theirs.close();
 
     log(`bench: tollgate facilitator, batching on (${signerCount} fee payers)…`);
     const oursOn = await startOurs(net, ourKeys(1000), true);
+    log(`  settlement engine wiring: ${oursOn.wiring}`);
     cleanups.push(() => oursOn.close());
-    const ourVerify = await verifyLevels(oursOn, verifyPool, scale, "ours");
-    const ourSettleOn = await settleLevels(net, oursOn, signing, scale, "ours");
+    const ourVerify = await verifyLevels(oursOn, verifyPool, scale, "large");
+    const ourSettleOn = await settleLevels(net, oursOn, signing, scale, "large");
     await oursOn.close();
 
     log(`bench: tollgate facilitator, batching off (${signerCount} fee payers)…`);
     const oursOff = await startOurs(net, ourKeys(2000), false);
     cleanups.push(() => oursOff.close());
-    const ourSettleOff = await settleLevels(net, oursOff, signing, scale, "theirs");
+    const ourSettleOff = await settleLevels(net, oursOff, signing, scale, "small");
     await oursOff.close();
 
     // ---------------------------------------------------------------- table

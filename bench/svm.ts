@@ -8,7 +8,7 @@
 //
 // Prints a table and writes bench/results/svm.json.
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import type { PaymentPayload, PaymentRequirements } from "@tollgate/core";
 import { exactSvmClient, exactSvmFacilitator, setupLocalSolanaNetwork, startLocalSolana, type SolanaChain } from "@tollgate/svm";
 
@@ -103,6 +103,8 @@ try {
         date: new Date().toISOString(),
         node: process.version,
         cpu: cpus()[0]?.model ?? "unknown",
+        // Other processes share this machine: wall-clock rates fall with load; CPU µs/op does not.
+        loadAverage1m: Number(loadavg()[0]!.toFixed(2)),
         payloadsPerRow: N,
         note: "one Node process (single thread); the JSON-RPC endpoint runs in the same process; settle = checks + replay check + simulation + submission + confirmation",
         results,

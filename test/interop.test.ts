@@ -53,6 +53,14 @@ afterAll(async () => {
 const balanceOf = (owner: Address) =>
   chain.readContract({ address: net.usdc.address, abi: erc20Abi, functionName: "balanceOf", args: [owner] });
 
+/** The server's reason when it refused the payment (402 error field), for the failure message. */
+function refusalOf(res: Response): string {
+  const header = res.headers.get("PAYMENT-REQUIRED");
+  if (!header) return `HTTP ${res.status}`;
+  const required = JSON.parse(Buffer.from(header, "base64").toString("utf8")) as { error?: string };
+  return `HTTP ${res.status}: ${required.error ?? "no error field"}`;
+}
+
 interface Pairing {
   name: string;
   client: "ours" | "official";
@@ -76,7 +84,7 @@ describe("interop with the official x402 stack", () => {
     const pay = client === "ours" ? tollgateFetch({ privateKey: payer.privateKey }) : officialFetch({ privateKey: payer.privateKey });
 
     const res = await pay(servers[server]!.paidUrl);
-    expect(res.status).toBe(200);
+    expect(res.status, refusalOf(res)).toBe(200);
     expect(await res.json()).toEqual({ ok: true, path: "/paid" });
 
     const receipt = readPaymentResponse(res);

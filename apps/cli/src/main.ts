@@ -13,21 +13,26 @@ const HELP = `tollgate — x402 payments over HTTP 402
 
 Usage:
   tollgate demo                      the seven steps of x402, narrated, on a local chain (npm start)
-  tollgate dev                       a local x402 network: anvil, token, facilitator, paid API
+  tollgate dev                       a local x402 network: anvil + local Solana, tokens, facilitator, paid API
   tollgate facilitator [options]     run a facilitator
       --config FILE                  JSON config (see README); env and flags override it
       --network ID --rpc-url URL     serve one EVM network, e.g. eip155:84532
       --asset ADDR:NAME:VERSION:DEC  allow one asset (repeatable); default: any EIP-3009 token
+      --solana-network ID --solana-rpc-url URL   also serve one Solana network (same process)
       --port N --host H              listen address (default 127.0.0.1:4020)
       --database-url URL             PostgreSQL ledger (several instances); default embedded PGlite
       --data-dir DIR                 PGlite data directory (default in memory)
-      key: FACILITATOR_PRIVATE_KEY (env) or the config file
+      keys: FACILITATOR_PRIVATE_KEY (EVM) and SOLANA_FEE_PAYER_KEY (Solana: base58 or a
+            solana-keygen JSON array), from the env or the config file
   tollgate pay URL [options]         pay for URL as an agent; prints the body and the receipt
       -X, --method M  -d, --data BODY  -H, --header "Name: value"
       --max "$0.10"                  refuse to pay more than this per request (default $0.10)
       --usd-asset NET/ADDR:DEC       count another asset as dollars (e.g. a local token)
       --keystore FILE                encrypted keystore (password in TOLLGATE_KEYSTORE_PASSWORD)
-      key: TOLLGATE_PRIVATE_KEY (env) unless --keystore
+      --solana-rpc URL               Solana JSON-RPC (default: the public cluster RPCs)
+      --prefer PATTERN               pay on these networks first, e.g. "solana:*" (repeatable)
+      keys: TOLLGATE_PRIVATE_KEY (EVM, env) unless --keystore; TOLLGATE_SOLANA_KEY (Solana,
+            base58 or a solana-keygen JSON array); with both, the agent can pay on either
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -53,6 +58,8 @@ async function main(argv: string[]): Promise<number> {
           network: { type: "string" },
           "rpc-url": { type: "string" },
           asset: { type: "string", multiple: true },
+          "solana-network": { type: "string" },
+          "solana-rpc-url": { type: "string" },
           "database-url": { type: "string" },
           "data-dir": { type: "string" },
         },
@@ -64,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
         ...(values.network ? { network: values.network } : {}),
         ...(values["rpc-url"] ? { rpcUrl: values["rpc-url"] } : {}),
         ...(values.asset ? { asset: values.asset } : {}),
+        ...(values["solana-network"] ? { solanaNetwork: values["solana-network"] } : {}),
+        ...(values["solana-rpc-url"] ? { solanaRpcUrl: values["solana-rpc-url"] } : {}),
         ...(values["database-url"] ? { databaseUrl: values["database-url"] } : {}),
         ...(values["data-dir"] ? { dataDir: values["data-dir"] } : {}),
       });
@@ -82,6 +91,8 @@ async function main(argv: string[]): Promise<number> {
           max: { type: "string" },
           "usd-asset": { type: "string", multiple: true },
           keystore: { type: "string" },
+          "solana-rpc": { type: "string" },
+          prefer: { type: "string", multiple: true },
         },
       });
       const url = positionals[0];
@@ -94,6 +105,8 @@ async function main(argv: string[]): Promise<number> {
         ...(values.max ? { max: values.max } : {}),
         ...(values["usd-asset"] ? { usdAssets: values["usd-asset"] } : {}),
         ...(values.keystore ? { keystore: values.keystore } : {}),
+        ...(values["solana-rpc"] ? { solanaRpc: values["solana-rpc"] } : {}),
+        ...(values.prefer ? { prefer: values.prefer } : {}),
       });
     }
     case undefined:

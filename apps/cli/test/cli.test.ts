@@ -9,6 +9,7 @@ import { dev } from "../src/commands/dev.ts";
 import { facilitator } from "../src/commands/facilitator.ts";
 import { pay } from "../src/commands/pay.ts";
 import { startDevStack, type DevStack } from "../src/stack.ts";
+import { getBase58Decoder } from "@solana/kit";
 
 describe("tollgate demo (npm start)", () => {
   it("narrates the seven steps, then the Solana run, and moves exactly the price on both chains", async () => {
@@ -59,6 +60,26 @@ describe("tollgate pay", () => {
     expect(code).toBe(0);
     expect(lines[0]).toBe("HTTP 200");
     expect(lines.join("\n")).toMatch(/"transaction": "0x[0-9a-f]{64}"/);
+  });
+
+  it("pays on Solana with TOLLGATE_SOLANA_KEY and --prefer solana:*, exactly the price", async () => {
+    const sol = stack.solana;
+    const key = getBase58Decoder().decode(sol.payer.secretKey);
+    const before = { payer: sol.tokenBalance(sol.payer.tokenAccount), payee: sol.tokenBalance(sol.payee.tokenAccount) };
+    const lines: string[] = [];
+    const code = await pay({
+      url: `${stack.apiUrl}/weather`,
+      solanaRpc: sol.url,
+      prefer: ["solana:*"],
+      usdAssets: [usdAsset(), `${sol.network}/${sol.mint}:6`],
+      env: { TOLLGATE_PRIVATE_KEY: stack.chain.accounts.payers[0]!.privateKey, TOLLGATE_SOLANA_KEY: key },
+      out: (l) => lines.push(l),
+    });
+    expect(code).toBe(0);
+    expect(lines.join("\n")).toContain(`"network": "${sol.network}"`);
+    expect(lines.join("\n")).not.toContain(key);
+    expect(before.payer - sol.tokenBalance(sol.payer.tokenAccount)).toBe(10_000n);
+    expect(sol.tokenBalance(sol.payee.tokenAccount) - before.payee).toBe(10_000n);
   });
 
   it("refuses a price over --max, signs nothing, and never prints the key", async () => {
@@ -118,7 +139,14 @@ describe("tollgate dev and tollgate facilitator", () => {
     try {
       const lines: string[] = [];
       const stop = await facilitator(
-        { network: stack.chain.network, rpcUrl: stack.chain.rpcUrl, port: "0", env: { FACILITATOR_PRIVATE_KEY: stack.chain.accounts.facilitator.privateKey, LOG_LEVEL: "silent" } },
+        {
+          network: stack.chain.network,
+          rpcUrl: stack.chain.rpcUrl,
+          solanaNetwork: stack.solana.network,
+          solanaRpcUrl: stack.solana.url,
+          port: "0",
+          env: { FACILITATOR_PRIVATE_KEY: stack.chain.accounts.facilitator.privateKey, SOLANA_FEE_PAYER_KEY: JSON.stringify([...stack.solana.feePayer.secretKey]), LOG_LEVEL: "silent" },
+        },
         (l) => lines.push(l),
       );
       try {
@@ -126,6 +154,8 @@ describe("tollgate dev and tollgate facilitator", () => {
         const supported = (await (await fetch(`${url}/supported`)).json()) as { kinds: { network: string }[]; signers: Record<string, string[]> };
         expect(supported.kinds.map((k) => k.network)).toContain(stack.chain.network);
         expect(supported.signers["eip155:*"]).toContain(stack.chain.accounts.facilitator.address);
+        expect(supported.kinds.map((k) => k.network)).toContain(stack.solana.network);
+        expect(supported.signers["solana:*"]).toEqual([stack.solana.feePayer.address]);
       } finally {
         await stop();
       }

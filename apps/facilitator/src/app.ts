@@ -28,6 +28,7 @@ import { createMetrics, PROMETHEUS_CONTENT_TYPE, type FacilitatorMetrics } from 
 import { identifyPayment, PAYMENT_IDENTIFIER, paymentEntry, paymentIdentifier, type PaymentIdentityResult } from "./payment.ts";
 import { createRateLimiter, type BucketLimit } from "./rate-limit.ts";
 import { createSettlementCoordinator, type SettlementCoordinator } from "./settle.ts";
+import { createAuditQueue, type AuditQueue } from "./audit.ts";
 
 export interface ReadinessProbe {
   name: string;
@@ -56,7 +57,8 @@ export interface FacilitatorAppOptions {
   trustProxy?: boolean;
 }
 
-export type FacilitatorApp = Hono & { readonly coordinator: SettlementCoordinator };
+/** `audit` holds the write-behind audit records: `await app.audit.drain()` before closing the ledger. */
+export type FacilitatorApp = Hono & { readonly coordinator: SettlementCoordinator; readonly audit: AuditQueue };
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
@@ -65,6 +67,7 @@ type Kind = "verify" | "settle";
 export function createFacilitatorApp(options: FacilitatorAppOptions): FacilitatorApp {
   const { facilitator, ledger } = options;
   const logger = options.logger ?? createLogger({ level: "silent" });
+  const audit = createAuditQueue(logger);
   const metrics = options.metrics ?? createMetrics();
   const apiKeyDigests = (options.apiKeys ?? []).map(digest);
   const ipLimiter = options.rateLimit?.perIp ? createRateLimiter(options.rateLimit.perIp) : undefined;
@@ -159,13 +162,12 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
         ? { isValid: false, invalidReason: Reason.amountBelowMinimum, invalidMessage: `paymentRequirements.amount: below this facilitator's minimum of ${min}`, ...(identity ? { payer: identity.payer } : {}) }
         : await facilitator.verify(request);
     const network = request.requirements.network;
-    try {
-      if (identity) await ledger.recordVerify(paymentEntry(request, identity, id), response.isValid, response.invalidReason);
-      await ledger.recordEvent({ kind: "verify", network, outcome: response.isValid ? "valid" : "invalid", ...(identity ? { key: identity.key, payer: identity.payer } : {}), ...(response.invalidReason ? { reason: response.invalidReason } : {}) });
-    } catch (e) {
-      // The answer does not depend on the record; settlement does (and fails closed there).
-      logger.warn({ err: safeMessage(e) }, "could not record verification");
+    // The answer does not depend on the record (settlement does, and fails closed there): write it behind.
+    if (identity) {
+      const entry = paymentEntry(request, identity, id);
+      audit.add(() => ledger.recordVerify(entry, response.isValid, response.invalidReason));
     }
+    audit.add(() => ledger.recordEvent({ kind: "verify", network, outcome: response.isValid ? "valid" : "invalid", ...(identity ? { key: identity.key, payer: identity.payer } : {}), ...(response.invalidReason ? { reason: response.invalidReason } : {}) }));
     const seconds = (performance.now() - started) / 1000;
     metrics.verifyDuration.observe(seconds, { result: response.isValid ? "valid" : "invalid" });
     count("verify", response.isValid ? "valid" : "invalid", response.invalidReason);
@@ -193,11 +195,7 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
       response = o.response;
       outcome = o.outcome === "settled" && !response.success ? "failed" : o.outcome;
     }
-    try {
-      await ledger.recordEvent({ kind: "settle", network, outcome, ...(identity ? { key: identity.key, payer: identity.payer } : {}), ...(response.errorReason ? { reason: response.errorReason } : {}), ...(response.transaction ? { transaction: response.transaction } : {}) });
-    } catch (e) {
-      logger.warn({ err: safeMessage(e) }, "could not record settlement event");
-    }
+    audit.add(() => ledger.recordEvent({ kind: "settle", network, outcome, ...(identity ? { key: identity.key, payer: identity.payer } : {}), ...(response.errorReason ? { reason: response.errorReason } : {}), ...(response.transaction ? { transaction: response.transaction } : {}) }));
     const seconds = (performance.now() - started) / 1000;
     metrics.settleDuration.observe(seconds, { result: response.success ? "success" : "failure" });
     count("settle", response.success ? (outcome === "replay" ? "replay" : "success") : "failure", response.errorReason);
@@ -242,7 +240,7 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
 
   app.get("/metrics", async (c) => c.body(await metrics.registry.render(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }));
 
-  return Object.assign(app, { coordinator });
+  return Object.assign(app, { coordinator, audit });
 }
 
 function digest(key: string): Buffer {

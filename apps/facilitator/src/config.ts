@@ -90,7 +90,7 @@ export const configSchema = z.strictObject({
   settlement: settlementSchema.default(settlementSchema.parse({})),
   /** A fee payer below this native balance is not used; none left on a network → facilitator_not_ready, /ready names them. */
   minSignerBalanceWei: wei.optional(),
-  /** PostgreSQL only: how long a process holds a signer lease (renewed every third of it). */
+  /** PostgreSQL only: how long a process holds a signer lease (renewed every quarter of it). */
   signerLeaseMs: z.number().int().min(1000).default(30_000),
   /** How long close() waits for in-flight requests. */
   shutdownTimeoutMs: z.number().int().min(0).default(15_000),

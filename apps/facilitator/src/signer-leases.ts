@@ -2,7 +2,7 @@
  * Signer leases: several facilitator processes share one PostgreSQL and the same fee-paying
  * keys, and must never hand out the same signer's nonces at once. Each (network, signer) is
  * leased to one process (`signer_leases`: holder, expiry); a process only signs with signers it
- * holds, renews them every third of the lease, and splits the keys fairly with the other live
+ * holds, renews them every quarter of the lease, and splits the keys fairly with the other live
  * processes (`facilitator_instances` heartbeats): above its share it stops using the extras and
  * frees them a tick later, below it takes free or expired ones.
  *
@@ -69,7 +69,10 @@ export function createSignerLeases(options: SignerLeaseOptions): SignerLeases {
   const signers = [...new Set(options.signers.map((s) => s.toLowerCase()))];
   const leases = `${schema}.signer_leases`;
   const instances = `${schema}.facilitator_instances`;
+  // Held locally for two thirds of the lease, renewed every quarter: a slow round (a loaded
+  // database) has 40% of the lease to finish before the signer pauses, and a third stays as margin.
   const marginMs = Math.floor(ttlMs / 3);
+  const renewMs = Math.floor(ttlMs / 4);
   /** network|signer → locally valid until (ms epoch). */
   const validUntil = new Map<string, number>();
   /** Held leases above our share: not used any more, freed on the next tick. */
@@ -155,7 +158,7 @@ export function createSignerLeases(options: SignerLeaseOptions): SignerLeases {
 
   function schedule() {
     if (closed) return;
-    timer = setTimeout(() => void tick().finally(schedule), marginMs);
+    timer = setTimeout(() => void tick().finally(schedule), renewMs);
     timer.unref?.();
   }
 

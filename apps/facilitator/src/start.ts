@@ -16,7 +16,7 @@ import { createLedger, type Ledger } from "./ledger/ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type SignerBalance } from "./metrics.ts";
 import { PAYMENT_IDENTIFIER } from "./payment.ts";
-import { buildSvmSchemes, solanaReadinessProbes } from "./schemes/svm.ts";
+import { buildSvmSchemes, solanaReadinessProbes, solanaSignerBalances } from "./schemes/svm.ts";
 
 export interface StartFacilitatorOptions {
   /** Schemes to serve instead of the ones built from `config.networks` (tests, embedding). */
@@ -51,7 +51,9 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     (await createLedger({ schema: config.databaseSchema, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : config.dataDir ? { dataDir: config.dataDir } : {}) }));
   const ownsLedger = !options.ledger;
   const signerAddresses = config.privateKeys.map((k) => privateKeyToAccount(k as `0x${string}`).address);
-  const metrics = createMetrics({ signerBalances: () => signerBalances(config, signerAddresses) });
+  const metrics = createMetrics({
+    signerBalances: async () => [...(await signerBalances(config, signerAddresses)), ...(await solanaSignerBalances(config, schemes))],
+  });
   const settlement = !options.schemes && config.networks.length > 0 ? createEvmSettlement({ config, ledger, logger, metrics }) : undefined;
   const schemes = options.schemes ?? [...(settlement ? [settlement.scheme] : []), ...(await buildSvmSchemes(config))];
 
@@ -114,6 +116,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
       server.closeAllConnections();
       await stopped;
       await settlement?.close(config.shutdownTimeoutMs).catch((e) => logger.error({ err: safeMessage(e) }, "closing the settlement engine failed"));
+      await app.audit.drain();
       if (ownsLedger) await ledger.close().catch((e) => logger.error({ err: safeMessage(e) }, "closing the store failed"));
       logger.info("facilitator stopped");
     })();

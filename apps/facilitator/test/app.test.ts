@@ -133,6 +133,7 @@ describe("payments", () => {
     const ok = await app.request(post("/verify", body({ nonce: n })));
     expect(ok.status).toBe(200);
     expect(await ok.json()).toEqual({ isValid: true, payer: PAYER });
+    await app.audit.drain();
     const row = await ledger.get(`${NETWORK}|${requirements().asset.toLowerCase()}|${PAYER.toLowerCase()}|${n}`);
     expect(row).toMatchObject({ status: "verified", amount: "10000", payee: requirements().payTo, nonce: n });
 

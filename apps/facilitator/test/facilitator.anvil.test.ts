@@ -61,7 +61,7 @@ describe("facilitator service on anvil", () => {
     expect(supported.signers["eip155:*"]).toEqual([net.accounts.facilitator.address]);
     expect(supported.extensions).toContain("payment-identifier");
     const ready = await fetch(`${service.url}/ready`);
-    expect(await ready.json()).toEqual({ ready: true, checks: { store: "ok", [`chain:${net.network}`]: "ok" } });
+    expect(await ready.json()).toEqual({ ready: true, checks: { store: "ok", [`chain:${net.network}`]: "ok", [`signers:${net.network}`]: "ok" } });
   });
 
   it("verify + settle over HTTP moves exactly the amount", async () => {

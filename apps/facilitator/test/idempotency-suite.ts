@@ -32,6 +32,7 @@ export function idempotencySuite(open: () => Promise<Ledger>) {
     const key = `${b.paymentRequirements.network}|${b.paymentRequirements.asset.toLowerCase()}|${b.paymentPayload.payload.authorization && (b.paymentPayload.payload.authorization as { from: string }).from.toLowerCase()}|${(b.paymentPayload.payload.authorization as { nonce: string }).nonce}`;
     const row = await ledger.get(key);
     expect(row).toMatchObject({ status: "settled", attempts: 1, amount: "10000", transaction: first.transaction });
+    await app.audit.drain();
     const events = await ledger.events(key);
     expect(events.filter((e) => e.kind === "settle")).toHaveLength(51);
     expect(events.filter((e) => e.outcome === "settled")).toHaveLength(1);

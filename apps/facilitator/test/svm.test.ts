@@ -76,6 +76,11 @@ describe("one facilitator for EVM and Solana", () => {
     const ready = await fetch(`${service.url}/ready`);
     expect(ready.status).toBe(200);
     expect(await ready.text()).toContain(`chain:${sol.network}`);
+    // The fee payer's SOL balance is scraped like the EVM signers' ETH.
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    const line = metrics.split("\n").find((l) => l.startsWith("tollgate_signer_balance{") && l.includes(sol.feePayer.address));
+    expect(line).toContain(`network="${sol.network}"`);
+    expect(Number(line!.split(" ").pop())).toBeGreaterThan(0);
   });
 
   it("verifies and settles a Solana payment over HTTP; exactly the amount moves, the fee payer's tokens do not", async () => {

@@ -71,7 +71,7 @@ it("@x402/fetch + @x402/svm client -> tollgate server (hono) -> tollgate facilit
 
   // Their client pays only its default-asset table unless told otherwise; the local mint is not in it.
   const client = new x402Client().register("solana:*", new ExactSvmScheme(net.payer.signer as never, { rpcUrl: local.url })).setSpendControls({ allowedAssets: true });
-  const officialFetch = wrapFetchWithPayment((input: RequestInfo | URL, init?: RequestInit) => app.fetch(new Request(input, init)), client);
+  const officialFetch = wrapFetchWithPayment((async (input: RequestInfo | URL, init?: RequestInit) => app.fetch(new Request(input, init))) as typeof fetch, client);
   const before = net.tokenBalance(net.payer.tokenAccount);
   const res = await officialFetch("http://server.test/report");
   expect(res.status).toBe(200);

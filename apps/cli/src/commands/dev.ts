@@ -29,6 +29,7 @@ export async function dev(options: DevStackOptions & { out?: (line: string) => v
   out(`               key ${b58.decode(sol.payer.secretKey)}`);
   out(`\nEach payer holds ${atomicToDecimal(1_000_000_000n, 6)} USDC on its chain. Pay from another terminal:`);
   out(`  TOLLGATE_PRIVATE_KEY=${a.payers[0]!.privateKey} npx tollgate pay ${stack.apiUrl}/weather --usd-asset ${chain.network}/${chain.usdc.address}:6`);
+  out(`  TOLLGATE_SOLANA_KEY=${b58.decode(sol.payer.secretKey)} npx tollgate pay ${stack.apiUrl}/weather --solana-rpc ${sol.url} --prefer "solana:*" --usd-asset ${sol.network}/${sol.mint}:6`);
   out("\nCtrl-C stops everything.");
   return stack.close;
 }

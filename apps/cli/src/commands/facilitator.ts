@@ -12,6 +12,9 @@ export interface FacilitatorCommandOptions {
   network?: string;
   rpcUrl?: string;
   asset?: string[];
+  /** One Solana network to serve (key: SOLANA_FEE_PAYER_KEY or the config file). */
+  solanaNetwork?: string;
+  solanaRpcUrl?: string;
   databaseUrl?: string;
   dataDir?: string;
   env?: Record<string, string | undefined>;
@@ -31,9 +34,13 @@ export async function facilitator(options: FacilitatorCommandOptions, out: (l: s
     if (!options.network || !options.rpcUrl) throw new Error("--network and --rpc-url go together");
     overrides.networks = [{ network: options.network, rpcUrl: options.rpcUrl, ...(options.asset?.length ? { assets: options.asset.map(parseAsset) } : {}) }];
   }
+  if (options.solanaNetwork || options.solanaRpcUrl) {
+    if (!options.solanaNetwork || !options.solanaRpcUrl) throw new Error("--solana-network and --solana-rpc-url go together");
+    overrides.solanaNetworks = [{ network: options.solanaNetwork, rpcUrl: options.solanaRpcUrl }];
+  }
   const config = loadConfig({ ...(options.config ? { file: options.config } : {}), env: options.env ?? process.env, overrides });
   const running = await startFacilitator(config);
-  out(`facilitator listening on ${running.url} (${config.networks.map((n) => n.network).join(", ") || "no networks configured"})`);
+  out(`facilitator listening on ${running.url} (${[...config.networks, ...config.solanaNetworks].map((n) => n.network).join(", ") || "no networks configured"})`);
   return running.close;
 }
 

@@ -1,13 +1,22 @@
 /**
- * `tollgate pay <url>`: pay for a URL as an agent. The key comes from TOLLGATE_PRIVATE_KEY
- * or an encrypted keystore (--keystore, password from TOLLGATE_KEYSTORE_PASSWORD); a spending
- * policy (--max, default $0.10 per request) guards the payment.
+ * `tollgate pay <url>`: pay for a URL as an agent. The EVM key comes from TOLLGATE_PRIVATE_KEY
+ * or an encrypted keystore (--keystore, password from TOLLGATE_KEYSTORE_PASSWORD); the Solana
+ * key from TOLLGATE_SOLANA_KEY (base58 or a solana-keygen JSON array). With both, the agent
+ * pays on whichever chain the server offers first, or the first of --prefer's patterns. A
+ * spending policy (--max, default $0.10 per request) guards the payment.
  */
 import { readFile } from "node:fs/promises";
-import { NETWORKS, spendingPolicy, type UsdAsset } from "@tollgate/core";
+import { NETWORKS, preferNetworks, spendingPolicy, type SchemeClient, type UsdAsset } from "@tollgate/core";
 import { exactEvmClient } from "@tollgate/evm";
 import { accountFromEnv, accountFromKeystore, getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
+import { exactSvmClient, solanaSignerFromSecret } from "@tollgate/svm";
 import type { LocalAccount } from "viem";
+
+/** Public RPCs of the Solana clusters in the network table, used when --solana-rpc is not given. */
+const SOLANA_PUBLIC_RPC: Record<string, string> = {
+  "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp": "https://api.mainnet-beta.solana.com",
+  "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1": "https://api.devnet.solana.com",
+};
 
 export interface PayOptions {
   url: string;
@@ -19,6 +28,10 @@ export interface PayOptions {
   max?: string;
   /** Extra USD assets the policy may value: "eip155:31337/0xabc...:6". */
   usdAssets?: string[];
+  /** Solana JSON-RPC URL for every Solana network (default: the public cluster RPCs). */
+  solanaRpc?: string;
+  /** Network patterns to pay on first, e.g. ["solana:*"]. */
+  prefer?: string[];
   env?: Record<string, string | undefined>;
   out?: (line: string) => void;
 }
@@ -26,11 +39,18 @@ export interface PayOptions {
 export async function pay(options: PayOptions): Promise<number> {
   const env = options.env ?? process.env;
   const out = options.out ?? ((l: string) => process.stdout.write(l + "\n"));
-  const account = await loadAccount(options.keystore, env);
+  const schemes: SchemeClient[] = [];
+  if (options.keystore || env.TOLLGATE_PRIVATE_KEY !== undefined || env.TOLLGATE_SOLANA_KEY === undefined) {
+    schemes.push(exactEvmClient({ account: await loadAccount(options.keystore, env) }));
+  }
+  if (env.TOLLGATE_SOLANA_KEY !== undefined) {
+    const signer = await solanaSignerFromSecret(env.TOLLGATE_SOLANA_KEY, "TOLLGATE_SOLANA_KEY");
+    schemes.push(exactSvmClient({ signer, rpc: options.solanaRpc ?? SOLANA_PUBLIC_RPC }));
+  }
   // USDC on every network of the table counts as dollars, plus any asset named on the command line.
   const usdAssets: UsdAsset[] = [...knownUsdc(), ...(options.usdAssets ?? []).map(parseUsdAsset)];
   const policy = spendingPolicy({ maxPerRequest: options.max ?? "$0.10", usdAssets });
-  const paidFetch = wrapFetch(fetch, { schemes: [exactEvmClient({ account })], policy });
+  const paidFetch = wrapFetch(fetch, { schemes, policy, ...(options.prefer?.length ? { choose: preferNetworks(options.prefer) } : {}) });
   const headers = new Headers();
   for (const h of options.headers ?? []) {
     const i = h.indexOf(":");

@@ -97,3 +97,29 @@ async function checkSolanaRpc(url: string): Promise<void> {
   if (body.error) throw new Error(`getHealth: ${String(body.error.message ?? "error").slice(0, 200)}`);
   if (body.result !== "ok") throw new Error("getHealth: node is not healthy");
 }
+
+/** Each Solana fee payer's SOL balance (lamports) for `/metrics`; an RPC that fails is left out. */
+export async function solanaSignerBalances(config: SolanaConfig, schemes: readonly SchemeFacilitator[]): Promise<Array<{ network: string; address: string; balance: bigint }>> {
+  const out: Array<{ network: string; address: string; balance: bigint }> = [];
+  await Promise.all(
+    config.solanaNetworks.flatMap((n) => {
+      const addresses = new Set(schemes.filter((s) => s.networks.includes(n.network as Network)).flatMap((s) => s.signers(n.network as Network)));
+      return [...addresses].map(async (address) => {
+        try {
+          const res = await fetch(n.rpcUrl, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "getBalance", params: [address] }),
+            signal: AbortSignal.timeout(3000),
+          });
+          const body = (await res.json()) as { result?: { value?: unknown } };
+          const v = body.result?.value;
+          if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) out.push({ network: n.network, address, balance: BigInt(v) });
+        } catch {
+          // Left out of this scrape; /ready reports the RPC.
+        }
+      });
+    }),
+  );
+  return out;
+}

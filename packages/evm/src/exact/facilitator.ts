@@ -257,10 +257,13 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
         payer,
       );
     }
-    if (tolerance !== null && auth.validBefore - auth.validAfter > BigInt(requirements.maxTimeoutSeconds + tolerance)) {
+    // What matters is how far into the future the authorization reaches (validAfter <= now here):
+    // a validAfter in the past, such as the official client's 0, grants nothing more than "from now".
+    const reach = auth.validBefore - t;
+    if (tolerance !== null && reach > BigInt(requirements.maxTimeoutSeconds + tolerance)) {
       return fail(
         Reason.evmValidityTooLong,
-        `paymentPayload.payload.authorization: validity window of ${auth.validBefore - auth.validAfter}s exceeds maxTimeoutSeconds ${requirements.maxTimeoutSeconds} + ${tolerance}s`,
+        `paymentPayload.payload.authorization.validBefore: valid for ${reach}s more, beyond maxTimeoutSeconds ${requirements.maxTimeoutSeconds} + ${tolerance}s`,
         payer,
       );
     }
