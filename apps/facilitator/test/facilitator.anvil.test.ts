@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PaymentPayload, PaymentRequirements } from "@tollgate/core";
 import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
-import { exactEvmClient, exactTokenAbi } from "@tollgate/evm";
+import { exactEvmClient, eip3009Abi } from "@tollgate/evm";
 import { createPublicClient, http, type Address, type PublicClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { startFacilitator, type RunningFacilitator } from "../src/start.ts";
@@ -52,7 +52,7 @@ async function signedBody(payerIndex: number, amount: string) {
 }
 
 const post = (path: string, body: string) => fetch(`${service.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body });
-const balance = (a: Address) => chain.readContract({ address: net.usdc.address, abi: exactTokenAbi, functionName: "balanceOf", args: [a] }) as Promise<bigint>;
+const balance = (a: Address) => chain.readContract({ address: net.usdc.address, abi: eip3009Abi, functionName: "balanceOf", args: [a] }) as Promise<bigint>;
 
 describe("facilitator service on anvil", () => {
   it("advertises the chain and is ready", async () => {

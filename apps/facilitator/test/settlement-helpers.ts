@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { PaymentPayload, PaymentRequirements } from "@tollgate/core";
 import type { RunningLocalNetwork } from "@tollgate/devnet";
-import { exactEvmClient, exactTokenAbi } from "@tollgate/evm";
+import { exactEvmClient, eip3009Abi } from "@tollgate/evm";
 import { createPublicClient, http, type Address, type Hex, type PublicClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
@@ -155,10 +155,10 @@ export function chainOf(net: RunningLocalNetwork): PublicClient {
 }
 
 export const tokenBalance = (chain: PublicClient, net: RunningLocalNetwork, a: Address) =>
-  chain.readContract({ address: net.usdc.address, abi: exactTokenAbi, functionName: "balanceOf", args: [a] }) as Promise<bigint>;
+  chain.readContract({ address: net.usdc.address, abi: eip3009Abi, functionName: "balanceOf", args: [a] }) as Promise<bigint>;
 
 export const authorizationUsed = (chain: PublicClient, net: RunningLocalNetwork, p: Payment) =>
-  chain.readContract({ address: net.usdc.address, abi: exactTokenAbi, functionName: "authorizationState", args: [p.from, p.nonce] }) as Promise<boolean>;
+  chain.readContract({ address: net.usdc.address, abi: eip3009Abi, functionName: "authorizationState", args: [p.from, p.nonce] }) as Promise<boolean>;
 
 /** The hash's receipt logs this payment's AuthorizationUsed (the token's proof it settled there). */
 export async function settledIn(chain: PublicClient, hash: Hex, p: Payment): Promise<boolean> {

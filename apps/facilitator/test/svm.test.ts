@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getBase58Decoder } from "@solana/kit";
 import type { PaymentPayload, PaymentRequirements } from "@tollgate/core";
 import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
-import { exactEvmClient, exactTokenAbi } from "@tollgate/evm";
+import { exactEvmClient, eip3009Abi } from "@tollgate/evm";
 import { exactSvmClient, setupLocalSolanaNetwork, startLocalSolana, type LocalSolana, type LocalSolanaNetwork } from "@tollgate/svm";
 import { createPublicClient, http, type Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -113,7 +113,7 @@ describe("one facilitator for EVM and Solana", () => {
     const client = exactEvmClient({ account: privateKeyToAccount(evm.accounts.payers[0]!.privateKey) });
     const paymentPayload: PaymentPayload = { x402Version: 2, accepted: q, payload: await client.createPayload(q, { x402Version: 2 }) };
     const chain = createPublicClient({ transport: http(evm.rpcUrl) });
-    const balance = (a: Address) => chain.readContract({ address: evm.usdc.address, abi: exactTokenAbi, functionName: "balanceOf", args: [a] }) as Promise<bigint>;
+    const balance = (a: Address) => chain.readContract({ address: evm.usdc.address, abi: eip3009Abi, functionName: "balanceOf", args: [a] }) as Promise<bigint>;
     const before = await balance(evm.accounts.payee.address);
     const settled = await (await post("/settle", JSON.stringify({ x402Version: 2, paymentPayload, paymentRequirements: q }))).json();
     expect(settled).toMatchObject({ success: true, network: evm.network });

@@ -1,3 +1,4 @@
+// our contracts: typed ABIs (pure data) and compiled artifacts
 export {
   MULTICALL3_ADDRESS,
   batchSettlerAbi,
@@ -5,6 +6,7 @@ export {
   eip3009Abi,
   loadArtifact,
   multicall3Abi,
+  transferWithAuthorizationTypes,
   type Artifact,
   type ContractName,
 } from "./contracts/index.ts";

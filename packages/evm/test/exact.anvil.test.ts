@@ -5,7 +5,7 @@ import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { createPublicClient, createTestClient, http, isAddress, type Address, type Hex, type PublicClient } from "viem";
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { exactEvmClient, exactEvmFacilitator, exactTokenAbi, type ExactEvmFacilitatorConfig, type ExactEvmPayload } from "../src/index.ts";
+import { exactEvmClient, exactEvmFacilitator, eip3009Abi, type ExactEvmFacilitatorConfig, type ExactEvmPayload } from "../src/index.ts";
 
 let net: RunningLocalNetwork;
 let chain: PublicClient;
@@ -62,7 +62,7 @@ async function sign(req: PaymentRequirements, opts: { account?: PrivateKeyAccoun
   return { x402Version: 2, accepted: req, payload };
 }
 
-const balanceOf = (address: Address) => chain.readContract({ address: net.usdc.address, abi: exactTokenAbi, functionName: "balanceOf", args: [address] });
+const balanceOf = (address: Address) => chain.readContract({ address: net.usdc.address, abi: eip3009Abi, functionName: "balanceOf", args: [address] });
 
 function inner(p: PaymentPayload): ExactEvmPayload {
   return p.payload as unknown as ExactEvmPayload;

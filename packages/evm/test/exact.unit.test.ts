@@ -7,7 +7,7 @@ import {
   encodeTransferWithAuthorization,
   exactEvmClient,
   exactEvmServer,
-  exactTokenAbi,
+  eip3009Abi,
   parseExactEvmPayload,
   transferWithAuthorizationTypes,
   type EvmAssetInfo,
@@ -161,11 +161,11 @@ describe("parseExactEvmPayload", () => {
 
   it("encodes settlement with the (v, r, s) overload for 65-byte signatures, bytes otherwise", () => {
     const data = encodeTransferWithAuthorization(good.authorization as ExactEvmPayload["authorization"], `0x${"11".repeat(64)}1b`);
-    const decoded = decodeFunctionData({ abi: exactTokenAbi, data });
+    const decoded = decodeFunctionData({ abi: eip3009Abi, data });
     expect(decoded.functionName).toBe("transferWithAuthorization");
     expect(decoded.args).toHaveLength(9);
     expect(decoded.args![6]).toBe(27);
     const long = encodeTransferWithAuthorization(good.authorization as ExactEvmPayload["authorization"], `0x${"22".repeat(100)}`);
-    expect(decodeFunctionData({ abi: exactTokenAbi, data: long }).args).toHaveLength(7);
+    expect(decodeFunctionData({ abi: eip3009Abi, data: long }).args).toHaveLength(7);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { evmChainId, isAtomic, type Network, type PaymentRequirements, type SchemeClient } from "@tollgate/core";
 import { getAddress, isAddress, toHex, type Address, type Hex, type LocalAccount } from "viem";
-import { transferWithAuthorizationTypes } from "./abi.ts";
+import { transferWithAuthorizationTypes } from "../contracts/abi.ts";
 import type { ExactEvmPayload } from "./payload.ts";
 
 /** Anything that can sign EIP-712 typed data for an address (a viem LocalAccount qualifies). */

@@ -34,7 +34,7 @@ import {
   type PublicClient,
 } from "viem";
 import { recoverAddress } from "../crypto/recover.ts";
-import { MULTICALL3, aggregate3Abi, exactTokenAbi } from "./abi.ts";
+import { MULTICALL3_ADDRESS, eip3009Abi, multicall3Abi } from "../contracts/abi.ts";
 import { createCallBatcher, type Aggregate3Result, type CallBatcher } from "./batch.ts";
 import { domainSeparator, transferAuthorizationDigest } from "./digest.ts";
 import { parseExactEvmPayload, toTransferAuthorization, type ExactEvmAuthorization, type TransferAuthorization } from "./payload.ts";
@@ -192,7 +192,7 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
 
   function multicallAddress(net: NetworkState): Promise<Address | undefined> {
     if (net.config.multicall3 === false) return Promise.resolve(undefined);
-    const address = net.config.multicall3 ?? MULTICALL3;
+    const address = net.config.multicall3 ?? MULTICALL3_ADDRESS;
     net.multicall ??= net.client.getCode({ address }).then(
       (code) => (code && code !== "0x" ? address : undefined),
       (e) => {
@@ -348,21 +348,21 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     const token = asset.toLowerCase();
     const keys = [`${token}|${auth.from.toLowerCase()}`, `${token}|${auth.to.toLowerCase()}`] as const;
     let { results, contended } = await callAll(net, asset, calls, keys, false);
-    let balance = decodeOr(results[0], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "balanceOf", data: d }));
-    let used = decodeOr(results[1], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "authorizationState", data: d }));
+    let balance = decodeOr(results[0], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "balanceOf", data: d }));
+    let used = decodeOr(results[1], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "authorizationState", data: d }));
     // The dry run ran after another dry run by the same payer in that eth_call and failed although
     // the reads (the untouched state) would let it through: judge it alone.
     if (contended && !results[results.length - 1]!.success && balance !== undefined && balance >= auth.value && used === false) {
       ({ results } = await callAll(net, asset, calls, keys, true));
-      balance = decodeOr(results[0], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "balanceOf", data: d }));
-      used = decodeOr(results[1], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "authorizationState", data: d }));
+      balance = decodeOr(results[0], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "balanceOf", data: d }));
+      used = decodeOr(results[1], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "authorizationState", data: d }));
     }
     let domain = cached;
     if (!domain) {
       domain = {
-        separator: decodeOr(results[2], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "DOMAIN_SEPARATOR", data: d })),
-        name: decodeOr(results[3], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "name", data: d })),
-        version: decodeOr(results[4], (d) => decodeFunctionResult({ abi: exactTokenAbi, functionName: "version", data: d })),
+        separator: decodeOr(results[2], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "DOMAIN_SEPARATOR", data: d })),
+        name: decodeOr(results[3], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "name", data: d })),
+        version: decodeOr(results[4], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "version", data: d })),
       };
       // Only a token that answered is worth remembering; a non-token may get code later.
       if (domain.separator !== undefined || domain.name !== undefined) domains.set(key, domain);
@@ -410,14 +410,14 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
   /** One aggregate3 eth_call, every call allowed to fail on its own. */
   async function aggregate3(net: NetworkState, mc: Address, calls: readonly { target: Address; callData: Hex }[]): Promise<Aggregate3Result[]> {
     const data = encodeFunctionData({
-      abi: aggregate3Abi,
+      abi: multicall3Abi,
       functionName: "aggregate3",
       args: [calls.map(({ target, callData }) => ({ target, allowFailure: true, callData }))],
     });
     // A raw eth_call: viem's `call` action adds formatting and checks this hot path does not need.
     const out = await net.client.request({ method: "eth_call", params: [{ from: signer.address, to: mc, data }, "latest"] });
     if (!out || out === "0x") throw new Error("Multicall3 returned no data");
-    const decoded = decodeFunctionResult({ abi: aggregate3Abi, functionName: "aggregate3", data: out });
+    const decoded = decodeFunctionResult({ abi: multicall3Abi, functionName: "aggregate3", data: out });
     return decoded.map((r) => ({ success: r.success, returnData: r.returnData }));
   }
 
@@ -548,9 +548,9 @@ function encodeTransfer(auth: TransferAuthorization, signature: Hex, ecdsa: bool
   if (ecdsa) {
     const { r, s, v, yParity } = parseSignature(signature);
     const v8 = v !== undefined ? Number(v) : 27 + yParity;
-    return encodeFunctionData({ abi: exactTokenAbi, functionName: "transferWithAuthorization", args: [...base, v8 < 27 ? v8 + 27 : v8, r, s] });
+    return encodeFunctionData({ abi: eip3009Abi, functionName: "transferWithAuthorization", args: [...base, v8 < 27 ? v8 + 27 : v8, r, s] });
   }
-  return encodeFunctionData({ abi: exactTokenAbi, functionName: "transferWithAuthorization", args: [...base, signature] });
+  return encodeFunctionData({ abi: eip3009Abi, functionName: "transferWithAuthorization", args: [...base, signature] });
 }
 
 /** Why a 65-byte ECDSA signature is unacceptable before recovery, or undefined. */
@@ -576,7 +576,7 @@ function decodeOr<T>(res: { success: boolean; returnData: Hex } | undefined, dec
 function describeRevert(data: Hex): string {
   if (!data || data === "0x") return "reverted without a reason";
   try {
-    const e = decodeErrorResult({ abi: exactTokenAbi, data });
+    const e = decodeErrorResult({ abi: eip3009Abi, data });
     const args = (e.args ?? []) as readonly unknown[];
     if ((e.errorName as string) === "Error" && typeof args[0] === "string") return args[0];
     return `${e.errorName}(${args.map(String).join(", ")})`;

@@ -1,4 +1,4 @@
-export * from "./abi.ts";
+
 export * from "./payload.ts";
 export * from "./client.ts";
 export * from "./server.ts";

@@ -1,3 +1,3 @@
-export { createSettlementEngine, SettlementError } from "./engine.ts";
+export { createSettlementEngine, detectPollingInterval, SettlementError } from "./engine.ts";
 export { itemStatus, outcomeFromReceipt, reasonFromRevertData } from "./receipt.ts";
 export type * from "./types.ts";

@@ -11,7 +11,7 @@ import {
   type Hex,
   type TransactionReceipt,
 } from "viem";
-import { batchSettlerAbi, eip3009Abi } from "../contracts/index.ts";
+import { batchSettlerAbi, eip3009Abi } from "../contracts/abi.ts";
 import type { ReceiptItem, TransactionOutcome } from "./types.ts";
 
 const AUTHORIZATION_USED = toEventSelector("AuthorizationUsed(address,bytes32)");

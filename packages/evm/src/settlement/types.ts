@@ -102,11 +102,20 @@ export interface SettlementEngineConfig {
   networks: readonly SettlementNetworkConfig[];
   /** Fee-paying accounts (private keys or viem local accounts), used in parallel. Never logged. */
   signers: readonly (Hex | LocalAccount)[];
-  /** Coalesce concurrent settlements of one (network, token) into one BatchSettler call. Default true. */
+  /**
+   * Coalesce concurrent settlements of one (network, token) into one BatchSettler call, group-commit
+   * style: a settlement that finds a signer idle is sent at once; while all signers are busy
+   * (a transaction being sent or not yet mined), arrivals queue and go out together as soon as a
+   * signer frees up. Default true.
+   */
   batching?: boolean;
-  /** Default 50. */
+  /** Default 50. A full queue does not wait for an idle signer: it goes to the least busy one. */
   maxBatchSize?: number;
-  /** How long a batch waits for company after its first item. Default 10. */
+  /**
+   * Upper bound on how long a queued settlement waits for an idle signer; after it, its batch goes
+   * to the least busy signer (on that signer's next nonce). Not a delay: with an idle signer nothing
+   * waits. Default 100.
+   */
   maxWaitMs?: number;
   /** Never pay more than this per gas (wei). Default: no cap. */
   maxFeePerGasCap?: bigint;
@@ -116,14 +125,23 @@ export interface SettlementEngineConfig {
   receiptTimeoutMs?: number;
   /** Fee-bump stuck transactions; `false` (default) to never replace. */
   replacement?: ReplacementConfig | false;
-  /** Receipt polling period. Default 100. */
+  /**
+   * Receipt polling period (one eth_blockNumber per tick; receipts are fetched, in one JSON-RPC
+   * batch, only when the block changed). Default: from the chain — 10 ms on a local dev chain
+   * (chain id 31337/1337, or an anvil/hardhat/ganache node), otherwise a quarter of the observed
+   * block time within [50 ms, 1 s].
+   */
   pollingIntervalMs?: number;
   /**
    * Simulate a batch before sending it and leave out items that would fail, rejecting them at once
    * (no gas spent on them). Default true.
    */
   preflight?: boolean;
-  /** Durability hooks; awaited, but their failures only go to `onError`. */
+  /**
+   * Durability hooks; awaited, but their failures only go to `onError`. `submit` returns a hash only
+   * after `onSubmitted` for it completed, and a final result only after `onFinal` completed (so
+   * `onFinal` runs while the caller still waits). Per transaction, onFinal runs after its onSubmitted hooks.
+   */
   onSubmitted?: (event: SubmittedEvent) => void | Promise<void>;
   onFinal?: (event: FinalEvent) => void | Promise<void>;
   /** Background failures (hooks, polling, bumps). Default: ignored. */
@@ -142,7 +160,7 @@ export interface SignerStats {
   address: Address;
   /** Transactions this signer sent (replacements included). */
   sent: number;
-  /** Not yet final. */
+  /** Batches being sent plus transactions not yet final; 0 means idle (the next settlement goes out at once). */
   inFlight: number;
 }
 
@@ -151,11 +169,16 @@ export interface EngineStats {
   transactions: number;
   replacements: number;
   items: number;
+  /** Settlements queued for a signer right now (all signers busy). */
+  queued: number;
   signers: SignerStats[];
 }
 
 export interface SettlementEngine {
-  /** Exactly the exact-scheme facilitator's `submit` hook. Throws `SettlementError` when nothing was sent. */
+  /**
+   * Exactly the exact-scheme facilitator's `submit` hook. Throws `SettlementError` when nothing was
+   * sent (also `Reason.evmNonceUsed` for an authorization this engine is already settling).
+   */
   submit(call: SettlementCall): Promise<SubmitResult>;
   /**
    * Follows a transaction (or all hashes sent for one nonce) until one lands; after a restart,
