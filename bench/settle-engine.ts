@@ -2,7 +2,10 @@
 // anvil (automine): settlements/second and latency per submit at 1, 32 and 256 concurrent callers,
 // batching on and off, two fee-paying signers, the engine's default timing options.
 //
-//   npx tsx bench/settle-engine.ts [--scale=1] [--signers=2] [--payers=16] [--json=path]
+//   npx tsx bench/settle-engine.ts [--scale=1] [--signers=2] [--payers=16] [--think=0] [--json=path]
+//
+// --think=N: each caller waits a random 0..N ms before each submit (as verification and HTTP
+// spread real arrivals out), instead of submitting back to back.
 //
 // Every authorization is signed before its phase is timed. Each phase gets a fresh engine; a
 // phase counts only settlements whose submit() resolved "success", and checks the payee's balance
@@ -25,6 +28,7 @@ function option(name: string, fallback: number): number {
 const scale = option("scale", 1);
 const signerCount = option("signers", 2);
 const payerCount = option("payers", 16);
+const thinkMs = process.argv.some((a) => a === "--think=0") ? 0 : option("think", 0);
 const jsonPath = process.argv.find((a) => a.startsWith("--json="))?.slice(7);
 const LEVELS = [1, 32, 256] as const;
 const COUNTS: Record<number, number> = { 1: 40, 32: 480, 256: 1024 };
@@ -58,7 +62,7 @@ try {
     return out;
   }
 
-  console.log(`anvil ${net.rpcUrl}, ${signerCount} signers, ${payerCount} payers, loadavg ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  console.log(`anvil ${net.rpcUrl}, ${signerCount} signers, ${payerCount} payers, think ${thinkMs} ms, loadavg ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   for (const batching of [true, false]) {
     for (const concurrency of LEVELS) {
       const count = Math.max(concurrency, Math.round(COUNTS[concurrency]! * scale));
@@ -80,6 +84,7 @@ try {
         Array.from({ length: concurrency }, async () => {
           while (next < calls.length) {
             const call = calls[next++]!;
+            if (thinkMs > 0) await new Promise((r) => setTimeout(r, Math.random() * thinkMs));
             const s = performance.now();
             try {
               const r = await engine.submit(call);

@@ -2,8 +2,8 @@
  * The EVM exact scheme backed by the settlement engine, made durable and shareable:
  *
  * - One engine per fee-paying key (each key one nonce lane), so a key can be given to another
- *   process (signer leases) without any other key's work stopping. Calls go to the engines of the
- *   keys this process holds, filling one batch before moving to the next key.
+ *   process (signer leases) without any other key's work stopping. Calls go to the least busy engine
+ *   among the keys this process holds (each engine batches behind its busy key).
  * - Write-ahead log at the one place every transaction passes: the signer. Before a transaction is
  *   signed away, its hash, signer and nonce are stored against every payment it carries (decoded
  *   from its calldata). So no transaction can land that the ledger does not know about, even if the
@@ -99,7 +99,6 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
   /** Keys whose /settle is waiting on the engine: their results are stored by the coordinator. */
   const slots = new Map<string, Slot>();
   const rotation = new Map<string, { index: number; count: number }>();
-  const batchOn = new Map(config.networks.map((n) => [n.network, s.batching && n.batchSettler !== undefined && s.maxBatchSize > 1]));
   let balanceTimer: ReturnType<typeof setTimeout> | undefined;
 
   const txCounter = metrics.registry.counter("tollgate_settlement_transactions_total", "Settlement transactions sent (first sends and fee bumps)");
@@ -184,16 +183,17 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
   function pick(network: string): SettlementEngine | undefined {
     const candidates = usable(network);
     if (candidates.length === 0) return undefined;
+    // The least busy key (the engine batches behind a busy one, group-commit style); ties round-robin.
     const r = rotation.get(network) ?? { index: 0, count: 0 };
     rotation.set(network, r);
-    // Fill one key's batch, then the next key's; without batching, round-robin.
-    const per = batchOn.get(network) ? s.maxBatchSize : 1;
-    if (r.count >= per) {
-      r.index++;
-      r.count = 0;
+    r.index++;
+    let best: { engine: SettlementEngine; load: number } | undefined;
+    for (let k = 0; k < candidates.length; k++) {
+      const engine = engineOf(candidates[(r.index + k) % candidates.length]!);
+      const load = engine.stats().signers.find((x) => x.network === network)?.inFlight ?? 0;
+      if (!best || load < best.load) best = { engine, load };
     }
-    r.count++;
-    return engineOf(candidates[r.index % candidates.length]!);
+    return best!.engine;
   }
 
   function notReadyMessage(network: string): string {

@@ -285,6 +285,99 @@ describe("settlement engine on anvil", () => {
     await engine.close();
   });
 
+  it("an idle engine sends a lone settlement at once: maxWaitMs is a bound, not a delay (default polling)", async () => {
+    // No pollingIntervalMs: the engine picks a dev-chain period itself.
+    const engine = createSettlementEngine({
+      networks: [{ network: net.network, rpcUrl: net.rpcUrl, batchSettler: net.batchSettler.address }],
+      signers: [signerA.privateKey, signerB.privateKey],
+      maxWaitMs: 5_000,
+    });
+    await engine.submit(await authorize(net.accounts.payers[0]!, 1n)); // warm-up: nonces, fees, chain detection
+    const call = await authorize(net.accounts.payers[1]!, 1n);
+    const started = performance.now();
+    const r = await engine.submit(call);
+    const ms = performance.now() - started;
+    await engine.close();
+    expect(r.status).toBe("success");
+    expect(ms).toBeLessThan(1_000);
+  });
+
+  it("a burst of 300 submits over many event-loop turns fills large batches on both signers", async () => {
+    const calls = await authorizations(300, 1n);
+    const sizes: number[] = [];
+    const engine = engineFor({ onSubmitted: (e) => void sizes.push(e.items.length) });
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < calls.length; i++) {
+      // Ten per turn: arrivals spread out, as HTTP requests come in.
+      if (i % 10 === 0) await new Promise((r) => setImmediate(r));
+      pending.push(engine.submit(calls[i]!));
+    }
+    const results = (await Promise.all(pending)) as { status: string }[];
+    await engine.close();
+    expect(results.every((r) => r.status === "success")).toBe(true);
+    const stats = engine.stats();
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(300);
+    expect(300 / stats.transactions).toBeGreaterThanOrEqual(20);
+    expect(stats.signers.every((s) => s.sent > 0)).toBe(true);
+    expect(stats.queued).toBe(0);
+  });
+
+  it("group commit: while the only signer is busy, arrivals accumulate and leave as one batch when it frees", async () => {
+    const base = privateKeyToAccount(signerA.privateKey);
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let signed = 0;
+    // The first signature waits for the gate: the lane stays busy while the others arrive.
+    const slow = {
+      ...base,
+      async signTransaction(...args: Parameters<typeof base.signTransaction>) {
+        if (signed++ === 0) await gate;
+        return base.signTransaction(...args);
+      },
+    } as typeof base;
+    const sizes: number[] = [];
+    const engine = engineFor({ signers: [slow], maxWaitMs: 5_000, onSubmitted: (e) => void sizes.push(e.items.length) });
+    const calls = await authorizations(21, 1n);
+    const first = engine.submit(calls[0]!);
+    const rest: Promise<unknown>[] = [];
+    for (const c of calls.slice(1)) {
+      await new Promise((r) => setTimeout(r, 2));
+      rest.push(engine.submit(c));
+    }
+    expect(engine.stats().queued).toBe(20);
+    open();
+    const results = [await first, ...((await Promise.all(rest)) as unknown[])] as { status: string; transaction: Hex }[];
+    await engine.close();
+    expect(results.every((r) => r.status === "success")).toBe(true);
+    expect(sizes).toEqual([1, 20]);
+    expect(new Set(results.slice(1).map((r) => r.transaction)).size).toBe(1);
+  });
+
+  it("onFinal completes before submit() resolves; onSubmitted before the hash is seen", async () => {
+    const order: string[] = [];
+    const engine = engineFor({
+      onSubmitted: async (e) => {
+        await new Promise((r) => setTimeout(r, 30));
+        order.push(`submitted:${e.items.length}`);
+      },
+      onFinal: async (e) => {
+        await new Promise((r) => setTimeout(r, 100));
+        order.push(`final:${e.items.length}`);
+      },
+    });
+    const calls = await authorizations(3, 1n);
+    const results = await Promise.all(
+      calls.map(async (c) => {
+        const r = await engine.submit(c);
+        order.push("resolved");
+        return r;
+      }),
+    );
+    await engine.close();
+    expect(results.every((r) => r.status === "success")).toBe(true);
+    expect(order).toEqual(["submitted:3", "final:3", "resolved", "resolved", "resolved"]);
+  });
+
   describe("without automine", () => {
     beforeAll(async () => {
       await test.setAutomine(false);

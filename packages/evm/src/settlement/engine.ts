@@ -852,7 +852,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
 export async function detectPollingInterval(client: PublicClient, chainId?: number): Promise<number> {
   const id = chainId ?? (await client.getChainId());
   if (id === 31337 || id === 1337) return 10;
-  const version = await client.request({ method: "web3_clientVersion" }).catch(() => "");
+  const version = await client.request({ method: "web3_clientVersion" }, { retryCount: 0 }).catch(() => "");
   if (typeof version === "string" && /anvil|hardhat|ganache/i.test(version)) return 10;
   const latest = await client.getBlock({ blockTag: "latest" });
   const span = latest.number < 20n ? latest.number : 20n;
