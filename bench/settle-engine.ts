@@ -2,10 +2,14 @@
 // anvil (automine): settlements/second and latency per submit at 1, 32 and 256 concurrent callers,
 // batching on and off, two fee-paying signers, the engine's default timing options.
 //
-//   npx tsx bench/settle-engine.ts [--scale=1] [--signers=2] [--payers=16] [--think=0] [--json=path]
+//   npx tsx bench/settle-engine.ts [--scale=1] [--signers=2] [--payers=16] [--think=0] [--maxWaitMs=N]
+//                                  [--layout=shared|per-signer] [--pick=fill|least-inflight] [--batching-only] [--json=path]
 //
 // --think=N: each caller waits a random 0..N ms before each submit (as verification and HTTP
 // spread real arrivals out), instead of submitting back to back.
+// --layout=per-signer: one engine per signer, as apps/facilitator does (signer leases), with a
+// picker choosing the engine per call: "least-inflight" (fewest unmined transactions) or "fill"
+// (an idle engine with nothing queued, else the one whose queue is filling).
 //
 // Every authorization is signed before its phase is timed. Each phase gets a fresh engine; a
 // phase counts only settlements whose submit() resolved "success", and checks the payee's balance
@@ -14,7 +18,7 @@ import { writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import type { PaymentRequirements } from "@tollgate/core";
 import { devAccount, startLocalNetwork } from "@tollgate/devnet";
-import { createSettlementEngine, eip3009Abi, signExactEvmAuthorization, type SettlementCall } from "@tollgate/evm";
+import { createSettlementEngine, eip3009Abi, signExactEvmAuthorization, type EngineStats, type SettlementCall, type SettlementEngine } from "@tollgate/evm";
 import { createPublicClient, createTestClient, http, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
@@ -30,6 +34,61 @@ const signerCount = option("signers", 2);
 const payerCount = option("payers", 16);
 const thinkMs = process.argv.some((a) => a === "--think=0") ? 0 : option("think", 0);
 const jsonPath = process.argv.find((a) => a.startsWith("--json="))?.slice(7);
+const maxWaitArg = process.argv.find((a) => a.startsWith("--maxWaitMs="));
+const maxWaitMs = maxWaitArg ? Number(maxWaitArg.slice(12)) : undefined;
+const layout = process.argv.find((a) => a.startsWith("--layout="))?.slice(9) ?? "shared";
+const pickPolicy = process.argv.find((a) => a.startsWith("--pick="))?.slice(7) ?? "fill";
+const batchingModes = process.argv.includes("--batching-only") ? [true] : [true, false];
+if (!["shared", "per-signer"].includes(layout)) throw new Error("--layout: shared or per-signer");
+if (!["fill", "least-inflight"].includes(pickPolicy)) throw new Error("--pick: fill or least-inflight");
+const MAX_BATCH = 50;
+
+/** One engine per signer behind a picker, looking like one engine. */
+function perSigner(engines: SettlementEngine[]): SettlementEngine {
+  let turn = 0;
+  const pick = (): SettlementEngine => {
+    turn++;
+    const all = engines.map((_, k) => engines[(turn + k) % engines.length]!);
+    if (pickPolicy === "least-inflight") {
+      let best = all[0]!;
+      let bestLoad = Infinity;
+      for (const e of all) {
+        const load = e.stats().signers[0]!.inFlight;
+        if (load < bestLoad) [best, bestLoad] = [e, load];
+      }
+      return best;
+    }
+    // "fill": an idle key sends at once; when all are busy, one queue fills (one large batch)
+    // rather than every engine getting a few items.
+    let fill: SettlementEngine | undefined;
+    let fillQueued = -1;
+    let least = all[0]!;
+    let leastQueued = Infinity;
+    for (const e of all) {
+      const st = e.stats();
+      if (st.queued === 0 && st.signers.every((x) => x.inFlight === 0)) return e;
+      if (st.queued < MAX_BATCH && st.queued > fillQueued) [fill, fillQueued] = [e, st.queued];
+      if (st.queued < leastQueued) [least, leastQueued] = [e, st.queued];
+    }
+    return fill ?? least;
+  };
+  return {
+    submit: (call) => pick().submit(call),
+    waitFor: (tx, o) => engines[0]!.waitFor(tx, o),
+    reconcile: (tx, o) => engines[0]!.reconcile(tx, o),
+    stats(): EngineStats {
+      const all = engines.map((e) => e.stats());
+      return {
+        transactions: all.reduce((a, b) => a + b.transactions, 0),
+        replacements: all.reduce((a, b) => a + b.replacements, 0),
+        items: all.reduce((a, b) => a + b.items, 0),
+        queued: all.reduce((a, b) => a + b.queued, 0),
+        signers: all.flatMap((x) => x.signers),
+      };
+    },
+    close: async (o) => void (await Promise.all(engines.map((e) => e.close(o)))),
+  };
+}
 const LEVELS = [1, 32, 256] as const;
 const COUNTS: Record<number, number> = { 1: 40, 32: 480, 256: 1024 };
 
@@ -62,16 +121,23 @@ try {
     return out;
   }
 
-  console.log(`anvil ${net.rpcUrl}, ${signerCount} signers, ${payerCount} payers, think ${thinkMs} ms, loadavg ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
-  for (const batching of [true, false]) {
+  console.log(
+    `anvil ${net.rpcUrl}, ${signerCount} signers (${layout}${layout === "per-signer" ? `, pick ${pickPolicy}` : ""}), ${payerCount} payers, ` +
+      `think ${thinkMs} ms, maxWaitMs ${maxWaitMs ?? "default"}, loadavg ${loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+  );
+  for (const batching of batchingModes) {
     for (const concurrency of LEVELS) {
       const count = Math.max(concurrency, Math.round(COUNTS[concurrency]! * scale));
       const calls = await sign(count);
-      const engine = createSettlementEngine({
-        networks: [{ network: net.network, rpcUrl: net.rpcUrl, batchSettler: net.batchSettler.address }],
-        signers,
-        batching,
-      });
+      const make = (keys: Hex[]) =>
+        createSettlementEngine({
+          networks: [{ network: net.network, rpcUrl: net.rpcUrl, batchSettler: net.batchSettler.address }],
+          signers: keys,
+          batching,
+          maxBatchSize: MAX_BATCH,
+          ...(maxWaitMs !== undefined ? { maxWaitMs } : {}),
+        });
+      const engine = layout === "shared" ? make(signers) : perSigner(signers.map((k) => make([k])));
       // Warm-up: nonce lookup, fee estimate, eth_simulateV1 support, chain detection.
       await engine.submit((await sign(1))[0]!);
       const warm = engine.stats();

@@ -67,7 +67,7 @@ type Kind = "verify" | "settle";
 export function createFacilitatorApp(options: FacilitatorAppOptions): FacilitatorApp {
   const { facilitator, ledger } = options;
   const logger = options.logger ?? createLogger({ level: "silent" });
-  const audit = createAuditQueue(logger);
+  const audit = createAuditQueue(ledger, logger);
   const metrics = options.metrics ?? createMetrics();
   const apiKeyDigests = (options.apiKeys ?? []).map(digest);
   const ipLimiter = options.rateLimit?.perIp ? createRateLimiter(options.rateLimit.perIp) : undefined;
@@ -163,15 +163,17 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
         : await facilitator.verify(request);
     const network = request.requirements.network;
     // The answer does not depend on the record (settlement does, and fails closed there): write it behind.
-    if (identity) {
-      const entry = paymentEntry(request, identity, id);
-      audit.add(() => ledger.recordVerify(entry, response.isValid, response.invalidReason));
-    }
-    audit.add(() => ledger.recordEvent({ kind: "verify", network, outcome: response.isValid ? "valid" : "invalid", ...(identity ? { key: identity.key, payer: identity.payer } : {}), ...(response.invalidReason ? { reason: response.invalidReason } : {}) }));
+    // Group-committed by the audit queue; a promise comes back only when it is full (backpressure).
+    const full = [
+      identity ? audit.addVerify({ entry: paymentEntry(request, identity, id), valid: response.isValid, ...(response.invalidReason ? { reason: response.invalidReason } : {}) }) : undefined,
+      audit.addEvent({ kind: "verify", network, outcome: response.isValid ? "valid" : "invalid", ...(identity ? { key: identity.key, payer: identity.payer } : {}), ...(response.invalidReason ? { reason: response.invalidReason } : {}) }),
+    ];
+    if (full[0] || full[1]) await Promise.all(full);
     const seconds = (performance.now() - started) / 1000;
     metrics.verifyDuration.observe(seconds, { result: response.isValid ? "valid" : "invalid" });
     count("verify", response.isValid ? "valid" : "invalid", response.invalidReason);
-    logger.info({ route: "verify", network, scheme: request.requirements.scheme, payer: identity?.payer ?? response.payer, key: identity?.key, isValid: response.isValid, reason: response.invalidReason, ms: Math.round(seconds * 1000) }, "verify");
+    // Per request at debug: counts and durations are in /metrics; info is for what an operator acts on.
+    if (logger.isLevelEnabled("debug")) logger.debug({ route: "verify", network, scheme: request.requirements.scheme, payer: identity?.payer ?? response.payer, key: identity?.key, isValid: response.isValid, reason: response.invalidReason, ms: Math.round(seconds * 1000) }, "verify");
     return c.json(response, 200);
   }
 
@@ -195,17 +197,17 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
       response = o.response;
       outcome = o.outcome === "settled" && !response.success ? "failed" : o.outcome;
     }
-    audit.add(() => ledger.recordEvent({ kind: "settle", network, outcome, ...(identity ? { key: identity.key, payer: identity.payer } : {}), ...(response.errorReason ? { reason: response.errorReason } : {}), ...(response.transaction ? { transaction: response.transaction } : {}) }));
+    await audit.addEvent({ kind: "settle", network, outcome, ...(identity ? { key: identity.key, payer: identity.payer } : {}), ...(response.errorReason ? { reason: response.errorReason } : {}), ...(response.transaction ? { transaction: response.transaction } : {}) });
     const seconds = (performance.now() - started) / 1000;
     metrics.settleDuration.observe(seconds, { result: response.success ? "success" : "failure" });
     count("settle", response.success ? (outcome === "replay" ? "replay" : "success") : "failure", response.errorReason);
-    logger.info({ route: "settle", network, scheme: request.requirements.scheme, payer: identity?.payer ?? response.payer, key: identity?.key, success: response.success, outcome, reason: response.errorReason, transaction: response.transaction || undefined, status, ms: Math.round(seconds * 1000) }, "settle");
+    if (logger.isLevelEnabled("debug")) logger.debug({ route: "settle", network, scheme: request.requirements.scheme, payer: identity?.payer ?? response.payer, key: identity?.key, success: response.success, outcome, reason: response.errorReason, transaction: response.transaction || undefined, status, ms: Math.round(seconds * 1000) }, "settle");
     return c.json(facilitator.settleResponseFor(request, response), status);
   }
 
   function bad(c: Context, kind: Kind, reason: string, message: string, network?: string) {
     count(kind, "malformed", reason);
-    logger.info({ route: kind, status: 400, reason, message }, "malformed request");
+    logger.debug({ route: kind, status: 400, reason, message }, "malformed request");
     return errorFor(c, kind, 400, reason, message, network);
   }
 

@@ -40,8 +40,10 @@ const settlementSchema = z.strictObject({
   /** Coalesce concurrent settlements into one BatchSettler call (networks with `batchSettler`). */
   batching: z.boolean().default(true),
   maxBatchSize: z.number().int().min(1).max(500).default(50),
-  /** How long a batch waits for company after its first item. */
-  maxWaitMs: z.number().int().min(0).max(10_000).default(10),
+  /** Upper bound on how long a queued settlement waits for its signer to free up (not a delay: an idle signer sends at once). */
+  maxWaitMs: z.number().int().min(0).max(10_000).default(100),
+  /** Receipt polling period; omitted means the engine picks from the chain (fast on a local dev chain, a quarter block otherwise). */
+  pollingIntervalMs: z.number().int().min(1).max(60_000).optional(),
   /** Never pay more than this per gas. */
   maxFeePerGasWei: wei.optional(),
   /** Refuse a settlement estimated above this gas (per item of a batch). */

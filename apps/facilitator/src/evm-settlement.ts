@@ -155,6 +155,7 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
       maxBatchSize: s.maxBatchSize,
       maxWaitMs: s.maxWaitMs,
       receiptTimeoutMs: s.receiptTimeoutMs,
+      ...(s.pollingIntervalMs !== undefined ? { pollingIntervalMs: s.pollingIntervalMs } : {}),
       ...(s.maxFeePerGasWei !== undefined ? { maxFeePerGasCap: BigInt(s.maxFeePerGasWei) } : {}),
       ...(s.maxGasPerSettlement !== undefined ? { maxGasPerSettlement: BigInt(s.maxGasPerSettlement) } : {}),
       replacement: s.bumpAfterMs !== undefined ? { bumpAfterMs: s.bumpAfterMs } : (false as const),
@@ -209,18 +210,25 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
   async function onSubmitted(ev: SubmittedEvent): Promise<void> {
     txCounter.inc({ network: ev.network, kind: ev.replaces ? "replacement" : "first" });
     if (!ev.replaces) metrics.batchSize.observe(ev.items.length, { network: ev.network });
-    await ledger.markSent(ev.transaction);
+    // No write here: the write-ahead row exists since signing, and an outcome (onFinal, or the
+    // coordinator's complete()) marks it sent. One statement less per transaction on the hot path.
   }
 
   async function onFinal(ev: FinalEvent): Promise<void> {
     const outcomes = ev.items.map((i) => ({ key: keyOf(ev.network, i.call.asset, i.call.authorization.from, i.call.authorization.nonce), outcome: i.status, call: i.call }));
-    await ledger.markOutcomes(ev.transaction, outcomes.map(({ key, outcome }) => ({ key, outcome })));
-    // Nobody waits for these any more (their /settle answered pending, or the process restarted): store the result.
-    for (const o of outcomes) {
-      if (o.outcome !== "success" || slots.has(o.key)) continue;
-      const record = { network: ev.network, payer: o.call.authorization.from.toLowerCase(), amount: String(o.call.authorization.value) };
-      await ledger.resolve(o.key, settledResponse(record, ev.transaction));
-    }
+    // onFinal runs before the engine answers submit(). A /settle still waiting (its slot) stores its
+    // own result: complete() marks a success's transaction outcome in the same statement, and submit()
+    // marks a revert before answering. Only payments nobody waits for any more (their /settle answered
+    // pending, or the process restarted) are written here: outcome, and the result for successes.
+    // Both are group-committed by the ledger (one statement per kind for everything finishing together).
+    const orphans = outcomes.filter((o) => !slots.has(o.key));
+    if (orphans.length === 0) return void gasMetrics(ev).catch(() => {});
+    await ledger.markOutcomes(ev.transaction, orphans.map(({ key, outcome }) => ({ key, outcome })));
+    await Promise.all(
+      orphans
+        .filter((o) => o.outcome === "success")
+        .map((o) => ledger.resolve(o.key, settledResponse({ network: ev.network, payer: o.call.authorization.from.toLowerCase(), amount: String(o.call.authorization.value) }, ev.transaction))),
+    );
     void gasMetrics(ev).catch(() => {});
   }
 

@@ -43,3 +43,46 @@ describe("ledger on PGlite (data directory)", () => {
     }
   });
 });
+
+describe("ledger group commit (PGlite)", () => {
+  const entry = (n: number, extra: Record<string, string> = {}) => ({
+    key: `eip155:1|0xa|0xp${n}|0x${n}`, network: "eip155:1", scheme: "exact", asset: "0xa", payer: `0xp${n}`, payee: "0xc", amount: String(n), nonce: `0x${n}`, requestHash: `h${n}`, ...extra,
+  });
+
+  it("concurrent claims share one statement; a payment-identifier conflict inside the batch is told to its own caller only", async () => {
+    const ledger = await createLedger();
+    try {
+      const a = entry(1, { payer: "0xsame", paymentIdentifier: "id-1" });
+      const b = entry(2, { payer: "0xsame", paymentIdentifier: "id-1" }); // same payer and id, another authorization
+      const plain = Array.from({ length: 20 }, (_, i) => entry(100 + i));
+      const results = await Promise.all([a, b, ...plain].map((e, i) => ledger.claim(e, `tok${i}`, 60_000)));
+      expect(results.slice(2).every((r) => r.claimed)).toBe(true);
+      const [ra, rb] = results;
+      expect([ra!.claimed, rb!.claimed].filter(Boolean)).toHaveLength(1);
+      const loser = ra!.claimed ? rb! : ra!;
+      expect(loser).toMatchObject({ claimed: false, identifierConflict: true });
+      // Completes in one batch too: only the right token ends a row.
+      const done = await Promise.all(plain.map((e, i) => ledger.complete(e.key, i % 2 === 0 ? `tok${i + 2}` : "wrong", { success: true, transaction: `0xt${i}`, network: "eip155:1" })));
+      expect(done).toEqual(plain.map((_, i) => i % 2 === 0));
+      expect(await ledger.get(plain[0]!.key)).toMatchObject({ status: "settled", transaction: "0xt0" });
+      expect(await ledger.get(plain[1]!.key)).toMatchObject({ status: "pending" });
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it("audit rows in bulk: verifications never overwrite, events keep their order", async () => {
+    const ledger = await createLedger();
+    try {
+      const e = entry(7);
+      await ledger.claim(e, "t", 60_000);
+      await ledger.recordVerifies([{ entry: e, valid: false, reason: "x" }, { entry: entry(8), valid: true }, { entry: entry(8), valid: false }]);
+      expect(await ledger.get(e.key)).toMatchObject({ status: "pending" });
+      expect(await ledger.get(entry(8).key)).toMatchObject({ status: "verified" });
+      await ledger.recordEvents(["a", "b", "c"].map((outcome) => ({ kind: "verify" as const, key: e.key, network: "eip155:1", outcome })));
+      expect((await ledger.events(e.key)).map((x) => x.outcome)).toEqual(["a", "b", "c"]);
+    } finally {
+      await ledger.close();
+    }
+  });
+});

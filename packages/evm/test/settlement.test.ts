@@ -34,7 +34,8 @@ const signerB = devAccount(9);
 
 beforeAll(async () => {
   net = await startLocalNetwork({ payers: 4 });
-  client = createPublicClient({ transport: http(net.rpcUrl) }) as PublicClient;
+  // Short polling: waitForTransactionReceipt would otherwise watch blocks every 4 s.
+  client = createPublicClient({ transport: http(net.rpcUrl), pollingInterval: 50 }) as PublicClient;
   test = createTestClient({ mode: "anvil", transport: http(net.rpcUrl) });
 });
 
@@ -378,6 +379,48 @@ describe("settlement engine on anvil", () => {
     expect(order).toEqual(["submitted:3", "final:3", "resolved", "resolved", "resolved"]);
   });
 
+  it("signerUsable: work goes only to usable signers; none usable refuses; a signer back re-reads its nonce", async () => {
+    const upstream = createPublicClient({ transport: http(net.rpcUrl) });
+    let sends = 0;
+    const counting = createPublicClient({
+      transport: custom({
+        async request({ method, params }) {
+          if (method === "eth_sendRawTransaction") sends++;
+          return upstream.request({ method, params } as never);
+        },
+      }),
+    }) as PublicClient;
+    let usable = new Set<string>([signerA.address]);
+    const engine = createSettlementEngine({
+      networks: [{ network: net.network, client: counting, batchSettler: net.batchSettler.address }],
+      signers: [signerA.privateKey, signerB.privateKey],
+      pollingIntervalMs: 20,
+      signerUsable: (signer) => usable.has(signer),
+    });
+    const sentBy = () => Object.fromEntries(engine.stats().signers.map((x) => [x.address, x.sent]));
+    expect((await engine.submit(await authorize(net.accounts.payers[0]!, 1n))).status).toBe("success"); // A's nonce is now cached
+
+    usable = new Set([signerB.address]);
+    const results = await Promise.all((await authorizations(4, 1n)).map((c) => engine.submit(c)));
+    expect(results.every((r) => r.status === "success")).toBe(true);
+    expect(sentBy()).toEqual({ [signerA.address]: 1, [signerB.address]: 1 });
+
+    usable = new Set();
+    const before = engine.stats().transactions;
+    await expect(engine.submit(await authorize(net.accounts.payers[1]!, 1n))).rejects.toMatchObject({ reason: Reason.facilitatorNotReady });
+    expect(engine.stats().transactions).toBe(before);
+
+    // While A was withdrawn, another process used its key: its cached nonce is stale.
+    const wallet = createWalletClient({ account: privateKeyToAccount(signerA.privateKey), transport: http(net.rpcUrl) });
+    await client.waitForTransactionReceipt({ hash: await wallet.sendTransaction({ chain: null, to: signerB.address, value: 1n }) });
+    usable = new Set([signerA.address]);
+    const sendsBefore = sends;
+    expect((await engine.submit(await authorize(net.accounts.payers[2]!, 1n))).status).toBe("success");
+    expect(sends - sendsBefore).toBe(1); // re-read, not a nonce error and a retry
+    expect(sentBy()[signerA.address]).toBe(2);
+    await engine.close();
+  });
+
   describe("without automine", () => {
     beforeAll(async () => {
       await test.setAutomine(false);
@@ -406,6 +449,22 @@ describe("settlement engine on anvil", () => {
       const restarted = engineFor();
       expect(await restarted.waitFor(r.transaction, { timeoutMs: 1_000 })).toMatchObject({ status: "success" });
       await restarted.close();
+    });
+
+    it("finds receipts after a few new blocks (scanned) and after many (looked up directly)", async () => {
+      const submitted: SubmittedEvent[] = [];
+      const engine = engineFor({ batching: false, signers: [signerA.privateKey], receiptTimeoutMs: 10_000, onSubmitted: (e) => void submitted.push(e) });
+      for (const blocks of [3, 40]) {
+        const call = await authorize(net.accounts.payers[2]!, 3n);
+        submitted.length = 0;
+        const result = engine.submit(call);
+        await until(() => submitted.length === 1);
+        await new Promise((r) => setTimeout(r, 100)); // the poller has looked once and found nothing
+        await test.mine({ blocks });
+        const r = await result;
+        expect(r).toEqual({ transaction: submitted[0]!.transaction, status: "success" });
+      }
+      await engine.close();
     });
 
     it("a stuck transaction is replaced with higher fees and reported once, from the hash that landed", async () => {

@@ -5,6 +5,7 @@
  * fifty times at once, or by three processes sharing PostgreSQL, down to one transfer.
  */
 import type { SettleResponse } from "@tollgate/core";
+import { createBatcher } from "./batch.ts";
 import { pgliteSql, postgresSql, sqlState, type Sql } from "./sql.ts";
 
 export type PaymentStatus = "verified" | "pending" | "settled" | "failed";
@@ -53,6 +54,12 @@ export interface LedgerEvent {
   transaction?: string;
 }
 
+export interface VerifyRecord {
+  entry: PaymentEntry;
+  valid: boolean;
+  reason?: string;
+}
+
 export interface Ledger {
   readonly dialect: Sql["dialect"];
   readonly schema: string;
@@ -60,17 +67,24 @@ export interface Ledger {
   ping(): Promise<void>;
   /** Notes a verified (or refused) payment; never overwrites a row that exists. */
   recordVerify(entry: PaymentEntry, valid: boolean, reason?: string): Promise<void>;
+  /** recordVerify for many payments in one statement (the audit queue's flush). */
+  recordVerifies(records: readonly VerifyRecord[]): Promise<void>;
   /**
    * Atomically takes the right to settle `entry`: true for exactly one caller while the row is
    * new, `verified` or `failed` (a failed settlement moved no money and may be retried), or
    * `pending` past its lease with the same content (a settler that died).
    */
   claim(entry: PaymentEntry, token: string, leaseMs: number): Promise<ClaimResult>;
-  /** Stores the outcome of a claimed settlement; false if the claim was lost meanwhile. */
+  /**
+   * Stores the outcome of a claimed settlement; false if the claim was lost meanwhile. A success
+   * also marks its transaction landed for this payment (payment_transactions.outcome).
+   */
   complete(key: string, token: string, response: SettleResponse): Promise<boolean>;
   get(key: string): Promise<PaymentRecord | undefined>;
   findByIdentifier(payer: string, paymentIdentifier: string): Promise<PaymentRecord | undefined>;
   recordEvent(event: LedgerEvent): Promise<void>;
+  /** recordEvent for many events in one statement, in order. */
+  recordEvents(events: readonly LedgerEvent[]): Promise<void>;
 
   // ---- durable settlement (write-ahead transaction log; see evm-settlement.ts, reconciler.ts)
   /**
@@ -78,7 +92,7 @@ export interface Ledger {
    * A row with such a transaction is never re-claimed; only the chain (via the reconciler) ends it.
    */
   recordTransaction(tx: { keys: readonly string[]; hash: string; network: string; signer: string; nonce: number }): Promise<void>;
-  /** Notes the node accepted `hash` (the engine's onSubmitted). */
+  /** Notes the node accepted `hash`. (An outcome, from markOutcomes or a settled complete(), implies it too.) */
   markSent(hash: string): Promise<void>;
   /** Chain verdicts for (payment, transaction) pairs: `success`, `reverted` (mined, item failed) or `dropped` (its nonce went to another transaction). */
   markOutcomes(hash: string, outcomes: ReadonlyArray<{ key: string; outcome: TransactionOutcomeState }>): Promise<void>;
@@ -276,18 +290,64 @@ function toRecord(r: Row): PaymentRecord {
   };
 }
 
-function entryParams(e: PaymentEntry): unknown[] {
-  return [e.key, e.network, e.scheme, e.asset, e.payer, e.payee, e.amount, e.nonce, e.paymentIdentifier ?? null, e.requestHash];
+/** Column arrays for `unnest`: one statement text whatever the number of rows. */
+function entryColumns(entries: readonly PaymentEntry[]): unknown[] {
+  return [
+    entries.map((e) => e.key),
+    entries.map((e) => e.network),
+    entries.map((e) => e.scheme),
+    entries.map((e) => e.asset),
+    entries.map((e) => e.payer),
+    entries.map((e) => e.payee),
+    entries.map((e) => e.amount),
+    entries.map((e) => e.nonce),
+    entries.map((e) => e.paymentIdentifier ?? null),
+    entries.map((e) => e.requestHash),
+  ];
+}
+
+const ENTRY_UNNEST = `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::numeric[], $8::text[], $9::text[], $10::text[]`;
+const ENTRY_COLUMNS = "k, n, sc, a, pr, pe, am, no, pi, rh";
+
+/** Most rows per statement: bounds statement size and how long one write holds the store. */
+const MAX_BATCH = 500;
+
+interface ClaimItem {
+  entry: PaymentEntry;
+  token: string;
+  leaseMs: number;
+}
+
+interface CompleteItem {
+  key: string;
+  token: string;
+  response: SettleResponse;
+}
+
+interface TransactionItem {
+  keys: readonly string[];
+  hash: string;
+  network: string;
+  signer: string;
+  nonce: number;
 }
 
 function ledgerOver(sql: Sql, schema: string, ownsSql: boolean): Ledger {
   const t = `${schema}.payments`;
   const ev = `${schema}.payment_events`;
   const x = `${schema}.payment_transactions`;
+  // PGlite runs one statement at a time: one batch in flight, the next one fills meanwhile.
+  const batching = { maxBatch: MAX_BATCH, concurrency: sql.dialect === "pglite" ? 1 : 4 };
 
   async function get(key: string) {
     const rows = await sql.query<Row>(`SELECT ${COLUMNS} FROM ${t} WHERE payment_key = $1`, [key]);
     return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async function getMany(keys: string[]): Promise<Map<string, PaymentRecord>> {
+    if (keys.length === 0) return new Map();
+    const rows = await sql.query<Row>(`SELECT ${COLUMNS} FROM ${t} WHERE payment_key = ANY($1::text[])`, [keys]);
+    return new Map(rows.map((r) => [r.payment_key, toRecord(r)]));
   }
 
   async function transactionsOf(keys: string[]): Promise<PaymentTransaction[]> {
@@ -307,83 +367,240 @@ function ledgerOver(sql: Sql, schema: string, ownsSql: boolean): Ledger {
     }));
   }
 
+  async function recordVerifies(records: readonly VerifyRecord[]) {
+    for (let i = 0; i < records.length; i += MAX_BATCH) {
+      const chunk = records.slice(i, i + MAX_BATCH);
+      // DO NOTHING (no conflict target) also covers the payer/identifier index, and duplicates within the chunk.
+      await sql.query(
+        `INSERT INTO ${t} (payment_key, network, scheme, asset, payer, payee, amount, nonce, payment_identifier, request_hash, status, reason)
+         SELECT ${ENTRY_COLUMNS}, st, re FROM ${ENTRY_UNNEST}, $11::text[], $12::text[]) AS v(${ENTRY_COLUMNS}, st, re)
+         ON CONFLICT DO NOTHING`,
+        [...entryColumns(chunk.map((r) => r.entry)), chunk.map((r) => (r.valid ? "verified" : "failed")), chunk.map((r) => (r.valid ? null : (r.reason ?? null)))],
+      );
+    }
+  }
+
+  async function recordEvents(events: readonly LedgerEvent[]) {
+    for (let i = 0; i < events.length; i += MAX_BATCH) {
+      const chunk = events.slice(i, i + MAX_BATCH);
+      // WITH ORDINALITY + ORDER BY: ids follow the order the events happened in.
+      await sql.query(
+        `INSERT INTO ${ev} (payment_key, kind, network, payer, outcome, reason, transaction_hash)
+         SELECT k, kd, n, pr, o, re, tx FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+           WITH ORDINALITY AS v(k, kd, n, pr, o, re, tx, i) ORDER BY i`,
+        [
+          chunk.map((e) => e.key ?? null),
+          chunk.map((e) => e.kind),
+          chunk.map((e) => e.network),
+          chunk.map((e) => e.payer ?? null),
+          chunk.map((e) => e.outcome),
+          chunk.map((e) => e.reason ?? null),
+          chunk.map((e) => e.transaction || null),
+        ],
+      );
+    }
+  }
+
+  /**
+   * One upsert for many claims. The row moves to `pending` under a claimant's token only when
+   * the row is new, `verified`, `failed`, or `pending` past its lease with the same content and
+   * no transaction that may still land; RETURNING says whose token it now holds.
+   */
+  async function claimStatement(items: readonly ClaimItem[]): Promise<Set<string>> {
+    const rows = await sql.query<{ payment_key: string; claim_token: string }>(
+      `INSERT INTO ${t} AS p (payment_key, network, scheme, asset, payer, payee, amount, nonce, payment_identifier, request_hash,
+         status, claim_token, lease_until, attempts)
+       SELECT ${ENTRY_COLUMNS}, 'pending', tok, now() + make_interval(secs => ls), 1
+         FROM ${ENTRY_UNNEST}, $11::text[], $12::float8[]) AS v(${ENTRY_COLUMNS}, tok, ls)
+       ON CONFLICT (payment_key) DO UPDATE SET
+         status = 'pending', claim_token = EXCLUDED.claim_token, lease_until = EXCLUDED.lease_until,
+         attempts = p.attempts + 1, request_hash = EXCLUDED.request_hash, amount = EXCLUDED.amount, payee = EXCLUDED.payee,
+         payment_identifier = COALESCE(EXCLUDED.payment_identifier, p.payment_identifier),
+         reason = NULL, response = NULL, transaction_hash = NULL, updated_at = now()
+       WHERE p.status IN ('verified', 'failed')
+          OR (p.status = 'pending' AND p.lease_until < now() AND p.request_hash = EXCLUDED.request_hash
+              AND NOT EXISTS (SELECT 1 FROM ${x} x WHERE x.payment_key = p.payment_key AND (x.outcome IS NULL OR x.outcome = 'success')))
+       RETURNING payment_key, claim_token`,
+      [...entryColumns(items.map((c) => c.entry)), items.map((c) => c.token), items.map((c) => c.leaseMs / 1000)],
+    );
+    return new Set(rows.map((r) => `${r.payment_key}\u0000${r.claim_token}`));
+  }
+
+  const claimBatch = createBatcher<ClaimItem, ClaimResult>(async (items) => {
+    let won: Set<string>;
+    let conflicted = new Set<string>();
+    const keys = new Set(items.map((c) => c.entry.key));
+    try {
+      // One key twice in one upsert is an error (21000); one process never claims a key twice at once, but be safe.
+      if (keys.size !== items.length) throw Object.assign(new Error("duplicate key in claim batch"), { code: "21000" });
+      won = await claimStatement(items);
+    } catch (e) {
+      const state = sqlState(e);
+      // A payer's payment-identifier held by another authorization (23505) fails the whole
+      // statement: find whose by claiming one at a time, so each caller gets its own answer.
+      if (items.length === 1 || (state !== "23505" && state !== "21000")) throw e;
+      won = new Set();
+      conflicted = new Set();
+      for (const c of items) {
+        try {
+          for (const w of await claimStatement([c])) won.add(w);
+        } catch (e1) {
+          if (sqlState(e1) !== "23505") throw e1;
+          conflicted.add(c.entry.key);
+        }
+      }
+    }
+    const claimed = (c: ClaimItem) => won.has(`${c.entry.key}\u0000${c.token}`);
+    const records = await getMany(items.filter((c) => !claimed(c)).map((c) => c.entry.key));
+    return items.map((c): ClaimResult => {
+      if (claimed(c)) return { claimed: true };
+      return conflicted.has(c.entry.key) ? { claimed: false, record: records.get(c.entry.key), identifierConflict: true } : { claimed: false, record: records.get(c.entry.key) };
+    });
+  }, batching);
+
+  // A single-row claim's 23505 is the caller's own identifier conflict.
+  async function claim(entry: PaymentEntry, token: string, leaseMs: number): Promise<ClaimResult> {
+    try {
+      return await claimBatch({ entry, token, leaseMs });
+    } catch (e) {
+      if (sqlState(e) === "23505") return { claimed: false, record: await get(entry.key), identifierConflict: true };
+      throw e;
+    }
+  }
+
+  const completeBatch = createBatcher<CompleteItem, boolean>(async (items) => {
+    const done = new Set<number>();
+    // A final answer (success, or a failure none of whose transactions may still land) ends the row.
+    const finals = items.map((c, i) => ({ ...c, i })).filter((c) => c.response.success || c.response.errorReason !== "settlement_pending");
+    if (finals.length > 0) {
+      // A settled answer also records its transaction's outcome for this payment (so the engine's
+      // onFinal need not write it separately for payments somebody waits on): same statement.
+      const rows = await sql.query<{ i: number }>(
+        `WITH done AS (
+           UPDATE ${t} AS p SET status = v.st, transaction_hash = COALESCE(v.tx, p.transaction_hash), reason = v.re, response = v.resp,
+             claim_token = NULL, lease_until = NULL, updated_at = now(), settled_at = CASE WHEN v.st = 'settled' THEN now() ELSE p.settled_at END
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[]) AS v(k, tok, st, tx, re, resp, i)
+           WHERE p.payment_key = v.k AND p.claim_token = v.tok AND p.status = 'pending'
+             AND (v.st = 'settled' OR NOT EXISTS (SELECT 1 FROM ${x} x WHERE x.payment_key = v.k AND (x.outcome IS NULL OR x.outcome = 'success')))
+           RETURNING v.i AS i, v.k AS k, v.st AS st, v.tx AS tx
+         ), landed AS (
+           UPDATE ${x} AS x SET outcome = 'success', sent = true FROM done
+           WHERE done.st = 'settled' AND x.payment_key = done.k AND x.transaction_hash = done.tx AND x.outcome IS DISTINCT FROM 'success'
+         )
+         SELECT i FROM done`,
+        [
+          finals.map((c) => c.key),
+          finals.map((c) => c.token),
+          finals.map((c) => (c.response.success ? "settled" : "failed")),
+          finals.map((c) => c.response.transaction || null),
+          finals.map((c) => c.response.errorReason ?? null),
+          finals.map((c) => JSON.stringify(c.response)),
+          finals.map((c) => c.i),
+        ],
+      );
+      for (const r of rows) done.add(Number(r.i));
+    }
+    // In doubt (sent, outcome unknown): stays pending, handed to the reconciler.
+    const rest = items.map((c, i) => ({ ...c, i })).filter((c) => !done.has(c.i));
+    if (rest.length > 0) {
+      const rows = await sql.query<{ i: number }>(
+        `UPDATE ${t} AS p SET claim_token = NULL, lease_until = NULL, updated_at = now(), reason = 'settlement_pending',
+           response = CASE WHEN v.pa THEN v.resp ELSE p.response END
+         FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::int[]) AS v(k, tok, pa, resp, i)
+         WHERE p.payment_key = v.k AND p.claim_token = v.tok AND p.status = 'pending'
+         RETURNING v.i AS i`,
+        [
+          rest.map((c) => c.key),
+          rest.map((c) => c.token),
+          rest.map((c) => c.response.errorReason === "settlement_pending"),
+          rest.map((c) => JSON.stringify(c.response)),
+          rest.map((c) => c.i),
+        ],
+      );
+      for (const r of rows) done.add(Number(r.i));
+    }
+    return items.map((_, i) => done.has(i));
+  }, batching);
+
+  // Write-ahead rows and the payments' current hash in one statement (atomic, one round trip).
+  const transactionBatch = createBatcher<TransactionItem, void>(async (items) => {
+    const rows = items.flatMap((tx) => tx.keys.map((key) => ({ key, tx })));
+    // A payment in two transactions of one batch: its row names the later one, as if written in turn.
+    const latest = new Map(rows.map((r) => [r.key, r.tx.hash]));
+    if (rows.length > 0) {
+      await sql.query(
+        `WITH written AS (
+           INSERT INTO ${x} (payment_key, transaction_hash, network, signer, tx_nonce)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) ON CONFLICT DO NOTHING
+         )
+         UPDATE ${t} AS p SET transaction_hash = v.h, updated_at = now()
+         FROM unnest($6::text[], $7::text[]) AS v(k, h) WHERE p.payment_key = v.k AND p.status = 'pending'`,
+        [rows.map((r) => r.key), rows.map((r) => r.tx.hash), rows.map((r) => r.tx.network), rows.map((r) => r.tx.signer), rows.map((r) => r.tx.nonce), [...latest.keys()], [...latest.values()]],
+      );
+    }
+    return items.map(() => undefined);
+  }, batching);
+
+  const sentBatch = createBatcher<string, void>(async (hashes) => {
+    await sql.query(`UPDATE ${x} SET sent = true WHERE transaction_hash = ANY($1::text[]) AND NOT sent`, [hashes]);
+    return hashes.map(() => undefined);
+  }, batching);
+
+  const outcomeBatch = createBatcher<{ hash: string; outcomes: ReadonlyArray<{ key: string; outcome: TransactionOutcomeState }> }, void>(async (items) => {
+    const rows = items.flatMap((it) => it.outcomes.map((o) => ({ hash: it.hash, ...o })));
+    if (rows.length > 0) {
+      await sql.query(
+        `UPDATE ${x} AS x SET outcome = o.outcome, sent = true FROM unnest($1::text[], $2::text[], $3::text[]) AS o(hash, key, outcome)
+         WHERE x.transaction_hash = o.hash AND x.payment_key = o.key AND x.outcome IS DISTINCT FROM 'success'`,
+        [rows.map((r) => r.hash), rows.map((r) => r.key), rows.map((r) => r.outcome)],
+      );
+    }
+    return items.map(() => undefined);
+  }, batching);
+
+  const resolveBatch = createBatcher<{ key: string; response: SettleResponse }, boolean>(async (items) => {
+    const rows = await sql.query<{ i: number }>(
+      `UPDATE ${t} AS p SET status = v.st, transaction_hash = COALESCE(v.tx, p.transaction_hash), reason = v.re, response = v.resp,
+         claim_token = NULL, lease_until = NULL, updated_at = now(), settled_at = CASE WHEN v.st = 'settled' THEN now() ELSE p.settled_at END
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[]) AS v(k, st, tx, re, resp, i)
+       WHERE p.payment_key = v.k AND p.status = 'pending'
+       RETURNING v.i AS i`,
+      [
+        items.map((c) => c.key),
+        items.map((c) => (c.response.success ? "settled" : "failed")),
+        items.map((c) => c.response.transaction || null),
+        items.map((c) => c.response.errorReason ?? null),
+        items.map((c) => JSON.stringify(c.response)),
+        items.map((_, i) => i),
+      ],
+    );
+    // One key twice in a batch: the row took one of them; the first caller is told it won.
+    const done = new Set(rows.map((r) => Number(r.i)));
+    const seen = new Set<string>();
+    return items.map((c, i) => {
+      const first = !seen.has(c.key);
+      seen.add(c.key);
+      return first && (done.has(i) || items.some((d, j) => d.key === c.key && done.has(j)));
+    });
+  }, batching);
+
   return {
     dialect: sql.dialect,
     schema,
     async ping() {
       await sql.query(`SELECT 1 FROM ${t} LIMIT 1`);
     },
-    async recordVerify(entry, valid, reason) {
-      await sql.query(
-        `INSERT INTO ${t} (payment_key, network, scheme, asset, payer, payee, amount, nonce, payment_identifier, request_hash, status, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
-        [...entryParams(entry), valid ? "verified" : "failed", valid ? null : (reason ?? null)],
-      );
-    },
-    async claim(entry, token, leaseMs) {
-      try {
-        const rows = await sql.query<{ claim_token: string }>(
-          `INSERT INTO ${t} AS p (payment_key, network, scheme, asset, payer, payee, amount, nonce, payment_identifier, request_hash,
-             status, claim_token, lease_until, attempts)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, now() + make_interval(secs => $12), 1)
-           ON CONFLICT (payment_key) DO UPDATE SET
-             status = 'pending', claim_token = EXCLUDED.claim_token, lease_until = EXCLUDED.lease_until,
-             attempts = p.attempts + 1, request_hash = EXCLUDED.request_hash, amount = EXCLUDED.amount, payee = EXCLUDED.payee,
-             payment_identifier = COALESCE(EXCLUDED.payment_identifier, p.payment_identifier),
-             reason = NULL, response = NULL, transaction_hash = NULL, updated_at = now()
-           WHERE p.status IN ('verified', 'failed')
-              OR (p.status = 'pending' AND p.lease_until < now() AND p.request_hash = EXCLUDED.request_hash
-                  AND NOT EXISTS (SELECT 1 FROM ${x} x WHERE x.payment_key = p.payment_key AND (x.outcome IS NULL OR x.outcome = 'success')))
-           RETURNING claim_token`,
-          [...entryParams(entry), token, leaseMs / 1000],
-        );
-        if (rows[0]?.claim_token === token) return { claimed: true };
-        return { claimed: false, record: await get(entry.key) };
-      } catch (e) {
-        // The payer's payment-identifier is held by another authorization.
-        if (sqlState(e) === "23505") return { claimed: false, record: await get(entry.key), identifierConflict: true };
-        throw e;
-      }
-    },
-    async complete(key, token, response) {
-      const pendingAnswer = response.errorReason === "settlement_pending";
-      if (response.success || !pendingAnswer) {
-        // A failure is final only when none of this row's transactions may still land.
-        const rows = await sql.query(
-          `UPDATE ${t} SET status = $3, transaction_hash = COALESCE($4, transaction_hash), reason = $5, response = $6, claim_token = NULL, lease_until = NULL,
-             updated_at = now(), settled_at = CASE WHEN $3 = 'settled' THEN now() ELSE settled_at END
-           WHERE payment_key = $1 AND claim_token = $2 AND status = 'pending'
-             AND ($3 = 'settled' OR NOT EXISTS (SELECT 1 FROM ${x} x WHERE x.payment_key = $1 AND (x.outcome IS NULL OR x.outcome = 'success')))
-           RETURNING id`,
-          [key, token, response.success ? "settled" : "failed", response.transaction || null, response.errorReason ?? null, JSON.stringify(response)],
-        );
-        if (rows.length === 1) return true;
-      }
-      // In doubt (sent, outcome unknown): stays pending, handed to the reconciler.
-      const rows = await sql.query(
-        `UPDATE ${t} SET claim_token = NULL, lease_until = NULL, updated_at = now(), reason = 'settlement_pending',
-           response = CASE WHEN $3 THEN $4 ELSE response END
-         WHERE payment_key = $1 AND claim_token = $2 AND status = 'pending' RETURNING id`,
-        [key, token, pendingAnswer, JSON.stringify(response)],
-      );
-      return rows.length === 1;
-    },
+    recordVerify: (entry, valid, reason) => recordVerifies([{ entry, valid, ...(reason !== undefined ? { reason } : {}) }]),
+    recordVerifies,
+    claim,
+    complete: (key, token, response) => completeBatch({ key, token, response }),
     get,
     async findByIdentifier(payer, id) {
       const rows = await sql.query<Row>(`SELECT ${COLUMNS} FROM ${t} WHERE payer = $1 AND payment_identifier = $2`, [payer, id]);
       return rows[0] ? toRecord(rows[0]) : undefined;
     },
-    async recordEvent(e) {
-      await sql.query(`INSERT INTO ${ev} (payment_key, kind, network, payer, outcome, reason, transaction_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
-        e.key ?? null,
-        e.kind,
-        e.network,
-        e.payer ?? null,
-        e.outcome,
-        e.reason ?? null,
-        e.transaction || null,
-      ]);
-    },
+    recordEvent: (e) => recordEvents([e]),
+    recordEvents,
     async events(key) {
       const rows = await sql.query<{ kind: "verify" | "settle"; network: string; payer: string | null; outcome: string; reason: string | null; transaction_hash: string | null; at: Date }>(
         `SELECT kind, network, payer, outcome, reason, transaction_hash, at FROM ${ev} WHERE payment_key = $1 ORDER BY id`,
@@ -403,33 +620,14 @@ function ledgerOver(sql: Sql, schema: string, ownsSql: boolean): Ledger {
     sql,
     async recordTransaction(tx) {
       if (tx.keys.length === 0) return;
-      await sql.query(
-        `INSERT INTO ${x} (payment_key, transaction_hash, network, signer, tx_nonce)
-         SELECT k, $2, $3, $4, $5 FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING`,
-        [tx.keys, tx.hash, tx.network, tx.signer, tx.nonce],
-      );
-      await sql.query(`UPDATE ${t} SET transaction_hash = $2, updated_at = now() WHERE payment_key = ANY($1::text[]) AND status = 'pending'`, [tx.keys, tx.hash]);
+      await transactionBatch(tx);
     },
-    async markSent(hash) {
-      await sql.query(`UPDATE ${x} SET sent = true WHERE transaction_hash = $1`, [hash]);
-    },
+    markSent: (hash) => sentBatch(hash),
     async markOutcomes(hash, outcomes) {
       if (outcomes.length === 0) return;
-      await sql.query(
-        `UPDATE ${x} AS x SET outcome = o.outcome FROM unnest($2::text[], $3::text[]) AS o(key, outcome)
-         WHERE x.transaction_hash = $1 AND x.payment_key = o.key AND x.outcome IS DISTINCT FROM 'success'`,
-        [hash, outcomes.map((o) => o.key), outcomes.map((o) => o.outcome)],
-      );
+      await outcomeBatch({ hash, outcomes });
     },
-    async resolve(key, response) {
-      const rows = await sql.query(
-        `UPDATE ${t} SET status = $2, transaction_hash = COALESCE($3, transaction_hash), reason = $4, response = $5, claim_token = NULL, lease_until = NULL,
-           updated_at = now(), settled_at = CASE WHEN $2 = 'settled' THEN now() ELSE settled_at END
-         WHERE payment_key = $1 AND status = 'pending' RETURNING id`,
-        [key, response.success ? "settled" : "failed", response.transaction || null, response.errorReason ?? null, JSON.stringify(response)],
-      );
-      return rows.length === 1;
-    },
+    resolve: (key, response) => resolveBatch({ key, response }),
     async unresolved(limit) {
       const rows = await sql.query<Row>(
         `SELECT ${COLUMNS} FROM ${t} p WHERE p.status = 'pending' AND (p.claim_token IS NULL OR p.lease_until < now())

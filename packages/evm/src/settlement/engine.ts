@@ -107,6 +107,8 @@ interface Lane {
   /** Dispatches and unmined transactions on this lane; idle at 0. */
   inFlight: number;
   sent: number;
+  /** Refused by `signerUsable` at the last look. */
+  paused: boolean;
 }
 
 interface Send {
@@ -132,6 +134,8 @@ interface Tracked {
   done: Deferred<TransactionOutcome>;
   /** The last block at which all its hashes were looked up. */
   checkedBlock?: bigint;
+  /** Its first receipt lookup (ungated, alongside eth_blockNumber) was done. */
+  looked?: boolean;
 }
 
 /** Settlements of one token waiting for a lane. */
@@ -150,12 +154,14 @@ interface NetworkState {
   nextLane: number;
   queues: Map<string, Queue>;
   pumpScheduled: boolean;
-  /** Authorizations queued or on their way (see Item.key). */
+  /** Authorizations queued or being sent (see Item.key). */
   active: Set<string>;
   tracked: Set<Tracked>;
   /** Receipt polling period: configured, or detected from the chain (see pollingIntervalOf). */
   pollMs?: number;
   pollDetect?: { at: number; value: Promise<number> };
+  /** The poller has seen every block up to this one (see poll). */
+  scannedBlock?: bigint;
   fees?: { at: number; value: Promise<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }> };
   poller?: ReturnType<typeof setTimeout>;
   /** Whether the node answers eth_simulateV1 (undefined: not yet known). */
@@ -194,7 +200,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
       config: n,
       client: client as PublicClient,
       chainId: evmChainId(n.network),
-      lanes: accounts.map((account) => ({ account, nonce: undefined, lock: Promise.resolve(), inFlight: 0, sent: 0 })),
+      lanes: accounts.map((account) => ({ account, nonce: undefined, lock: Promise.resolve(), inFlight: 0, sent: 0, paused: false })),
       nextLane: 0,
       queues: new Map(),
       pumpScheduled: false,
@@ -225,11 +231,15 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
     const net = networks.get(call?.network);
     if (!net) throw new SettlementError(Reason.invalidNetwork, `network: ${JSON.stringify(call?.network)} is not served`);
     const item = toItem(call);
+    const lanes = usableLanes(net);
+    if (lanes.length === 0) throw noSigner(net);
     if (net.active.has(item.key)) {
       throw new SettlementError(Reason.evmNonceUsed, "authorization.nonce: this authorization is already being settled");
     }
     net.active.add(item.key);
+    // Held until it is on the wire (or refused): after that, the chain itself refuses a second copy.
     const release = () => void net.active.delete(item.key);
+    item.sent.promise.then(release, release);
     item.final.promise.then(release, release);
     stats.items++;
     if (batches(net)) {
@@ -241,7 +251,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
       // Not synchronously: settlements arriving in the same turn of the event loop share a batch.
       schedulePump(net);
     } else {
-      startDispatch(net, pickLane(net), item.call.asset, [item]);
+      startDispatch(net, pickLane(net, lanes), item.call.asset, [item]);
     }
     return awaitResult(item);
   }
@@ -278,15 +288,23 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
   function pump(net: NetworkState): void {
     net.pumpScheduled = false;
     const now = performance.now();
+    const lanes = usableLanes(net);
     for (const [key, queue] of net.queues) {
       clearTimeout(queue.timer);
       queue.timer = undefined;
+      if (lanes.length === 0) {
+        // Every signer was withdrawn while these waited: nothing was sent for them.
+        net.queues.delete(key);
+        const err = noSigner(net);
+        for (const i of queue.items) i.final.reject(err);
+        continue;
+      }
       while (queue.items.length > 0) {
-        const idle = idleLane(net);
+        const idle = idleLane(net, lanes);
         const full = queue.items.length >= maxBatchSize;
         const due = closing || now - queue.items[0]!.queuedAt >= maxWaitMs;
         if (!idle && !full && !due) break;
-        startDispatch(net, idle ?? pickLane(net), queue.asset, queue.items.splice(0, maxBatchSize));
+        startDispatch(net, idle ?? pickLane(net, lanes), queue.asset, queue.items.splice(0, maxBatchSize));
       }
       if (queue.items.length === 0) net.queues.delete(key);
       else queue.timer = setTimeout(() => pump(net), Math.max(0, queue.items[0]!.queuedAt + maxWaitMs - now));
@@ -502,12 +520,46 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
 
   // ---------------------------------------------------------------- lanes, nonces, fees
 
+  /**
+   * The lanes that may take new work (config.signerUsable). A lane usable again after a pause
+   * re-reads its nonce from the node: someone else may have used the key meanwhile.
+   */
+  function usableLanes(net: NetworkState): Lane[] {
+    const check = config.signerUsable;
+    if (!check) return net.lanes;
+    const usable: Lane[] = [];
+    for (const lane of net.lanes) {
+      let ok = false;
+      try {
+        ok = check(lane.account.address, net.network);
+      } catch (e) {
+        report(e, "signerUsable");
+      }
+      if (!ok) {
+        lane.paused = true;
+        continue;
+      }
+      if (lane.paused) {
+        lane.paused = false;
+        void withLock(lane, async () => {
+          lane.nonce = undefined;
+        });
+      }
+      usable.push(lane);
+    }
+    return usable;
+  }
+
+  function noSigner(net: NetworkState): SettlementError {
+    return new SettlementError(Reason.facilitatorNotReady, `no fee-paying signer is usable on ${net.network}; nothing was sent`);
+  }
+
   /** An idle lane (nothing being sent or mined), round-robin so all signers take turns. */
-  function idleLane(net: NetworkState): Lane | undefined {
-    const n = net.lanes.length;
+  function idleLane(net: NetworkState, lanes: readonly Lane[]): Lane | undefined {
+    const n = lanes.length;
     for (let k = 0; k < n; k++) {
       const i = (net.nextLane + k) % n;
-      const lane = net.lanes[i]!;
+      const lane = lanes[i]!;
       if (lane.inFlight === 0) {
         net.nextLane = (i + 1) % n;
         return lane;
@@ -516,12 +568,12 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
     return undefined;
   }
 
-  function pickLane(net: NetworkState): Lane {
+  function pickLane(net: NetworkState, lanes: readonly Lane[]): Lane {
     // Least busy; ties go round-robin so idle signers all get used.
     let best: Lane | undefined;
-    const n = net.lanes.length;
+    const n = lanes.length;
     for (let k = 0; k < n; k++) {
-      const lane = net.lanes[(net.nextLane + k) % n]!;
+      const lane = lanes[(net.nextLane + k) % n]!;
       if (!best || lane.inFlight < best.inFlight) best = lane;
     }
     net.nextLane = (net.nextLane + 1) % n;
@@ -645,20 +697,47 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
 
   async function poll(net: NetworkState): Promise<void> {
     try {
+      // A transaction not looked up yet is looked up together with eth_blockNumber (one JSON-RPC
+      // batch, one round trip): on an instantly mining chain its receipt is already there.
+      const fresh = new Set([...net.tracked].filter((t) => !t.looked));
+      const early = [...fresh].map(async (t) => {
+        const receipt = await firstReceipt(net, t.sends.map((s) => s.hash));
+        t.looked = true;
+        if (receipt) finalize(net, t, receipt);
+      });
       // Receipts only change with a new block; bumps are due on time regardless.
-      const block = await net.client.getBlockNumber({ cacheTime: 0 });
+      const [block] = await Promise.all([net.client.getBlockNumber({ cacheTime: 0 }), ...early]);
+      // With a few new blocks, read their transaction hashes (one cheap call per block, batched)
+      // and look up only our receipts among them, instead of every tracked one on every block.
+      const from = net.scannedBlock;
+      let landed: Set<string> | undefined;
+      if (from !== undefined && block > from && block - from <= 16n) {
+        const blocks = await Promise.all(
+          Array.from({ length: Number(block - from) }, (_, k) => net.client.getBlock({ blockNumber: from + 1n + BigInt(k) })),
+        );
+        landed = new Set(blocks.flatMap((b) => b.transactions.map((h) => h.toLowerCase())));
+      }
       await Promise.all(
         [...net.tracked].map(async (t) => {
-          if (t.checkedBlock !== block) {
-            // Issued together: the client sends them as one JSON-RPC batch.
-            const receipt = await firstReceipt(net, t.sends.map((s) => s.hash));
-            // Only a completed lookup counts as checked, so an RPC error is retried next tick.
-            t.checkedBlock = block;
-            if (receipt) return finalize(net, t, receipt);
+          // Not gated for the fresh ones: their lookup may have run before `block` was mined.
+          if (t.checkedBlock !== block && !fresh.has(t)) {
+            // The scan covers it only if it was looked up at or after the scan's first block.
+            const covered = landed !== undefined && from !== undefined && t.checkedBlock !== undefined && t.checkedBlock >= from;
+            if (covered && !t.sends.some((x) => landed!.has(x.hash.toLowerCase()))) {
+              t.checkedBlock = block;
+            } else {
+              // Issued together: the client sends them as one JSON-RPC batch.
+              const receipt = await firstReceipt(net, t.sends.map((x) => x.hash));
+              // Only a completed lookup counts as checked, so an RPC error is retried next tick.
+              t.checkedBlock = block;
+              if (receipt) return finalize(net, t, receipt);
+            }
           }
           if (replacement && !t.bumping && Date.now() - t.lastSendAt >= replacement.bumpAfterMs) await bump(net, t);
         }),
       );
+      // Only after every lookup succeeded: a failed tick is scanned again.
+      net.scannedBlock = block;
     } catch (e) {
       report(e, "poll");
     } finally {

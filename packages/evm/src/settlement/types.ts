@@ -144,7 +144,14 @@ export interface SettlementEngineConfig {
    */
   onSubmitted?: (event: SubmittedEvent) => void | Promise<void>;
   onFinal?: (event: FinalEvent) => void | Promise<void>;
-  /** Background failures (hooks, polling, bumps). Default: ignored. */
+  /**
+   * Whether a signer may take new work on a network now (e.g. it holds a lease, its balance is
+   * above a floor). Asked on every dispatch, so keep it cheap. A signer refused and later usable
+   * again re-reads its nonce from the node. With no usable signer, `submit` throws
+   * `Reason.facilitatorNotReady` (nothing sent). Default: every signer is usable.
+   */
+  signerUsable?: (signer: Address, network: Network) => boolean;
+  /** Background failures (hooks, polling, bumps, signerUsable). Default: ignored. */
   onError?: (error: unknown, context: string) => void;
 }
 
@@ -177,7 +184,7 @@ export interface EngineStats {
 export interface SettlementEngine {
   /**
    * Exactly the exact-scheme facilitator's `submit` hook. Throws `SettlementError` when nothing was
-   * sent (also `Reason.evmNonceUsed` for an authorization this engine is already settling).
+   * sent (also `Reason.evmNonceUsed` for an authorization this engine has queued or is sending).
    */
   submit(call: SettlementCall): Promise<SubmitResult>;
   /**

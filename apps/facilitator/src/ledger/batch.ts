@@ -1,0 +1,58 @@
+/**
+ * Group commit for ledger statements. Callers each ask for one row's worth of work; what arrives
+ * while the store is busy (or within the same event-loop turn) goes out as ONE statement over all
+ * of it. Embedded PGlite runs one statement at a time, and per-statement overhead (parse, plan,
+ * commit) dominates a one-row write, so fifty claims as one `INSERT ... SELECT FROM unnest(...)`
+ * cost little more than one. Nothing waits on a timer: an idle store takes the first item on the
+ * next turn, a busy one takes everything that queued meanwhile as soon as it is free.
+ */
+export interface BatchOptions {
+  /** Most items per statement (bounds statement size and memory). */
+  maxBatch: number;
+  /** Statements of this kind in flight at once: 1 for PGlite (serial anyway), a few for a pool. */
+  concurrency: number;
+}
+
+/** `run` gets the items in arrival order and answers one result per item, in the same order. */
+export function createBatcher<I, O>(run: (items: I[]) => Promise<O[]>, options: BatchOptions): (item: I) => Promise<O> {
+  type Waiter = { item: I; resolve: (o: O) => void; reject: (e: unknown) => void };
+  let queue: Waiter[] = [];
+  let active = 0;
+  let scheduled = false;
+
+  function schedule() {
+    if (scheduled || queue.length === 0 || active >= options.concurrency) return;
+    scheduled = true;
+    // setImmediate: everything that arrives in this I/O phase joins the batch.
+    setImmediate(flush);
+  }
+
+  function flush() {
+    scheduled = false;
+    while (queue.length > 0 && active < options.concurrency) {
+      const batch = queue.length <= options.maxBatch ? queue : queue.slice(0, options.maxBatch);
+      queue = queue.length <= options.maxBatch ? [] : queue.slice(options.maxBatch);
+      active++;
+      void execute(batch).finally(() => {
+        active--;
+        schedule();
+      });
+    }
+  }
+
+  async function execute(batch: Waiter[]) {
+    try {
+      const results = await run(batch.map((w) => w.item));
+      if (results.length !== batch.length) throw new Error(`ledger batch: ${results.length} results for ${batch.length} items`);
+      batch.forEach((w, i) => w.resolve(results[i]!));
+    } catch (e) {
+      for (const w of batch) w.reject(e);
+    }
+  }
+
+  return (item) =>
+    new Promise<O>((resolve, reject) => {
+      queue.push({ item, resolve, reject });
+      schedule();
+    });
+}
