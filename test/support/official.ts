@@ -10,8 +10,7 @@
 //   spend controls to allow the local USDC;
 // - the facilitator account carries viem's nonceManager so concurrent settles get distinct nonces;
 // - their facilitator reads through Multicall3 at the canonical address (our devnet places it).
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listen, type Closable } from "./listen.ts";
 import express, { type Express } from "express";
 import { createWalletClient, defineChain, http, publicActions, type Address, type Chain, type Hex } from "viem";
 import { nonceManager, privateKeyToAccount } from "viem/accounts";
@@ -28,11 +27,7 @@ import { decodePaymentResponseHeader, wrapFetchWithPayment, x402Client, type x40
 export type OfficialNetwork = Network;
 export type OfficialSettleResponse = SettleResponse;
 
-export interface Closable {
-  /** Base URL, e.g. `http://127.0.0.1:41234` (no trailing slash). */
-  url: string;
-  close(): Promise<void>;
-}
+export type { Closable };
 
 /** A viem chain for a local anvil node (chain id usually 31337). */
 export function localChain(chainId: number, rpcUrl: string): Chain {
@@ -44,26 +39,9 @@ export function localChain(chainId: number, rpcUrl: string): Chain {
   });
 }
 
-/** Serves an express app on 127.0.0.1 (ephemeral port by default); close() drops keep-alive sockets too. */
-export async function serveApp(app: Express, port = 0): Promise<Closable> {
-  const server: Server = createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port: bound } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${bound}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        // fetch (undici) keeps connections alive; without this close() waits for their idle timeout.
-        server.closeAllConnections();
-      }),
-  };
+/** Serves an express app on 127.0.0.1 (ephemeral port by default). */
+export function serveApp(app: Express, port = 0): Promise<Closable> {
+  return listen(app, port);
 }
 
 export interface OfficialFacilitatorOptions {

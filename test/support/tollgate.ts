@@ -6,8 +6,7 @@
 //   settle-once coordinator), with its scheme built here only when a test needs to tune it.
 // - The resource server protects `GET <path>` (default /paid) answering JSON `{ ok: true, path }`,
 //   like the official harness's server, so a client sees the same resource from either stack.
-import { createServer, type RequestListener, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { RequestListener } from "node:http";
 import express from "express";
 import { Hono } from "hono";
 import { getRequestListener } from "@hono/node-server";
@@ -19,7 +18,9 @@ import { startFacilitator, type Ledger } from "@tollgate/facilitator";
 import { paymentMiddleware as expressPaymentMiddleware } from "@tollgate/express";
 import { paymentMiddleware as honoPaymentMiddleware } from "@tollgate/hono";
 import { wrapFetch } from "@tollgate/fetch";
-import type { Closable } from "./official.ts";
+import { listen, type Closable } from "./listen.ts";
+
+export { listen };
 
 /** The local token as devnet describes it. */
 export interface LocalToken {
@@ -31,28 +32,6 @@ export interface LocalToken {
 }
 
 /** Node's default (16 KiB) would answer an oversized payment header with 431 before our code sees it. */
-const MAX_HEADER_SIZE = 64 * 1024;
-
-/** Serves a node request listener on 127.0.0.1 (ephemeral port by default); close() drops keep-alive sockets too. */
-export async function listen(listener: RequestListener, port = 0): Promise<Closable> {
-  const server: Server = createServer({ maxHeaderSize: MAX_HEADER_SIZE }, listener);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port: bound } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${bound}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      }),
-  };
-}
 
 export interface TollgateFacilitatorOptions {
   rpcUrl: string;

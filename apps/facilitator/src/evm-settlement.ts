@@ -1,9 +1,10 @@
 /**
  * The EVM exact scheme backed by the settlement engine, made durable and shareable:
  *
- * - One engine per fee-paying key (each key one nonce lane), so a key can be given to another
- *   process (signer leases) without any other key's work stopping. Calls go to the least busy engine
- *   among the keys this process holds (each engine batches behind its busy key).
+ * - ONE engine per process holding every fee-paying key (one nonce lane per key and network), so
+ *   all settlements share one queue and leave in large batches. Which lanes may take work is the
+ *   engine's `signerUsable`: a held lease and a balance above the floor. The signer wrapper below
+ *   stays the hard check (lease, generation, nonce floor) whatever the engine decides.
  * - Write-ahead log at the one place every transaction passes: the signer. Before a transaction is
  *   signed away, its hash, signer and nonce are stored against every payment it carries (decoded
  *   from its calldata). So no transaction can land that the ledger does not know about, even if the
@@ -29,13 +30,14 @@ import {
   createSettlementEngine,
   eip3009Abi,
   exactEvmFacilitator,
+  keccak256Bytes,
   SettlementError,
   type FinalEvent,
   type SettlementCall,
   type SettlementEngine,
   type SubmittedEvent,
 } from "@tollgate/evm";
-import { createPublicClient, decodeFunctionData, http, keccak256, type Address, type Hex, type LocalAccount, type PublicClient } from "viem";
+import { bytesToHex, createPublicClient, decodeFunctionData, hexToBytes, http, type Address, type Hex, type LocalAccount, type PublicClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { ReadinessProbe } from "./app.ts";
 import type { FacilitatorConfig } from "./config.ts";
@@ -69,8 +71,11 @@ export interface EvmSettlement {
 interface Signer {
   account: LocalAccount;
   address: string; // lowercase
-  engine?: SettlementEngine;
-  generation: number;
+  /**
+   * Per network: the lease generation the engine's nonce for this key was (re)read under, and the
+   * lowest nonce it may sign in that generation. Anything older belongs to a lease this process lost.
+   */
+  lanes: Map<string, { generation: number; floor: number }>;
 }
 
 interface Slot {
@@ -86,7 +91,7 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
   const clients = new Map<string, PublicClient>(config.networks.map((n) => [n.network, createPublicClient({ transport: http(n.rpcUrl, { batch: true }) }) as PublicClient]));
   const signers: Signer[] = config.privateKeys.map((k) => {
     const account = privateKeyToAccount(k as Hex);
-    return { account, address: account.address.toLowerCase(), generation: -1 };
+    return { account, address: account.address.toLowerCase(), lanes: new Map() };
   });
   const leases =
     ledger.dialect === "postgres"
@@ -95,10 +100,8 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
   const floor = config.minSignerBalanceWei !== undefined ? BigInt(config.minSignerBalanceWei) : undefined;
   /** network|signer → balance, for signers under the floor. */
   const low = new Map<string, bigint>();
-  const retired: SettlementEngine[] = [];
   /** Keys whose /settle is waiting on the engine: their results are stored by the coordinator. */
   const slots = new Map<string, Slot>();
-  const rotation = new Map<string, { index: number; count: number }>();
   let balanceTimer: ReturnType<typeof setTimeout> | undefined;
 
   const txCounter = metrics.registry.counter("tollgate_settlement_transactions_total", "Settlement transactions sent (first sends and fee bumps)");
@@ -107,7 +110,7 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
   ]);
   const feesSpent = metrics.registry.counter("tollgate_settlement_fees_wei_total", "Fees paid for settlement transactions, in wei");
   metrics.registry.gauge("tollgate_settlement_transactions_in_flight", "Settlement transactions sent and not yet final, per signer", () =>
-    signers.flatMap((x) => (x.engine ? x.engine.stats().signers.map((st) => ({ labels: { network: st.network, address: st.address }, value: st.inFlight })) : [])),
+    engine.stats().signers.map((st) => ({ labels: { network: st.network, address: st.address }, value: st.inFlight })),
   );
 
   const keyOf = (network: string, asset: string, from: string, nonce: string) => `${network}|${asset.toLowerCase()}|${from.toLowerCase()}|${nonce.toLowerCase()}`;
@@ -129,20 +132,42 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
     return [keyOf(network, to, args[0], args[5])];
   }
 
-  /** The only signer the engines get: checks the lease, then writes the transaction to the ledger before handing it out. */
-  function guarded(signer: Signer, generation: number): LocalAccount {
+  /**
+   * The only signer the engine gets: checks the lease, then writes the transaction to the ledger
+   * before handing it out. After a lease was lost (generation bumped), the first signature under
+   * the new generation re-reads the key's pending nonce from the node: a nonce below it was either
+   * used by another holder meanwhile (refused as "nonce too low", so the engine resyncs its counter
+   * and retries once) or belongs to a transaction from before the loss (a fee bump: refused).
+   */
+  function guarded(signer: Signer): LocalAccount {
     const base = signer.account;
     return {
       ...base,
       async signTransaction(tx, opts) {
         const network = `eip155:${Number(tx.chainId)}`;
-        if (!leases.holds(network, signer.address) || signer.generation !== generation || leases.generation(signer.address) !== generation) {
+        if (!leases.holds(network, signer.address)) {
           throw new SettlementError(Reason.facilitatorNotReady, `signer ${base.address} is not held by this process on ${network}`);
         }
         if (!tx.to || !tx.data || tx.nonce === undefined) throw new Error("refusing to sign a transaction without recipient, data or nonce");
+        const generation = leases.generation(signer.address);
+        let lane = signer.lanes.get(network);
+        if (!lane || lane.generation !== generation) {
+          const client = clients.get(network);
+          if (!client) throw new Error(`no RPC client for ${network}`);
+          const floor = await client.getTransactionCount({ address: base.address, blockTag: "pending" });
+          lane = { generation, floor };
+          signer.lanes.set(network, lane);
+        }
+        if (tx.nonce < lane.floor) {
+          // Worded so the engine's nonce-error handling resyncs (new sends); a bump just stops.
+          throw new Error(`nonce too low: ${tx.nonce} is below ${lane.floor}, the first nonce of ${base.address} since its lease was (re)taken`);
+        }
+        if (leases.generation(signer.address) !== generation || !leases.holds(network, signer.address)) {
+          throw new SettlementError(Reason.facilitatorNotReady, `signer ${base.address} is not held by this process on ${network}`);
+        }
         const keys = paymentsIn(network, tx.to, tx.data);
         const serialized = await base.signTransaction(tx, opts as never);
-        await ledger.recordTransaction({ keys, hash: keccak256(serialized), network, signer: base.address, nonce: Number(tx.nonce) });
+        await ledger.recordTransaction({ keys, hash: bytesToHex(keccak256Bytes(hexToBytes(serialized))), network, signer: base.address, nonce: Number(tx.nonce) });
         return serialized;
       },
     } as LocalAccount;
@@ -152,6 +177,8 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
     return {
       networks: config.networks.map((n) => ({ network: n.network as Network, rpcUrl: n.rpcUrl, ...(n.batchSettler ? { batchSettler: n.batchSettler as Address } : {}) })),
       batching: s.batching,
+      // Required by the scheme's settleDryRun: false below: the engine's simulation is the dry run.
+      preflight: true,
       maxBatchSize: s.maxBatchSize,
       maxWaitMs: s.maxWaitMs,
       receiptTimeoutMs: s.receiptTimeoutMs,
@@ -165,37 +192,19 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
     };
   }
 
-  /** A fresh engine (fresh nonce counter) whenever a signer is (re)gained; the old one can no longer sign. */
-  function engineOf(signer: Signer): SettlementEngine {
-    const generation = leases.generation(signer.address);
-    if (signer.engine && signer.generation === generation) return signer.engine;
-    if (signer.engine) {
-      const old = signer.engine;
-      retired.push(old);
-      void old.close({ timeoutMs: 120_000 }).catch(() => {});
-    }
-    signer.generation = generation;
-    signer.engine = createSettlementEngine({ ...engineConfig(), signers: [guarded(signer, generation)] });
-    return signer.engine;
-  }
-
   const usable = (network: string) => signers.filter((x) => leases.holds(network, x.address) && !low.has(`${network}|${x.address}`));
 
-  function pick(network: string): SettlementEngine | undefined {
-    const candidates = usable(network);
-    if (candidates.length === 0) return undefined;
-    // The least busy key (the engine batches behind a busy one, group-commit style); ties round-robin.
-    const r = rotation.get(network) ?? { index: 0, count: 0 };
-    rotation.set(network, r);
-    r.index++;
-    let best: { engine: SettlementEngine; load: number } | undefined;
-    for (let k = 0; k < candidates.length; k++) {
-      const engine = engineOf(candidates[(r.index + k) % candidates.length]!);
-      const load = engine.stats().signers.find((x) => x.network === network)?.inFlight ?? 0;
-      if (!best || load < best.load) best = { engine, load };
-    }
-    return best!.engine;
-  }
+  // Every key in one engine: one queue per token, so concurrent settlements share transactions.
+  // Cheap on purpose: the engine asks on every dispatch. A key refused and usable again has its
+  // nonce re-read by the engine; the signer wrapper double-checks the lease before every signature.
+  const engine: SettlementEngine = createSettlementEngine({
+    ...engineConfig(),
+    signers: signers.map((x) => guarded(x)),
+    signerUsable: (signer, network) => {
+      const address = signer.toLowerCase();
+      return leases.holds(network, address) && !low.has(`${network}|${address}`);
+    },
+  });
 
   function notReadyMessage(network: string): string {
     const lows = [...low.entries()].filter(([k]) => k.startsWith(`${network}|`));
@@ -245,8 +254,7 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
   async function submit(call: SettlementCall & { data?: Hex }): Promise<{ transaction: Hex; status: "success" | "reverted" | "pending" }> {
     const key = keyOf(call.network, call.asset, call.authorization.from, call.authorization.nonce);
     const slot = slots.get(key) ?? {};
-    const engine = pick(call.network);
-    if (!engine) {
+    if (usable(call.network).length === 0) {
       slot.reason = Reason.facilitatorNotReady;
       slot.message = notReadyMessage(call.network);
       throw new SettlementError(Reason.facilitatorNotReady, slot.message);
@@ -283,6 +291,12 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
     })),
     signer: first!,
     submit,
+    // The engine simulates every transaction before sending it (eth_simulateV1 preflight, or
+    // eth_call + estimateGas) and leaves out, with the token's reason, any authorization that would
+    // revert; a direct single-item send that would revert is refused the same way. So settle keeps
+    // every other check (signature, requirements, balance, nonce state, domain) and skips only its
+    // own dry run, which would just be the same simulation once more per payment.
+    settleDryRun: false,
     receiptTimeoutMs: s.receiptTimeoutMs,
   });
 
@@ -395,21 +409,16 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
     },
     async close(timeoutMs = 15_000) {
       clearTimeout(balanceTimer);
-      await Promise.all([...signers.map((x) => x.engine?.close({ timeoutMs })), ...retired.map((e) => e.close({ timeoutMs: 1 }))]);
+      await engine.close({ timeoutMs });
       await reader.close({ timeoutMs: 1 });
       await reconciler.close();
       await leases.close();
     },
     stats() {
-      const all = [...signers.map((x) => x.engine).filter((e): e is SettlementEngine => !!e), ...retired].map((e) => e.stats());
+      const st = engine.stats();
       const perSigner: Record<string, number> = {};
-      for (const st of all) for (const sg of st.signers) perSigner[sg.address] = (perSigner[sg.address] ?? 0) + sg.sent;
-      return {
-        transactions: all.reduce((a, b) => a + b.transactions, 0),
-        replacements: all.reduce((a, b) => a + b.replacements, 0),
-        items: all.reduce((a, b) => a + b.items, 0),
-        perSigner,
-      };
+      for (const sg of st.signers) perSigner[sg.address] = (perSigner[sg.address] ?? 0) + sg.sent;
+      return { transactions: st.transactions, replacements: st.replacements, items: st.items, perSigner };
     },
   };
 }

@@ -6,7 +6,8 @@
  * client learns what to fix. Everything the chain must answer (balance, nonce state, a dry
  * run of the transfer, the token's EIP-712 domain) goes in ONE eth_call through Multicall3
  * when the chain has it. `settle` re-runs the same verification, so verify and settle always
- * agree on the same payload.
+ * agree on the same payload (with `settleDryRun: false`, all but the dry run, which the
+ * submitter's own simulation then replaces).
  */
 import { Reason, evmChainId, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse, type VerifyResponse } from "@tollgate/core";
 import {
@@ -102,6 +103,14 @@ export interface ExactEvmFacilitatorConfig {
   receiptTimeoutMs?: number;
   /** Receipt polling interval for the built-in clients. Default 1000. */
   pollingIntervalMs?: number;
+  /**
+   * Whether `settle` repeats verify's on-chain dry run of the transfer before handing it to
+   * `submit`. Default true. Set false only with a `submit` that simulates what it sends and
+   * refuses what would revert (the settlement engine's preflight: one eth_simulateV1 per batch,
+   * failing items left out with the token's reason): the dry run is then paid twice. Settle still
+   * checks everything else, off-chain and on-chain (balance, nonce state, token domain).
+   */
+  settleDryRun?: boolean;
 }
 
 interface NetworkState {
@@ -140,6 +149,8 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
   const tolerance = config.validityToleranceSeconds === undefined ? 900 : config.validityToleranceSeconds;
   const receiptTimeoutMs = config.receiptTimeoutMs ?? 30_000;
   const signer = config.signer;
+  const settleDryRun = config.settleDryRun ?? true;
+  if (!settleDryRun && !config.submit) throw new TypeError("settleDryRun: false needs a submit hook that simulates before sending");
 
   const nets = new Map<string, NetworkState>();
   for (const c of config.networks) {
@@ -203,7 +214,7 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     return net.multicall;
   }
 
-  async function check(payload: PaymentPayload, requirements: PaymentRequirements): Promise<Verified | Failure> {
+  async function check(payload: PaymentPayload, requirements: PaymentRequirements, dryRun = true): Promise<Verified | Failure> {
     // 1. Payload shape.
     const parsed = parseExactEvmPayload(payload?.payload);
     if (!parsed.ok) return fail(Reason.invalidPayload, parsed.message);
@@ -294,7 +305,7 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
 
     // 5. On-chain: token domain, balance, nonce state, dry run.
     const data = encodeTransfer(auth, signature, ecdsa);
-    const chain = await readChain(net, asset, auth, data);
+    const chain = await readChain(net, asset, auth, dryRun ? data : undefined);
     const domain = chain.domain;
     const expected = domainSeparator({ name, version, chainId: net.chainId, verifyingContract: asset }).hex;
     const domainOk = domain.separator
@@ -333,7 +344,8 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     simulationError?: string;
   }
 
-  async function readChain(net: NetworkState, asset: Address, auth: TransferAuthorization, transferData: Hex): Promise<ChainReads> {
+  /** Without `transferData`, reads only (no dry run). */
+  async function readChain(net: NetworkState, asset: Address, auth: TransferAuthorization, transferData: Hex | undefined): Promise<ChainReads> {
     const key = `${net.network}|${asset.toLowerCase()}`;
     const cached = domains.get(key);
     const from = auth.from.slice(2).toLowerCase().padStart(64, "0");
@@ -342,18 +354,19 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
       `${AUTHORIZATION_STATE}${from}${auth.nonce.slice(2)}`,
       ...(cached ? [] : DOMAIN_READS),
       // Last: the dry run changes state inside the batch.
-      transferData,
+      ...(transferData ? [transferData] : []),
     ];
     // The dry run debits the payer (balance, nonce) and credits the payee: see batch.ts.
     const token = asset.toLowerCase();
     const keys = [`${token}|${auth.from.toLowerCase()}`, `${token}|${auth.to.toLowerCase()}`] as const;
-    let { results, contended } = await callAll(net, asset, calls, keys, false);
+    const write = transferData !== undefined;
+    let { results, contended } = await callAll(net, asset, calls, keys, false, write);
     let balance = decodeOr(results[0], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "balanceOf", data: d }));
     let used = decodeOr(results[1], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "authorizationState", data: d }));
     // The dry run ran after another dry run by the same payer in that eth_call and failed although
     // the reads (the untouched state) would let it through: judge it alone.
-    if (contended && !results[results.length - 1]!.success && balance !== undefined && balance >= auth.value && used === false) {
-      ({ results } = await callAll(net, asset, calls, keys, true));
+    if (write && contended && !results[results.length - 1]!.success && balance !== undefined && balance >= auth.value && used === false) {
+      ({ results } = await callAll(net, asset, calls, keys, true, write));
       balance = decodeOr(results[0], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "balanceOf", data: d }));
       used = decodeOr(results[1], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "authorizationState", data: d }));
     }
@@ -367,6 +380,7 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
       // Only a token that answered is worth remembering; a non-token may get code later.
       if (domain.separator !== undefined || domain.name !== undefined) domains.set(key, domain);
     }
+    if (!write) return { domain, balance, used };
     const sim = results[results.length - 1]!;
     return { domain, balance, used, simulationError: sim.success ? undefined : describeRevert(sim.returnData) };
   }
@@ -378,16 +392,17 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     calls: Hex[],
     [payerKey, payeeKey]: readonly [string, string],
     alone: boolean,
+    write: boolean,
   ): Promise<{ results: Aggregate3Result[]; contended: boolean }> {
     const mc = await multicallAddress(net);
     if (mc) {
       // Coalesced with concurrent verifications; the last call (the dry run) is the only write.
       const batcher = (net.batcher ??= createCallBatcher({ ...net.config.batch, send: (batch) => aggregate3(net, mc, batch) }));
+      const reads = write ? calls.slice(0, -1) : calls;
       const r = await batcher.submit({
-        reads: calls.slice(0, -1).map((callData) => ({ target: asset, callData })),
-        writes: [{ target: asset, callData: calls[calls.length - 1]! }],
-        key: payerKey,
-        credits: [payeeKey],
+        reads: reads.map((callData) => ({ target: asset, callData })),
+        writes: write ? [{ target: asset, callData: calls[calls.length - 1]! }] : [],
+        ...(write ? { key: payerKey, credits: [payeeKey] } : {}),
         alone,
       });
       return { results: [...r.reads, ...r.writes], contended: r.contended };
@@ -421,9 +436,9 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     return decoded.map((r) => ({ success: r.success, returnData: r.returnData }));
   }
 
-  async function guardedCheck(payload: PaymentPayload, requirements: PaymentRequirements, reason: string): Promise<Verified | Failure> {
+  async function guardedCheck(payload: PaymentPayload, requirements: PaymentRequirements, reason: string, dryRun = true): Promise<Verified | Failure> {
     try {
-      return await check(payload, requirements);
+      return await check(payload, requirements, dryRun);
     } catch (e) {
       // RPC failures and the like: the payload may be fine, so this is not a verdict on it.
       return fail(reason, shortMessage(e));
@@ -438,7 +453,8 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
 
   async function settle(payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse> {
     const network = requirements.network;
-    const r = await guardedCheck(payload, requirements, Reason.unexpectedSettleError);
+    // The dry run is skipped only when `submit` simulates what it sends (see settleDryRun).
+    const r = await guardedCheck(payload, requirements, Reason.unexpectedSettleError, settleDryRun);
     if (!r.ok) {
       return { success: false, errorReason: r.reason, errorMessage: r.message, transaction: "", network, ...(r.payer ? { payer: r.payer } : {}) };
     }
