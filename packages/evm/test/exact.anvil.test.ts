@@ -266,6 +266,34 @@ describe("exact EVM on anvil", () => {
     expect(calls).toHaveLength(1);
   });
 
+  it("settleDryRun: false leaves the dry run to the submitter and keeps every other check", async () => {
+    expect(() => makeFacilitator({ settleDryRun: false })).toThrow(/settleDryRun/);
+    const now = Math.floor(Date.now() / 1000);
+    const calls: unknown[] = [];
+    // An hour behind the chain: its own time checks pass, only the token (a dry run) would refuse.
+    const lagging = makeFacilitator({
+      now: () => now - 3600,
+      settleDryRun: false,
+      submit: async (call) => {
+        calls.push(call);
+        return { transaction: `0x${"cd".repeat(32)}` as Hex, status: "success" };
+      },
+    });
+    const expired = await sign(requirements(), { now: now - 3590 });
+    // verify still dry-runs; settle hands it over for the submitter's simulation to judge.
+    expect(await lagging.verify(expired, requirements())).toMatchObject({ isValid: false, invalidReason: Reason.evmSimulationFailed });
+    expect(await lagging.settle(expired, requirements())).toMatchObject({ success: true });
+    expect(calls).toHaveLength(1);
+    // The on-chain reads stay: no balance, and a used nonce, are refused before the submitter.
+    const poor = await sign(requirements(), { account: privateKeyToAccount(generatePrivateKey()), now: now - 3590 });
+    expect(await lagging.settle(poor, requirements())).toMatchObject({ success: false, errorReason: Reason.insufficientFunds });
+    const used = await sign(requirements());
+    expect(await facilitator.settle(used, requirements())).toMatchObject({ success: true });
+    const usedLagging = makeFacilitator({ settleDryRun: false, submit: async (call) => (calls.push(call), { transaction: `0x${"ef".repeat(32)}` as Hex, status: "success" }) });
+    expect(await usedLagging.settle(used, requirements())).toMatchObject({ success: false, errorReason: Reason.evmNonceUsed });
+    expect(calls).toHaveLength(1);
+  });
+
   it("answers settlement_pending with the hash when the receipt does not come in time", async () => {
     const test = createTestClient({ mode: "anvil", transport: http(net.rpcUrl) });
     const slow = makeFacilitator({ receiptTimeoutMs: 1_000 });
