@@ -114,12 +114,28 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
         }
         await next();
       },
-      bodyLimit({
-        maxSize: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
-        onError: (c) => errorFor(c, kind, 413, Reason.invalidPayload, `body: larger than ${options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT} bytes`),
-      }),
+      limitBody(kind),
       (c) => handle(c, kind),
     );
+  }
+
+  /**
+   * hono's bodyLimit, minus its cost on the common case: it reads `c.req.raw.body`, which makes
+   * @hono/node-server build a full undici Request per call. A declared length (and no
+   * transfer-encoding) is checked from the header alone, exactly as bodyLimit does; anything
+   * else (chunked bodies) goes through bodyLimit itself.
+   */
+  function limitBody(kind: Kind) {
+    const maxSize = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
+    const tooLarge = (c: Context) => errorFor(c, kind, 413, Reason.invalidPayload, `body: larger than ${maxSize} bytes`);
+    const streamed = bodyLimit({ maxSize, onError: tooLarge });
+    return (c: Context, next: () => Promise<void>) => {
+      const length = c.req.header("content-length");
+      if (length !== undefined && c.req.header("transfer-encoding") === undefined) {
+        return parseInt(length || "0", 10) > maxSize ? tooLarge(c) : next();
+      }
+      return streamed(c, next);
+    };
   }
 
   async function handle(c: Context, kind: Kind): Promise<Response> {

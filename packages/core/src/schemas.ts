@@ -156,6 +156,53 @@ export function parseWith<T>(schema: z.ZodType, value: unknown, root = ""): Pars
   return { ok: false, issues, message: issues.map((i) => `${i.field}: ${i.reason}`).join("; ") };
 }
 
+// ------------------------------------------------------- fast path (hot /verify)
+
+const MAX_TIMEOUT_SECONDS = 86_400 * 366;
+
+/** What zod's object/record accept, narrowed to the common case (anything unusual goes to zod). */
+function plain(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return (proto === Object.prototype || proto === null) && !Object.hasOwn(v, "constructor") && !Object.hasOwn(v, "__proto__");
+}
+const optionalPlain = (v: unknown) => v === undefined || plain(v);
+const sized = (v: unknown, min: number, max: number) => typeof v === "string" && v.length >= min && v.length <= max;
+const optionalSized = (v: unknown, max: number) => v === undefined || sized(v, 0, max);
+
+function fastRequirements(q: unknown): boolean {
+  return (
+    plain(q) &&
+    sized(q.scheme, 1, 64) &&
+    sized(q.network, 0, 64) &&
+    isCaip2(q.network as string) &&
+    typeof q.amount === "string" &&
+    isAtomic(q.amount) &&
+    sized(q.asset, 1, 256) &&
+    sized(q.payTo, 1, 256) &&
+    typeof q.maxTimeoutSeconds === "number" &&
+    Number.isSafeInteger(q.maxTimeoutSeconds) &&
+    q.maxTimeoutSeconds > 0 &&
+    q.maxTimeoutSeconds <= MAX_TIMEOUT_SECONDS &&
+    optionalPlain(q.extra)
+  );
+}
+
+/**
+ * verifyRequestSchema without zod, for the request path: the value when it is certainly valid,
+ * undefined when anything is off (then parse with zod for the field-named message). Accepts
+ * only what the schema accepts and gives what it gives (unknown fields kept), tested against it.
+ */
+export function fastVerifyRequest(body: unknown): { paymentPayload: PaymentPayload; paymentRequirements: PaymentRequirements } | undefined {
+  if (!plain(body) || (body.x402Version !== undefined && body.x402Version !== 2)) return undefined;
+  const p = body.paymentPayload;
+  if (!plain(p) || p.x402Version !== 2 || !plain(p.payload) || !optionalPlain(p.extensions) || !fastRequirements(p.accepted)) return undefined;
+  const r = p.resource;
+  if (r !== undefined && !(plain(r) && sized(r.url, 0, 4096) && optionalSized(r.description, 4096) && optionalSized(r.mimeType, 256))) return undefined;
+  if (!fastRequirements(body.paymentRequirements)) return undefined;
+  return body as { paymentPayload: PaymentPayload; paymentRequirements: PaymentRequirements };
+}
+
 export const parsePaymentRequired = (v: unknown) => parseWith<PaymentRequired>(paymentRequiredSchema, v, "paymentRequired");
 export const parsePaymentRequiredV1 = (v: unknown) => parseWith<PaymentRequiredV1>(paymentRequiredV1Schema, v, "paymentRequired");
 export const parsePaymentPayload = (v: unknown, root = "paymentPayload") => parseWith<PaymentPayload>(paymentPayloadSchema, v, root);

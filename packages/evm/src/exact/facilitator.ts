@@ -36,6 +36,7 @@ import {
 } from "viem";
 import { recoverAddress } from "../crypto/recover.ts";
 import { MULTICALL3_ADDRESS, eip3009Abi, multicall3Abi } from "../contracts/abi.ts";
+import { decodeAggregate3, decodeBoolResult, decodeUint256Result, encodeAggregate3, encodeTransferVrs } from "./abi-fast.ts";
 import { createCallBatcher, type Aggregate3Result, type CallBatcher } from "./batch.ts";
 import { domainSeparator, transferAuthorizationDigest } from "./digest.ts";
 import { parseExactEvmPayload, toTransferAuthorization, type ExactEvmAuthorization, type TransferAuthorization } from "./payload.ts";
@@ -304,7 +305,8 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     }
 
     // 5. On-chain: token domain, balance, nonce state, dry run.
-    const data = encodeTransfer(auth, signature, ecdsa);
+    // payer and auth.to are checksummed here, which the hand encoder relies on.
+    const data = (ecdsa ? encodeTransferVrs(auth, signature) : undefined) ?? encodeTransfer(auth, signature, ecdsa);
     const chain = await readChain(net, asset, auth, dryRun ? data : undefined);
     const domain = chain.domain;
     const expected = domainSeparator({ name, version, chainId: net.chainId, verifyingContract: asset }).hex;
@@ -361,14 +363,14 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     const keys = [`${token}|${auth.from.toLowerCase()}`, `${token}|${auth.to.toLowerCase()}`] as const;
     const write = transferData !== undefined;
     let { results, contended } = await callAll(net, asset, calls, keys, false, write);
-    let balance = decodeOr(results[0], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "balanceOf", data: d }));
-    let used = decodeOr(results[1], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "authorizationState", data: d }));
+    let balance = decodeOr(results[0], (d) => decodeUint256Result(d, "balanceOf"));
+    let used = decodeOr(results[1], (d) => decodeBoolResult(d, "authorizationState"));
     // The dry run ran after another dry run by the same payer in that eth_call and failed although
     // the reads (the untouched state) would let it through: judge it alone.
     if (write && contended && !results[results.length - 1]!.success && balance !== undefined && balance >= auth.value && used === false) {
       ({ results } = await callAll(net, asset, calls, keys, true, write));
-      balance = decodeOr(results[0], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "balanceOf", data: d }));
-      used = decodeOr(results[1], (d) => decodeFunctionResult({ abi: eip3009Abi, functionName: "authorizationState", data: d }));
+      balance = decodeOr(results[0], (d) => decodeUint256Result(d, "balanceOf"));
+      used = decodeOr(results[1], (d) => decodeBoolResult(d, "authorizationState"));
     }
     let domain = cached;
     if (!domain) {
@@ -424,16 +426,11 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
 
   /** One aggregate3 eth_call, every call allowed to fail on its own. */
   async function aggregate3(net: NetworkState, mc: Address, calls: readonly { target: Address; callData: Hex }[]): Promise<Aggregate3Result[]> {
-    const data = encodeFunctionData({
-      abi: multicall3Abi,
-      functionName: "aggregate3",
-      args: [calls.map(({ target, callData }) => ({ target, allowFailure: true, callData }))],
-    });
+    const data = encodeAggregate3(calls); // targets are checksummed (getAddress)
     // A raw eth_call: viem's `call` action adds formatting and checks this hot path does not need.
     const out = await net.client.request({ method: "eth_call", params: [{ from: signer.address, to: mc, data }, "latest"] });
     if (!out || out === "0x") throw new Error("Multicall3 returned no data");
-    const decoded = decodeFunctionResult({ abi: multicall3Abi, functionName: "aggregate3", data: out });
-    return decoded.map((r) => ({ success: r.success, returnData: r.returnData }));
+    return decodeAggregate3(out);
   }
 
   async function guardedCheck(payload: PaymentPayload, requirements: PaymentRequirements, reason: string, dryRun = true): Promise<Verified | Failure> {

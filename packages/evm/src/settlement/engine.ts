@@ -148,7 +148,14 @@ interface Queue {
 interface NetworkState {
   network: Network;
   config: SettlementNetworkConfig;
+  /** Batched JSON-RPC: the poller's many receipt lookups go out as one HTTP request. */
   client: PublicClient;
+  /**
+   * Unbatched, for the calls one dispatch makes one after another (simulate, nonce, send, first
+   * receipt): viem's batch scheduler holds every call for a timer tick (about 1 ms in Node) to
+   * collect company, and on that path there is none to collect.
+   */
+  direct: PublicClient;
   chainId: number | undefined;
   lanes: Lane[];
   nextLane: number;
@@ -195,10 +202,12 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
           createPublicClient({ transport: http(n.rpcUrl, { batch: { batchSize: 200 }, retryCount: 2 }) })
         : undefined);
     if (!client) throw new TypeError(`networks[${n.network}]: rpcUrl or client is required`);
+    const direct = n.client ?? createPublicClient({ transport: http(n.rpcUrl, { retryCount: 2 }) });
     networks.set(n.network, {
       network: n.network,
       config: n,
       client: client as PublicClient,
+      direct: direct as PublicClient,
       chainId: evmChainId(n.network),
       lanes: accounts.map((account) => ({ account, nonce: undefined, lock: Promise.resolve(), inFlight: 0, sent: 0, paused: false })),
       nextLane: 0,
@@ -332,6 +341,9 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
   async function dispatch(net: NetworkState, lane: Lane, asset: Address, items: Item[]): Promise<void> {
     let handedOver = false;
     try {
+      // Fees (cached per second) are read while the simulation runs, not after it.
+      const feesRead = currentFees(net);
+      feesRead.catch(() => {});
       const { live, to, data, gasUsed } = await plan(net, lane, asset, items);
       if (live.length === 0) return;
       const gasCap = maxGasPerSettlement * BigInt(live.length);
@@ -341,7 +353,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
       // Headroom over the simulated use: refunds are paid only at the end, and with try/catch per
       // item a tight limit would starve the last items instead of reverting.
       const gas = min((gasUsed * 13n) / 10n + 10_000n, gasCap);
-      const fees = await currentFees(net);
+      const fees = await feesRead;
       const sent = await sendNew(net, lane, { to, data, gas, ...fees });
       const t: Tracked = {
         lane,
@@ -365,6 +377,15 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
       void hook.then(() => {
         for (const i of live) i.sent.resolve(sent.hash);
       });
+      // On an instantly mining chain the receipt is there as soon as the node accepted the
+      // transaction: ask for it right away instead of at the poller's first tick. The poller
+      // still follows it (and takes over if this lookup finds nothing or fails); marked looked up,
+      // its first tick reads the block number before looking again, by when this one has answered.
+      t.looked = true;
+      void firstReceipt(net, [sent.hash], net.direct).then(
+        (receipt) => receipt && finalize(net, t, receipt),
+        () => {},
+      );
       ensurePoller(net);
     } finally {
       if (!handedOver) laneFreed(net, lane);
@@ -450,7 +471,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
   ): Promise<{ success: true; returnData: Hex; gasUsed: bigint } | { success: false; returnData: Hex | undefined; message?: string }> {
     if (net.simulateV1 !== false) {
       try {
-        const blocks = (await net.client.request({
+        const blocks = (await net.direct.request({
           method: "eth_simulateV1",
           params: [{ blockStateCalls: [{ calls: [{ from, to, data }] }], validation: false }, "latest"],
         } as never)) as { calls?: { status?: Hex; returnData?: Hex; gasUsed?: Hex; error?: { message?: string; data?: Hex } }[] }[];
@@ -468,7 +489,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
     }
     let returnData: Hex;
     try {
-      returnData = (await net.client.call({ account: from, to, data })).data ?? "0x";
+      returnData = (await net.direct.call({ account: from, to, data })).data ?? "0x";
     } catch (e) {
       const revert = revertDataOf(e);
       if (revert !== undefined || /revert/i.test(errorText(e))) return { success: false, returnData: revert, message: shortMessage(e) };
@@ -476,7 +497,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
     }
     if (!needGas) return { success: true, returnData, gasUsed: 0n };
     try {
-      return { success: true, returnData, gasUsed: await net.client.estimateGas({ account: from, to, data }) };
+      return { success: true, returnData, gasUsed: await net.direct.estimateGas({ account: from, to, data }) };
     } catch (e) {
       return { success: false, returnData: revertDataOf(e), message: shortMessage(e) };
     }
@@ -592,7 +613,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
   }
 
   async function pendingNonce(net: NetworkState, lane: Lane): Promise<number> {
-    return net.client.getTransactionCount({ address: lane.account.address, blockTag: "pending" });
+    return net.direct.getTransactionCount({ address: lane.account.address, blockTag: "pending" });
   }
 
   interface TxFields {
@@ -617,7 +638,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
     });
     const hash = keccak256(serialized);
     try {
-      await net.client.sendRawTransaction({ serializedTransaction: serialized });
+      await net.direct.sendRawTransaction({ serializedTransaction: serialized });
     } catch (e) {
       // The node already has exactly this transaction: it was sent.
       if (/already known|known transaction|already imported/i.test(errorText(e))) return hash;
@@ -654,7 +675,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
     const now = Date.now();
     // One fee lookup per second and network is plenty; concurrent callers share it.
     if (!net.fees || now - net.fees.at > 1_000) {
-      const value = net.client.estimateFeesPerGas().then((f) => capFees(f.maxFeePerGas, f.maxPriorityFeePerGas));
+      const value = net.direct.estimateFeesPerGas().then((f) => capFees(f.maxFeePerGas, f.maxPriorityFeePerGas));
       net.fees = { at: now, value };
       value.catch(() => {
         if (net.fees?.value === value) net.fees = undefined;
@@ -697,6 +718,8 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
 
   async function poll(net: NetworkState): Promise<void> {
     try {
+      // Everything finished before this tick (e.g. by the lookup right after sending).
+      if (net.tracked.size === 0) return;
       // A transaction not looked up yet is looked up together with eth_blockNumber (one JSON-RPC
       // batch, one round trip): on an instantly mining chain its receipt is already there.
       const fresh = new Set([...net.tracked].filter((t) => !t.looked));
@@ -747,10 +770,10 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
     }
   }
 
-  async function firstReceipt(net: NetworkState, hashes: readonly Hex[]): Promise<TransactionReceipt | undefined> {
+  async function firstReceipt(net: NetworkState, hashes: readonly Hex[], client: PublicClient = net.client): Promise<TransactionReceipt | undefined> {
     const receipts = await Promise.all(
       hashes.map((hash) =>
-        net.client.getTransactionReceipt({ hash }).catch((e: unknown) => {
+        client.getTransactionReceipt({ hash }).catch((e: unknown) => {
           if (e instanceof TransactionReceiptNotFoundError) return undefined;
           throw e;
         }),
@@ -781,6 +804,8 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
             status: receipt.status,
             network: net.network,
             blockNumber: receipt.blockNumber,
+            gasUsed: receipt.gasUsed,
+            effectiveGasPrice: receipt.effectiveGasPrice,
           });
         } catch (e) {
           report(e, "onFinal");

@@ -61,6 +61,9 @@ export interface FinalEvent {
   status: "success" | "reverted";
   network: Network;
   blockNumber: bigint;
+  /** From the receipt, so a hook need not fetch it again for gas accounting. */
+  gasUsed?: bigint;
+  effectiveGasPrice?: bigint;
 }
 
 /** An item as read back from a receipt: settled iff the token logged `AuthorizationUsed`. */
