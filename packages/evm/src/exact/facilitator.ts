@@ -35,7 +35,7 @@ import {
   type PublicClient,
 } from "viem";
 import { recoverAddress } from "../crypto/recover.ts";
-import { MULTICALL3_ADDRESS, eip3009Abi, multicall3Abi } from "../contracts/abi.ts";
+import { MULTICALL3_ADDRESS, eip3009Abi } from "../contracts/abi.ts";
 import { decodeAggregate3, decodeBoolResult, decodeUint256Result, encodeAggregate3, encodeTransferVrs } from "./abi-fast.ts";
 import { createCallBatcher, type Aggregate3Result, type CallBatcher } from "./batch.ts";
 import { domainSeparator, transferAuthorizationDigest } from "./digest.ts";
