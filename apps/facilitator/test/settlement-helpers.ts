@@ -76,9 +76,10 @@ export interface Child {
 
 const CHILD = fileURLToPath(new URL("./fixtures/facilitator-child.ts", import.meta.url));
 
-export async function spawnFacilitator(config: Record<string, unknown>): Promise<Child> {
+/** `env` adds variables for the child (e.g. FACILITATOR_ANNOUNCE_WRITE_AHEAD, see the fixture). */
+export async function spawnFacilitator(config: Record<string, unknown>, env: Record<string, string> = {}): Promise<Child> {
   const proc = spawn(process.execPath, ["--import", "tsx", CHILD], {
-    env: { ...process.env, FACILITATOR_CONFIG: JSON.stringify(config) },
+    env: { ...process.env, ...env, FACILITATOR_CONFIG: JSON.stringify(config) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

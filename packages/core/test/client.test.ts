@@ -225,10 +225,23 @@ describe("spending policy refusals (nothing signed)", () => {
   });
 
   it("rejects bad configuration up front", () => {
-    expect(() => spendingPolicy({ budget: "$5" })).toThrow(/usdAssets/);
+    expect(() => spendingPolicy({ budget: "$5", usdAssets: [{ network: "eip155:1", asset: "0x1", decimals: 99 }] })).toThrow(/usdAssets\[0\]\.decimals/);
     expect(() => spendingPolicy({ budget: "5 USDC", usdAssets })).toThrow(/not a dollar amount/);
     expect(() => spendingPolicy({ budget: { "eip155:8453": "1" } })).toThrow(/network\/asset/);
     expect(() => spendingPolicy({ budget: { [`eip155:8453/${USDC_BASE}`]: "1.5" } })).toThrow(/budget/);
+  });
+});
+
+describe("dollar limits out of the box", () => {
+  it("value USDC of core's network table as dollars without configuration, and nothing else", async () => {
+    const { scheme, calls } = stubScheme(["eip155:*"]);
+    const client = createPaymentClient({ schemes: [scheme], policy: spendingPolicy({ maxPerRequest: "$0.05" }) });
+    const usdc = { scheme: "exact", network: "eip155:8453" as const, asset: USDC_BASE, payTo: "0x0000000000000000000000000000000000000001", maxTimeoutSeconds: 60, extra: { name: "USD Coin", version: "2" } };
+    await expect(client.pay({ x402Version: 2, resource: { url: "https://x" }, accepts: [{ ...usdc, amount: "50000" }] })).resolves.toBeDefined();
+    await expect(client.pay({ x402Version: 2, resource: { url: "https://x" }, accepts: [{ ...usdc, amount: "50001" }] })).rejects.toThrow(/max_per_request/);
+    const other = { ...usdc, asset: "0x00000000000000000000000000000000000000aa", amount: "1" };
+    await expect(client.pay({ x402Version: 2, resource: { url: "https://x" }, accepts: [other] })).rejects.toThrow(/unknown_asset_value/);
+    expect(calls.length).toBe(1);
   });
 });
 

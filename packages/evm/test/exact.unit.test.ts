@@ -63,7 +63,7 @@ describe("exactEvmServer.parsePrice", () => {
     expect(() => server.parsePrice("$abc", "eip155:8453")).toThrow(/not an amount/);
     expect(() => server.parsePrice(0.01 as unknown as string, "eip155:8453")).toThrow(/numbers lose precision/);
     expect(() => server.parsePrice("$0.01", "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp")).toThrow(/not an eip155 network/);
-    expect(() => exactEvmServer().parsePrice("$0.01", "eip155:8453")).toThrow(/no USD stablecoin/);
+    expect(() => exactEvmServer({ assets: [] }).parsePrice("$0.01", "eip155:8453")).toThrow(/no USD stablecoin/);
   });
 
   it("fills a missing domain into requirements for known assets only", () => {
@@ -167,5 +167,17 @@ describe("parseExactEvmPayload", () => {
     expect(decoded.args![6]).toBe(27);
     const long = encodeTransferWithAuthorization(good.authorization as ExactEvmPayload["authorization"], `0x${"22".repeat(100)}`);
     expect(decodeFunctionData({ abi: eip3009Abi, data: long }).args).toHaveLength(7);
+  });
+});
+
+describe("exactEvmServer default assets", () => {
+  it("prices dollars in USDC on the networks of core's table, with each token's EIP-712 domain", () => {
+    const server = exactEvmServer();
+    expect(server.parsePrice("$0.01", "eip155:8453")).toEqual({ amount: "10000", asset: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", extra: { name: "USD Coin", version: "2" } });
+    expect(server.parsePrice("$1.5", "eip155:84532")).toEqual({ amount: "1500000", asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e", extra: { name: "USDC", version: "2" } });
+    for (const n of ["eip155:1", "eip155:10", "eip155:42161", "eip155:137", "eip155:43114"] as const) {
+      expect(server.parsePrice("$0.000001", n).amount).toBe("1");
+    }
+    expect(() => server.parsePrice("$0.01", "eip155:31337")).toThrow(/no USD stablecoin/);
   });
 });

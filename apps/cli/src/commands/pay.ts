@@ -6,7 +6,7 @@
  * spending policy (--max, default $0.10 per request) guards the payment.
  */
 import { readFile } from "node:fs/promises";
-import { NETWORKS, preferNetworks, spendingPolicy, type SchemeClient, type UsdAsset } from "@tollgate/core";
+import { preferNetworks, spendingPolicy, type SchemeClient, type UsdAsset } from "@tollgate/core";
 import { exactEvmClient } from "@tollgate/evm";
 import { accountFromEnv, accountFromKeystore, getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
 import { exactSvmClient, solanaSignerFromSecret } from "@tollgate/svm";
@@ -47,8 +47,8 @@ export async function pay(options: PayOptions): Promise<number> {
     const signer = await solanaSignerFromSecret(env.TOLLGATE_SOLANA_KEY, "TOLLGATE_SOLANA_KEY");
     schemes.push(exactSvmClient({ signer, rpc: options.solanaRpc ?? SOLANA_PUBLIC_RPC }));
   }
-  // USDC on every network of the table counts as dollars, plus any asset named on the command line.
-  const usdAssets: UsdAsset[] = [...knownUsdc(), ...(options.usdAssets ?? []).map(parseUsdAsset)];
+  // USDC on every network of core's table counts as dollars (the policy knows them); add local tokens with --usd-asset.
+  const usdAssets: UsdAsset[] = (options.usdAssets ?? []).map(parseUsdAsset);
   const policy = spendingPolicy({ maxPerRequest: options.max ?? "$0.10", usdAssets });
   const paidFetch = wrapFetch(fetch, { schemes, policy, ...(options.prefer?.length ? { choose: preferNetworks(options.prefer) } : {}) });
   const headers = new Headers();
@@ -82,6 +82,3 @@ function parseUsdAsset(spec: string): UsdAsset {
   return { network: m[1]!, asset: m[2]!, decimals: Number(m[3]) };
 }
 
-function knownUsdc(): UsdAsset[] {
-  return Object.values(NETWORKS).flatMap((n) => (n.usdc ? [{ network: n.id, asset: n.usdc.address, decimals: n.usdc.decimals }] : []));
-}

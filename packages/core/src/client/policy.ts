@@ -11,6 +11,7 @@
  * remaining budget. A reservation is released (payment not charged) or committed (charged).
  */
 import { networkMatches } from "../caip2.ts";
+import { NETWORKS, type NetworkTable } from "../networks.ts";
 import { atomicToDecimal, decimalToAtomic, MoneyError, parseAtomic, parseMoney } from "../money.ts";
 import type { PaymentRequirements } from "../types.ts";
 import { RefusalCode, type Refusal } from "./errors.ts";
@@ -38,7 +39,16 @@ export interface SpendingPolicyOptions {
   assets?: readonly string[];
   /** Allowed recipients (`payTo`). */
   payees?: readonly string[];
+  /**
+   * Assets valued as dollars, in addition to USDC on every network of core's network table
+   * (always included): e.g. a local test token.
+   */
   usdAssets?: readonly UsdAsset[];
+}
+
+/** USDC on every network of core's table: the assets a dollar limit applies to out of the box. */
+export function knownUsdAssets(table: NetworkTable = NETWORKS): UsdAsset[] {
+  return Object.values(table).flatMap((n) => (n.usdc ? [{ network: n.id, asset: n.usdc.address, decimals: n.usdc.decimals }] : []));
 }
 
 /** Amounts per asset key (atomic decimal strings), and in dollars (decimal string, no "$") where known. */
@@ -141,13 +151,10 @@ export function spendingPolicy(options: SpendingPolicyOptions = {}): SpendingPol
   const budget = parseLimit(options.budget, "budget");
 
   const usdAssets = new Map<string, number>();
+  for (const a of knownUsdAssets()) usdAssets.set(assetKey(a.network, a.asset), a.decimals);
   for (const [i, a] of (options.usdAssets ?? []).entries()) {
     if (!Number.isInteger(a.decimals) || a.decimals < 0 || a.decimals > 36) throw new MoneyError(`usdAssets[${i}].decimals: expected an integer 0..36`);
     usdAssets.set(assetKey(a.network, a.asset), a.decimals);
-  }
-  const wantsUsd = maxPerRequest?.usdDecimal !== undefined || budget?.usdDecimal !== undefined;
-  if (wantsUsd && usdAssets.size === 0) {
-    throw new MoneyError("a dollar limit needs usdAssets: the policy must know which assets are USD stablecoins and their decimals");
   }
   // Common fixed-point unit for dollars: fine enough for every asset and every limit, so all conversions are exact.
   const scale = Math.max(0, ...usdAssets.values(), fractionDigits(maxPerRequest?.usdDecimal), fractionDigits(budget?.usdDecimal));

@@ -5,12 +5,14 @@
  */
 import {
   MoneyError,
+  NETWORKS,
   decimalToAtomic,
   evmChainId,
   parseAtomic,
   parseMoney,
   type AssetAmount,
   type Network,
+  type NetworkTable,
   type PaymentRequirements,
   type Price,
   type SchemeServer,
@@ -38,8 +40,17 @@ export interface ExactEvmServerOptions {
   networks?: readonly string[];
 }
 
-/** Default table of known assets; filled per network elsewhere (empty means: configure `assets`). */
-export const defaultEvmAssets: readonly EvmAssetInfo[] = [];
+/** The USDC of every EVM network in a network table (core's NETWORKS by default), as server assets. */
+export function evmAssetsFromNetworks(table: NetworkTable = NETWORKS): EvmAssetInfo[] {
+  return Object.values(table).flatMap((n) =>
+    n.usdc?.eip712 && evmChainId(n.id) !== undefined
+      ? [{ network: n.id, address: getAddress(n.usdc.address), decimals: n.usdc.decimals, name: n.usdc.eip712.name, version: n.usdc.eip712.version, symbol: n.usdc.symbol }]
+      : [],
+  );
+}
+
+/** Default table of known assets: USDC on every EVM network of core's network table. */
+export const defaultEvmAssets: readonly EvmAssetInfo[] = evmAssetsFromNetworks();
 
 const USD_SYMBOLS = ["USDC", "USDT", "DAI", "PYUSD", "USDS"];
 
