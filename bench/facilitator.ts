@@ -32,6 +32,7 @@ import { createSettlementEngine, exactEvmFacilitator, signExactEvmAuthorization 
 import { ConfigError, parseConfig, startFacilitator, type StartFacilitatorOptions } from "@tollgate/facilitator";
 import { startOfficialFacilitator } from "./official.ts";
 import { runLoad, type LoadResult } from "./load.ts";
+import { option, stopAfter } from "./options.ts";
 
 const AMOUNT = "1000"; // 0.001 USDC: balances last for any run
 const HARD_LIMIT_MS = 300_000;
@@ -50,14 +51,6 @@ const SETTLE_REQUESTS = {
 type Side = keyof typeof VERIFY_REQUESTS;
 const VERIFY_POOL = 512;
 
-function option(name: string, fallback: number): number {
-  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const raw = arg ? arg.slice(name.length + 3) : process.env[`BENCH_${name.toUpperCase()}`];
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: expected a positive number, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 // ---------------------------------------------------------------- chain helpers
 
@@ -307,11 +300,7 @@ async function main(): Promise<void> {
   const signerCount = Math.round(option("signers", 4));
   const payerCount = Math.round(option("payers", 64));
   const started = performance.now();
-  const guard = setTimeout(() => {
-    console.error(`bench: exceeded ${HARD_LIMIT_MS / 1000}s; stopping`);
-    process.exit(2);
-  }, HARD_LIMIT_MS);
-  guard.unref();
+  const cancelGuard = stopAfter(HARD_LIMIT_MS);
 
   const net = await startLocalNetwork({ payers: payerCount });
   const cleanups: Array<() => Promise<void>> = [() => net.stop()];
@@ -447,7 +436,7 @@ async function main(): Promise<void> {
     if (!balancesOk) process.exitCode = 1;
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => {});
-    clearTimeout(guard);
+    cancelGuard();
   }
 }
 

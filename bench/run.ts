@@ -17,18 +17,11 @@ import { startLocalNetwork } from "@tollgate/devnet";
 import { startTollgateFacilitator, startTollgateServer, tollgateFetch } from "../test/support/tollgate.ts";
 import { officialFetch, startOfficialStack, summarize, type LatencySummary } from "./official.ts";
 import { measureLatency, measureThroughput, type ThroughputResult } from "./paid-request.ts";
+import { option, stopAfter } from "./options.ts";
 
 const AMOUNT = "10000"; // 0.01 USDC
 const HARD_LIMIT_MS = 170_000;
 
-function option(name: string, fallback: number): number {
-  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const raw = arg ? arg.slice(name.length + 3) : process.env[`BENCH_${name.toUpperCase()}`];
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 interface StackThroughput {
   requestsPerSecond: number;
@@ -55,16 +48,12 @@ function combine(rounds: ThroughputResult[]): StackThroughput {
 }
 
 async function main(): Promise<void> {
-  const latencyRequests = option("latency", 100);
-  const warmup = option("warmup", 5);
-  const throughputRequests = option("throughput", 640);
-  const clientCount = option("clients", 32);
+  const latencyRequests = option("latency", 100, { integer: true });
+  const warmup = option("warmup", 5, { integer: true });
+  const throughputRequests = option("throughput", 640, { integer: true });
+  const clientCount = option("clients", 32, { integer: true });
   const started = performance.now();
-  const guard = setTimeout(() => {
-    console.error(`bench: exceeded ${HARD_LIMIT_MS / 1000}s; stopping`);
-    process.exit(2);
-  }, HARD_LIMIT_MS);
-  guard.unref();
+  const cancelGuard = stopAfter(HARD_LIMIT_MS);
 
   const net = await startLocalNetwork({ payers: clientCount });
   const cleanups: Array<() => Promise<void>> = [() => net.stop()];
@@ -151,7 +140,7 @@ async function main(): Promise<void> {
     if (failures > 0) process.exitCode = 1;
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => {});
-    clearTimeout(guard);
+    cancelGuard();
   }
 }
 

@@ -21,18 +21,12 @@ import { devAccount, startLocalNetwork } from "@tollgate/devnet";
 import { createSettlementEngine, eip3009Abi, signExactEvmAuthorization, type EngineStats, type SettlementCall, type SettlementEngine } from "@tollgate/evm";
 import { createPublicClient, createTestClient, http, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { option } from "./options.ts";
 
-function option(name: string, fallback: number): number {
-  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
-  if (!arg) return fallback;
-  const n = Number(arg.slice(name.length + 3));
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: expected a positive number`);
-  return n;
-}
 const scale = option("scale", 1);
 const signerCount = option("signers", 2);
 const payerCount = option("payers", 16);
-const thinkMs = process.argv.some((a) => a === "--think=0") ? 0 : option("think", 0);
+const thinkMs = option("think", 0, { allowZero: true });
 const jsonPath = process.argv.find((a) => a.startsWith("--json="))?.slice(7);
 const maxWaitArg = process.argv.find((a) => a.startsWith("--maxWaitMs="));
 const maxWaitMs = maxWaitArg ? Number(maxWaitArg.slice(12)) : undefined;

@@ -95,14 +95,9 @@ export async function startOfficialFacilitator(opts: OfficialFacilitatorOptions)
   app.use(express.json());
 
   app.post("/verify", async (req, res) => {
-    const { paymentPayload, paymentRequirements } = (req.body ?? {}) as {
-      paymentPayload?: PaymentPayload;
-      paymentRequirements?: PaymentRequirements;
-    };
-    if (!paymentPayload || !paymentRequirements) {
-      res.status(400).json({ error: "Missing paymentPayload or paymentRequirements" });
-      return;
-    }
+    const parts = requestParts(req.body, res);
+    if (!parts) return;
+    const { paymentPayload, paymentRequirements } = parts;
     try {
       res.json(await facilitator.verify(paymentPayload, paymentRequirements));
     } catch (error) {
@@ -111,14 +106,9 @@ export async function startOfficialFacilitator(opts: OfficialFacilitatorOptions)
   });
 
   app.post("/settle", async (req, res) => {
-    const { paymentPayload, paymentRequirements } = (req.body ?? {}) as {
-      paymentPayload?: PaymentPayload;
-      paymentRequirements?: PaymentRequirements;
-    };
-    if (!paymentPayload || !paymentRequirements) {
-      res.status(400).json({ error: "Missing paymentPayload or paymentRequirements" });
-      return;
-    }
+    const parts = requestParts(req.body, res);
+    if (!parts) return;
+    const { paymentPayload, paymentRequirements } = parts;
     try {
       res.json(await facilitator.settle(paymentPayload, paymentRequirements));
     } catch (error) {
@@ -236,4 +226,12 @@ export function officialFetch(opts: OfficialFetchOptions): typeof fetch {
 export function readPaymentResponse(res: Response): SettleResponse | undefined {
   const header = res.headers.get("PAYMENT-RESPONSE") ?? res.headers.get("X-PAYMENT-RESPONSE");
   return header ? decodePaymentResponseHeader(header) : undefined;
+}
+
+/** Their example's body handling: both fields required, 400 otherwise. */
+function requestParts(body: unknown, res: express.Response): { paymentPayload: PaymentPayload; paymentRequirements: PaymentRequirements } | undefined {
+  const { paymentPayload, paymentRequirements } = (body ?? {}) as { paymentPayload?: PaymentPayload; paymentRequirements?: PaymentRequirements };
+  if (paymentPayload && paymentRequirements) return { paymentPayload, paymentRequirements };
+  res.status(400).json({ error: "Missing paymentPayload or paymentRequirements" });
+  return undefined;
 }
