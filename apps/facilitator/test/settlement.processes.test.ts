@@ -146,7 +146,8 @@ describe.skipIf(Boolean(unreachable))("facilitator processes on PostgreSQL", () 
       return Promise.all([settle(mine.url, p.body), ...(i % 3 === 0 ? [settle(other.url, p.body)] : [])]);
     });
     const answers = await Promise.all(requests);
-    expect(answers.flat().filter((r) => !r.json.success).map((r) => r.json)).toEqual([]);
+    const storeErrors = (c: Child) => c.output().split("\n").filter((l) => /store|settlement result/.test(l) && /"level":(50|40)/.test(l)).slice(0, 5).join("\n");
+    expect(answers.flat().filter((r) => !r.json.success).map((r) => r.json), `store errors:\n${storeErrors(a!)}\n${storeErrors(b!)}`).toEqual([]);
     for (const group of answers) {
       expect(new Set(group.map((r) => r.json.transaction)).size).toBe(1);
     }

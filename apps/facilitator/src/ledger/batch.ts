@@ -11,7 +11,15 @@ export interface BatchOptions {
   maxBatch: number;
   /** Statements of this kind in flight at once: 1 for PGlite (serial anyway), a few for a pool. */
   concurrency: number;
+  /**
+   * Errors after which the whole statement may simply run again (it was rolled back), such as a
+   * deadlock between two processes' multi-row writes locking rows in different orders. Up to
+   * MAX_ATTEMPTS attempts, with a short random pause so the two do not collide again.
+   */
+  retry?: (error: unknown) => boolean;
 }
+
+const MAX_ATTEMPTS = 4;
 
 /** `run` gets the items in arrival order and answers one result per item, in the same order. */
 export function createBatcher<I, O>(run: (items: I[]) => Promise<O[]>, options: BatchOptions): (item: I) => Promise<O> {
@@ -42,7 +50,17 @@ export function createBatcher<I, O>(run: (items: I[]) => Promise<O[]>, options: 
 
   async function execute(batch: Waiter[]) {
     try {
-      const results = await run(batch.map((w) => w.item));
+      const items = batch.map((w) => w.item);
+      let results: O[];
+      for (let attempt = 1; ; attempt++) {
+        try {
+          results = await run(items);
+          break;
+        } catch (e) {
+          if (attempt >= MAX_ATTEMPTS || !options.retry?.(e)) throw e;
+          await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * attempt));
+        }
+      }
       if (results.length !== batch.length) throw new Error(`ledger batch: ${results.length} results for ${batch.length} items`);
       batch.forEach((w, i) => w.resolve(results[i]!));
     } catch (e) {

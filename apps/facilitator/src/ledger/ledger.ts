@@ -337,7 +337,10 @@ function ledgerOver(sql: Sql, schema: string, ownsSql: boolean): Ledger {
   const ev = `${schema}.payment_events`;
   const x = `${schema}.payment_transactions`;
   // PGlite runs one statement at a time: one batch in flight, the next one fills meanwhile.
-  const batching = { maxBatch: MAX_BATCH, concurrency: sql.dialect === "pglite" ? 1 : 4 };
+  // Several processes on one PostgreSQL: two multi-row writes may lock rows in opposite orders
+  // and one is chosen as the deadlock victim (40P01), or a serialization check fails (40001);
+  // the statement was rolled back as a whole, so running it again is safe.
+  const batching = { maxBatch: MAX_BATCH, concurrency: sql.dialect === "pglite" ? 1 : 4, retry: (e: unknown) => ["40P01", "40001"].includes(sqlState(e) ?? "") };
 
   async function get(key: string) {
     const rows = await sql.query<Row>(`SELECT ${COLUMNS} FROM ${t} WHERE payment_key = $1`, [key]);
@@ -412,6 +415,8 @@ function ledgerOver(sql: Sql, schema: string, ownsSql: boolean): Ledger {
          status, claim_token, lease_until, attempts)
        SELECT ${ENTRY_COLUMNS}, 'pending', tok, now() + make_interval(secs => ls), 1
          FROM ${ENTRY_UNNEST}, $11::text[], $12::float8[]) AS v(${ENTRY_COLUMNS}, tok, ls)
+         -- Rows locked in key order: two processes claiming overlapping keys cannot deadlock.
+         ORDER BY k
        ON CONFLICT (payment_key) DO UPDATE SET
          status = 'pending', claim_token = EXCLUDED.claim_token, lease_until = EXCLUDED.lease_until,
          attempts = p.attempts + 1, request_hash = EXCLUDED.request_hash, amount = EXCLUDED.amount, payee = EXCLUDED.payee,
