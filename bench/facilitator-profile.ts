@@ -8,11 +8,13 @@
 // the ledger calls per request (count and awaited time per method). --ledger=no-verify-records
 // is an experiment, not a configuration: recordVerify/recordEvent become no-ops, to show what the
 // verify path costs without its two awaited writes.
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import { privateKeyToAccount } from "viem/accounts";
 import type { PaymentRequirements } from "@tollgate/core";
 import { devAccount, startLocalNetwork } from "@tollgate/devnet";
 import { createLedger, type Ledger } from "@tollgate/facilitator";
-import { settled, signBodies, startOurs, startTheirs, verified, type Signing } from "./facilitator.ts";
+import { signBodies, startOurs, startTheirs, type Signing } from "./facilitator.ts";
 import { runLoad } from "./load.ts";
 
 function arg(name: string, fallback: string): string {
@@ -40,6 +42,21 @@ function countingLedger(ledger: Ledger, calls: Map<string, { n: number; ms: numb
       };
     },
   });
+}
+
+/** --count-rpc: counts JSON-RPC methods sent through fetch (viem's http transport) during the settle phase. */
+const rpcCounts = new Map<string, number>();
+let countingRpc = false;
+if (process.argv.includes("--count-rpc")) {
+  const original = globalThis.fetch;
+  globalThis.fetch = (input, init) => {
+    if (countingRpc && typeof init?.body === "string" && init.body.includes('"jsonrpc"')) {
+      const parsed = JSON.parse(init.body) as { method: string } | Array<{ method: string }>;
+      for (const m of Array.isArray(parsed) ? parsed : [parsed]) rpcCounts.set(m.method, (rpcCounts.get(m.method) ?? 0) + 1);
+      rpcCounts.set("(http requests)", (rpcCounts.get("(http requests)") ?? 0) + 1);
+    }
+    return original(input, init);
+  };
 }
 
 async function main(): Promise<void> {
@@ -77,15 +94,31 @@ async function main(): Promise<void> {
       calls.clear();
     };
     try {
-      await runLoad({ url: t.url, path: "/verify", bodies: pool, requests: 50, concurrency: 8, isSuccess: verified });
+      await runLoad({ url: t.url, path: "/verify", bodies: pool, requests: 50, concurrency: 8, success: "isValid" });
       calls.clear();
       if (verifyN > 0) {
-        const v = await runLoad({ url: t.url, path: "/verify", bodies: pool, requests: verifyN, concurrency: clients, isSuccess: verified });
+        const v = await runLoad({ url: t.url, path: "/verify", bodies: pool, requests: verifyN, concurrency: clients, success: "isValid" });
         console.log(`${t.name} verify @${clients}: ${v.successesPerSecond}/s, p50 ${v.latencyMs.p50} ms, errors ${v.errors} ${JSON.stringify(v.errorKinds)}`);
         report("verify", verifyN);
       }
       if (settleN > 0) {
-        const s = await runLoad({ url: t.url, path: "/settle", bodies: settleBodies, concurrency: clients, isSuccess: settled });
+        // --profile=<file>: a CPU profile of the settle phase only (setup and signing excluded).
+        const profileTo = arg("profile", "");
+        const session = profileTo ? new Session() : undefined;
+        if (session) {
+          session.connect();
+          await session.post("Profiler.enable");
+          await session.post("Profiler.start");
+        }
+        countingRpc = true;
+        const s = await runLoad({ url: t.url, path: "/settle", bodies: settleBodies, concurrency: clients, success: "success" });
+        if (session) {
+          const { profile } = await session.post("Profiler.stop");
+          writeFileSync(profileTo, JSON.stringify(profile));
+          session.disconnect();
+        }
+        countingRpc = false;
+        if (rpcCounts.size) console.log(`  rpc during settle: ${[...rpcCounts].map(([m, n]) => `${m} ${n}`).join(", ")}`);
         console.log(`${t.name} settle @${clients}: ${s.successesPerSecond}/s, p50 ${s.latencyMs.p50} ms, errors ${s.errors} ${JSON.stringify(s.errorKinds)}`);
         report("settle", settleN);
       }

@@ -12,8 +12,8 @@
 //   request (spread over many payers); /verify reuses a pool (verification consumes nothing).
 // - Load: N workers on keep-alive node:http connections, a fixed request count per level. Only a
 //   200 with isValid/success true counts; everything else is an error, counted and grouped.
-// - The load generator runs in THIS process, next to both services and beside anvil: on a
-//   2-core machine it competes with them for CPU (same handicap for both).
+// - The load generator runs on its own worker thread of this process (see load.ts), beside both
+//   services and anvil: on a 2-core machine it competes with them for CPU (same handicap for both).
 // - Gas per settlement: the gasUsed of every receipt sent by the phase's fee payer(s) in the
 //   phase's block range, divided by the payments settled. Correctness: the payee's balance must
 //   rise by exactly successes × amount in every settle phase.
@@ -232,8 +232,6 @@ export async function signBodies(s: Signing, count: number): Promise<string[]> {
   return bodies;
 }
 
-export const verified = (b: unknown) => typeof b === "object" && b !== null && (b as { isValid?: unknown }).isValid === true;
-export const settled = (b: unknown) => typeof b === "object" && b !== null && (b as { success?: unknown }).success === true;
 
 // ---------------------------------------------------------------- phases
 
@@ -246,11 +244,11 @@ export interface SettlePhase extends LoadResult {
 }
 
 export async function verifyLevels(target: Target, pool: string[], scale: number, side: Side): Promise<Record<number, LoadResult>> {
-  await runLoad({ url: target.url, path: "/verify", bodies: pool, requests: 50, concurrency: 8, isSuccess: verified }); // warm-up
+  await runLoad({ url: target.url, path: "/verify", bodies: pool, requests: 50, concurrency: 8, success: "isValid" }); // warm-up
   const out: Record<number, LoadResult> = {};
   for (const c of LEVELS) {
     const requests = Math.max(c, Math.round(VERIFY_REQUESTS[side][c] * scale));
-    out[c] = await runLoad({ url: target.url, path: "/verify", bodies: pool, requests, concurrency: c, isSuccess: verified });
+    out[c] = await runLoad({ url: target.url, path: "/verify", bodies: pool, requests, concurrency: c, success: "isValid" });
     log(`  ${target.name} verify @${c}: ${out[c].successesPerSecond}/s (${out[c].successes}/${requests} ok, ${out[c].errors} errors)`);
   }
   return out;
@@ -258,7 +256,7 @@ export async function verifyLevels(target: Target, pool: string[], scale: number
 
 export async function settleLevels(net: RunningLocalNetwork, target: Target, signing: Signing, scale: number, side: Side): Promise<Record<number, SettlePhase>> {
   // Warm-up outside the measured block ranges (JIT, nonce managers, token-domain caches).
-  await runLoad({ url: target.url, path: "/settle", bodies: await signBodies(signing, 4), concurrency: 2, isSuccess: settled });
+  await runLoad({ url: target.url, path: "/settle", bodies: await signBodies(signing, 4), concurrency: 2, success: "success" });
   await waitIdle(net.rpcUrl, target.signers);
   const payee = net.accounts.payee.address;
   const out: Record<number, SettlePhase> = {};
@@ -267,7 +265,7 @@ export async function settleLevels(net: RunningLocalNetwork, target: Target, sig
     const bodies = await signBodies(signing, requests);
     const fromBlock = await blockNumber(net.rpcUrl);
     const before = await tokenBalance(net.rpcUrl, net.usdc.address, payee);
-    const load = await runLoad({ url: target.url, path: "/settle", bodies, concurrency: c, isSuccess: settled });
+    const load = await runLoad({ url: target.url, path: "/settle", bodies, concurrency: c, success: "success" });
     const chainIdle = await waitIdle(net.rpcUrl, target.signers);
     const toBlock = await blockNumber(net.rpcUrl);
     const after = await tokenBalance(net.rpcUrl, net.usdc.address, payee);
@@ -390,7 +388,7 @@ async function main(): Promise<void> {
       ...rows.map((r) => [r.metric, String(r.ours ?? "-"), String(r.theirs ?? "-"), r.ratio === null ? "-" : `${r.ratio}x`, r.errors]),
     ];
     const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-    console.log("load generator: in the same node process as both facilitators (anvil is a separate process); 2-core machine");
+    console.log("load generator: a worker thread of the node process that runs both facilitators (anvil is a separate process); 2-core machine");
     for (const r of table) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  "));
 
     const verify256 = ratio(ourVerify[256]!.successesPerSecond, theirVerify[256]!.successesPerSecond);
@@ -419,7 +417,7 @@ async function main(): Promise<void> {
         ourFeePayers: signerCount,
         theirFeePayers: 1,
         ourWiring: oursOn.wiring,
-        loadGenerator: "closed loop, keep-alive node:http, same process as both facilitators (shares the 2 cores with them and anvil)",
+        loadGenerator: "closed loop, keep-alive node:http, on a worker thread of the process running both facilitators (shares the 2 cores with them and anvil)",
         signingMsPerPayload: Math.round(signMs * 100) / 100,
       },
       targets,

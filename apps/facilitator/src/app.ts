@@ -10,7 +10,6 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono, type Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import {
   Reason,
@@ -57,8 +56,34 @@ export interface FacilitatorAppOptions {
   trustProxy?: boolean;
 }
 
-/** `audit` holds the write-behind audit records: `await app.audit.drain()` before closing the ledger. */
-export type FacilitatorApp = Hono & { readonly coordinator: SettlementCoordinator; readonly audit: AuditQueue };
+/** What `/verify` and `/settle` need from an HTTP request, whatever server received it. */
+export interface PaymentHttpRequest {
+  kind: "verify" | "settle";
+  header(name: "authorization" | "content-type"): string | undefined;
+  /** The client's address (for per-IP limits); only called when a limit is configured. */
+  clientIp(): string;
+  /** The body as text, or `undefined` when it is larger than `maxBytes` (read no further). */
+  readBody(maxBytes: number): Promise<string | undefined>;
+}
+
+export interface PaymentHttpResponse {
+  status: 200 | 400 | 401 | 409 | 413 | 429 | 500 | 503;
+  headers: Record<string, string>;
+  /** JSON text. */
+  body: string;
+}
+
+/**
+ * `audit` holds the write-behind audit records: `await app.audit.drain()` before closing the
+ * ledger. `payment` answers `/verify` and `/settle` without hono: the node server calls it
+ * directly for those two routes (see start.ts); the hono routes call it too.
+ */
+export type FacilitatorApp = Hono & {
+  readonly coordinator: SettlementCoordinator;
+  readonly audit: AuditQueue;
+  readonly bodyLimitBytes: number;
+  payment(request: PaymentHttpRequest): Promise<PaymentHttpResponse>;
+};
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
@@ -82,97 +107,93 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
 
   const app = new Hono();
 
+  const maxBodyBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
+
   // --------------------------------------------------------------- error shapes
-  const verifyError = (c: Context, status: 400 | 401 | 409 | 413 | 429 | 500 | 503, reason: string, message: string) =>
-    c.json({ isValid: false, invalidReason: reason, invalidMessage: message } satisfies VerifyResponse, status);
-  const settleError = (c: Context, status: 400 | 401 | 409 | 413 | 429 | 500 | 503, reason: string, message: string, network = "") =>
-    c.json({ success: false, errorReason: reason, errorMessage: message, transaction: "", network: network as Network } satisfies SettleResponse, status);
-  const errorFor = (c: Context, kind: Kind, status: 400 | 401 | 409 | 413 | 429 | 500 | 503, reason: string, message: string, network?: string) =>
-    kind === "verify" ? verifyError(c, status, reason, message) : settleError(c, status, reason, message, network);
+  const json = (status: PaymentHttpResponse["status"], body: unknown, headers: Record<string, string> = {}): PaymentHttpResponse => ({
+    status,
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  const errorFor = (kind: Kind, status: PaymentHttpResponse["status"], reason: string, message: string, network = "", headers?: Record<string, string>) =>
+    kind === "verify"
+      ? json(status, { isValid: false, invalidReason: reason, invalidMessage: message } satisfies VerifyResponse, headers)
+      : json(status, { success: false, errorReason: reason, errorMessage: message, transaction: "", network: network as Network } satisfies SettleResponse, headers);
 
   app.onError((e, c) => {
     logger.error({ path: c.req.path, err: safeMessage(e) }, "unhandled error");
     const kind: Kind | undefined = c.req.path === "/verify" ? "verify" : c.req.path === "/settle" ? "settle" : undefined;
-    return kind ? errorFor(c, kind, 500, kind === "verify" ? Reason.unexpectedVerifyError : Reason.unexpectedSettleError, "internal error") : c.json({ error: "internal error" }, 500);
+    return kind ? send(c, errorFor(kind, 500, kind === "verify" ? Reason.unexpectedVerifyError : Reason.unexpectedSettleError, "internal error")) : c.json({ error: "internal error" }, 500);
   });
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
 
   // ------------------------------------------------------------ payment routes
   for (const kind of ["verify", "settle"] as const) {
-    app.post(
-      `/${kind}`,
-      async (c, next) => {
-        if (apiKeyDigests.length > 0 && !authorized(c.req.header("authorization"), apiKeyDigests)) {
-          c.header("WWW-Authenticate", 'Bearer realm="tollgate-facilitator"');
-          count(kind, "rejected", Reason.unauthorized);
-          return errorFor(c, kind, 401, Reason.unauthorized, "authorization: expected `Bearer <api key>` with a valid key");
-        }
-        if (ipLimiter && !ipLimiter.take(`ip:${clientIp(c, options.trustProxy)}`)) {
-          c.header("Retry-After", "1");
-          count(kind, "rejected", Reason.rateLimited);
-          return errorFor(c, kind, 429, Reason.rateLimited, "too many requests from this address; slow down");
-        }
-        await next();
-      },
-      limitBody(kind),
-      (c) => handle(c, kind),
+    app.post(`/${kind}`, (c) =>
+      payment({
+        kind,
+        header: (name) => c.req.header(name),
+        clientIp: () => clientIp(c, options.trustProxy),
+        readBody: (maxBytes) => readHonoBody(c, maxBytes),
+      }).then((r) => send(c, r)),
     );
   }
 
-  /**
-   * hono's bodyLimit, minus its cost on the common case: it reads `c.req.raw.body`, which makes
-   * @hono/node-server build a full undici Request per call. A declared length (and no
-   * transfer-encoding) is checked from the header alone, exactly as bodyLimit does; anything
-   * else (chunked bodies) goes through bodyLimit itself.
-   */
-  function limitBody(kind: Kind) {
-    const maxSize = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
-    const tooLarge = (c: Context) => errorFor(c, kind, 413, Reason.invalidPayload, `body: larger than ${maxSize} bytes`);
-    const streamed = bodyLimit({ maxSize, onError: tooLarge });
-    return (c: Context, next: () => Promise<void>) => {
-      const length = c.req.header("content-length");
-      if (length !== undefined && c.req.header("transfer-encoding") === undefined) {
-        return parseInt(length || "0", 10) > maxSize ? tooLarge(c) : next();
+  /** `/verify` and `/settle`: authentication and per-IP limits before the body is read, then the payment. */
+  async function payment(req: PaymentHttpRequest): Promise<PaymentHttpResponse> {
+    const { kind } = req;
+    try {
+      if (apiKeyDigests.length > 0 && !authorized(req.header("authorization"), apiKeyDigests)) {
+        count(kind, "rejected", Reason.unauthorized);
+        return errorFor(kind, 401, Reason.unauthorized, "authorization: expected `Bearer <api key>` with a valid key", "", { "www-authenticate": 'Bearer realm="tollgate-facilitator"' });
       }
-      return streamed(c, next);
-    };
+      if (ipLimiter && !ipLimiter.take(`ip:${req.clientIp()}`)) {
+        count(kind, "rejected", Reason.rateLimited);
+        return errorFor(kind, 429, Reason.rateLimited, "too many requests from this address; slow down", "", { "retry-after": "1" });
+      }
+      const text = await req.readBody(maxBodyBytes);
+      if (text === undefined) return errorFor(kind, 413, Reason.invalidPayload, `body: larger than ${maxBodyBytes} bytes`);
+      return await handle(req, kind, text);
+    } catch (e) {
+      logger.error({ path: `/${kind}`, err: safeMessage(e) }, "unhandled error");
+      return errorFor(kind, 500, kind === "verify" ? Reason.unexpectedVerifyError : Reason.unexpectedSettleError, "internal error");
+    }
   }
 
-  async function handle(c: Context, kind: Kind): Promise<Response> {
+  async function handle(req: PaymentHttpRequest, kind: Kind, text: string): Promise<PaymentHttpResponse> {
     const started = performance.now();
-    const type = c.req.header("content-type");
+    const type = req.header("content-type");
     if (type && !/^application\/([a-z0-9.+-]*\+)?json\b/i.test(type.trim())) {
-      return bad(c, kind, Reason.invalidPayload, `content-type: expected application/json, got ${JSON.stringify(type.slice(0, 64))}`);
+      return bad(kind, Reason.invalidPayload, `content-type: expected application/json, got ${JSON.stringify(type.slice(0, 64))}`);
     }
     let body: unknown;
     try {
-      body = JSON.parse(await c.req.text());
+      body = JSON.parse(text);
     } catch {
       // The parser's message quotes the body; say only what is wrong.
-      return bad(c, kind, Reason.invalidPayload, "body: not valid JSON");
+      return bad(kind, Reason.invalidPayload, "body: not valid JSON");
     }
     const parsed = facilitator.parseRequest(body);
-    if (!parsed.ok) return bad(c, kind, parsed.reason, parsed.message, networkOf(body));
+    if (!parsed.ok) return bad(kind, parsed.reason, parsed.message, networkOf(body));
     const request = parsed.request;
     const identifier = paymentIdentifier(request.payload);
-    if (!identifier.ok) return bad(c, kind, Reason.invalidPayload, identifier.message, request.requirements.network);
+    if (!identifier.ok) return bad(kind, Reason.invalidPayload, identifier.message, request.requirements.network);
 
     const routed = facilitator.route(request);
     const identity = routed.ok ? identifyPayment(routed.scheme, request.payload, request.requirements) : undefined;
     if (identity && payerLimiter && !payerLimiter.take(`payer:${request.requirements.network}|${identity.payer}`)) {
-      c.header("Retry-After", "1");
       count(kind, "rejected", Reason.rateLimited);
-      return errorFor(c, kind, 429, Reason.rateLimited, "too many requests for this payer; slow down", request.requirements.network);
+      return errorFor(kind, 429, Reason.rateLimited, "too many requests for this payer; slow down", request.requirements.network, { "retry-after": "1" });
     }
     const min = typeof options.minAmount === "function" ? options.minAmount(request.requirements) : options.minAmount;
     const belowMinimum = min !== undefined && BigInt(request.requirements.amount) < min;
 
     return kind === "verify"
-      ? verify(c, request, identity, identifier.id, belowMinimum ? min : undefined, started)
-      : settle(c, request, identity, identifier.id, belowMinimum ? min : undefined, started);
+      ? verify(request, identity, identifier.id, belowMinimum ? min : undefined, started)
+      : settle(request, identity, identifier.id, belowMinimum ? min : undefined, started);
   }
 
-  async function verify(c: Context, request: FacilitatorRequest, identity: PaymentIdentityResult | undefined, id: string | undefined, min: bigint | undefined, started: number) {
+  async function verify(request: FacilitatorRequest, identity: PaymentIdentityResult | undefined, id: string | undefined, min: bigint | undefined, started: number) {
     const response: VerifyResponse =
       min !== undefined
         ? { isValid: false, invalidReason: Reason.amountBelowMinimum, invalidMessage: `paymentRequirements.amount: below this facilitator's minimum of ${min}`, ...(identity ? { payer: identity.payer } : {}) }
@@ -190,10 +211,10 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
     count("verify", response.isValid ? "valid" : "invalid", response.invalidReason);
     // Per request at debug: counts and durations are in /metrics; info is for what an operator acts on.
     if (logger.isLevelEnabled("debug")) logger.debug({ route: "verify", network, scheme: request.requirements.scheme, payer: identity?.payer ?? response.payer, key: identity?.key, isValid: response.isValid, reason: response.invalidReason, ms: Math.round(seconds * 1000) }, "verify");
-    return c.json(response, 200);
+    return json(200, response);
   }
 
-  async function settle(c: Context, request: FacilitatorRequest, identity: PaymentIdentityResult | undefined, id: string | undefined, min: bigint | undefined, started: number) {
+  async function settle(request: FacilitatorRequest, identity: PaymentIdentityResult | undefined, id: string | undefined, min: bigint | undefined, started: number) {
     const network = request.requirements.network;
     let status: 200 | 409 | 503 = 200;
     let outcome: string;
@@ -218,13 +239,13 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
     metrics.settleDuration.observe(seconds, { result: response.success ? "success" : "failure" });
     count("settle", response.success ? (outcome === "replay" ? "replay" : "success") : "failure", response.errorReason);
     if (logger.isLevelEnabled("debug")) logger.debug({ route: "settle", network, scheme: request.requirements.scheme, payer: identity?.payer ?? response.payer, key: identity?.key, success: response.success, outcome, reason: response.errorReason, transaction: response.transaction || undefined, status, ms: Math.round(seconds * 1000) }, "settle");
-    return c.json(facilitator.settleResponseFor(request, response), status);
+    return json(status, facilitator.settleResponseFor(request, response));
   }
 
-  function bad(c: Context, kind: Kind, reason: string, message: string, network?: string) {
+  function bad(kind: Kind, reason: string, message: string, network?: string) {
     count(kind, "malformed", reason);
     logger.debug({ route: kind, status: 400, reason, message }, "malformed request");
-    return errorFor(c, kind, 400, reason, message, network);
+    return errorFor(kind, 400, reason, message, network);
   }
 
   function count(kind: Kind, result: string, reason: string | undefined) {
@@ -258,7 +279,33 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
 
   app.get("/metrics", async (c) => c.body(await metrics.registry.render(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }));
 
-  return Object.assign(app, { coordinator, audit });
+  return Object.assign(app, { coordinator, audit, bodyLimitBytes: maxBodyBytes, payment });
+}
+
+function send(c: Context, r: PaymentHttpResponse): Response {
+  return c.body(r.body, r.status, r.headers);
+}
+
+/**
+ * The body through hono, bounded. A declared length (and no transfer-encoding) is checked from
+ * the header alone, without touching the stream; anything else is read and counted.
+ */
+async function readHonoBody(c: Context, maxBytes: number): Promise<string | undefined> {
+  const length = c.req.header("content-length");
+  if (length !== undefined && c.req.header("transfer-encoding") === undefined) {
+    if (parseInt(length || "0", 10) > maxBytes) return undefined;
+    return c.req.text();
+  }
+  const stream = c.req.raw.body;
+  if (!stream) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 function digest(key: string): Buffer {

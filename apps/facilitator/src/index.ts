@@ -12,7 +12,7 @@ export {
   type PaymentRecord,
   type PaymentStatus,
 } from "./ledger/ledger.ts";
-export { pgliteSql, postgresSql, type PostgresOptions, type Sql, type SqlExecutor } from "./ledger/sql.ts";
+export { pgliteSql, postgresSql, type PgliteOptions, type PostgresOptions, type Sql, type SqlExecutor } from "./ledger/sql.ts";
 export { createLogger, type Logger, type LoggerOptions } from "./logger.ts";
 export { createMetrics, createRegistry, type FacilitatorMetrics, type FacilitatorMetricsOptions, type Registry, type SignerBalance } from "./metrics.ts";
 export { createRateLimiter, type BucketLimit, type RateLimiter } from "./rate-limit.ts";

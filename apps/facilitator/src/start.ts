@@ -3,13 +3,12 @@
  * app on node, and a graceful close that stops accepting, lets in-flight settlements finish
  * (a settlement cut in half is the expensive kind of bug), then closes the store.
  */
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createAdaptorServer } from "@hono/node-server";
 import { createFacilitator, safeMessage, type SchemeFacilitator } from "@tollgate/core";
 import { privateKeyToAccount } from "viem/accounts";
 import type { DestinationStream } from "pino";
 import { createFacilitatorApp, type FacilitatorApp, type ReadinessProbe } from "./app.ts";
+import { createFacilitatorServer } from "./server.ts";
 import { parseConfig, redactConfig, type FacilitatorConfig, type FacilitatorConfigInput } from "./config.ts";
 import { createEvmSettlement, type EvmSettlement } from "./evm-settlement.ts";
 import { createLedger, type Ledger } from "./ledger/ledger.ts";
@@ -75,7 +74,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     trustProxy: config.trustProxy,
   });
 
-  const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host }) as Server;
+  const server = createFacilitatorServer(app, { trustProxy: config.trustProxy });
   let inFlight = 0;
   let drained: (() => void) | undefined;
   server.on("request", (_req, res) => {

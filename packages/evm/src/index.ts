@@ -19,3 +19,6 @@ export * from "./settlement/index.ts";
 
 // signature recovery (native libsecp256k1 with a pure-JS fallback)
 export * from "./crypto/index.ts";
+
+// JSON-RPC transport for viem over node:http(s) keep-alive (several times cheaper than http())
+export * from "./rpc/index.ts";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeFunctionResult, encodeAbiParameters, encodeFunctionData, getAddress, parseSignature, type Address, type Hex } from "viem";
-import { eip3009Abi, multicall3Abi } from "../src/contracts/abi.ts";
-import { decodeAggregate3, decodeBoolResult, decodeUint256Result, encodeAggregate3, encodeTransferVrs } from "../src/exact/abi-fast.ts";
+import { batchSettlerAbi, eip3009Abi, multicall3Abi } from "../src/contracts/abi.ts";
+import { decodeAggregate3, decodeBatchSettleKeys, decodeBoolResult, decodeUint256Result, encodeAggregate3, encodeTransferVrs } from "../src/exact/abi-fast.ts";
 
 let seed = 42;
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -15,6 +15,32 @@ const hex = (bytes: number, mixed = false) => {
 };
 
 describe("hand-written ABI coders equal viem's", () => {
+  it("BatchSettler settle(): token and each item's (from, nonce), as viem decodes them; anything else undefined", () => {
+    for (let round = 0; round < 40; round++) {
+      const n = Math.floor(rand() * 60);
+      const items = Array.from({ length: n }, () => ({
+        from: getAddress(hex(20)),
+        to: getAddress(hex(20)),
+        value: BigInt(hex(8)),
+        validAfter: 0n,
+        validBefore: BigInt(hex(4)),
+        nonce: hex(32),
+        // 65-byte signatures, and now and then another length (the bytes overload).
+        signature: hex(rand() < 0.8 ? 65 : Math.floor(rand() * 130)),
+      }));
+      const token = getAddress(hex(20));
+      const data = encodeFunctionData({ abi: batchSettlerAbi, functionName: "settle", args: [token, items] });
+      const fast = decodeBatchSettleKeys(data);
+      expect(fast).toEqual({ token: token.toLowerCase(), items: items.map((i) => ({ from: i.from.toLowerCase(), nonce: i.nonce.toLowerCase() })) });
+    }
+    const one = encodeFunctionData({ abi: batchSettlerAbi, functionName: "settle", args: [getAddress(hex(20)), [{ from: getAddress(hex(20)), to: getAddress(hex(20)), value: 1n, validAfter: 0n, validBefore: 2n, nonce: hex(32), signature: hex(65) }]] });
+    expect(decodeBatchSettleKeys(one.slice(0, -64) as Hex)).toBeUndefined(); // truncated: the signature's words are gone, the offsets still fit
+    expect(decodeBatchSettleKeys(`${one.slice(0, 10)}${"f".repeat(64)}${one.slice(74)}` as Hex)).toBeUndefined(); // token word is not an address
+    expect(decodeBatchSettleKeys(`${one.slice(0, 74)}${"0".repeat(62)}ff${one.slice(138)}` as Hex)).toBeUndefined(); // array offset out of range
+    expect(decodeBatchSettleKeys(encodeFunctionData({ abi: eip3009Abi, functionName: "balanceOf", args: [getAddress(hex(20))] }))).toBeUndefined();
+  });
+
+
   it("aggregate3 calldata, including empty and odd-length call data", () => {
     for (let round = 0; round < 50; round++) {
       const n = Math.floor(rand() * 6);

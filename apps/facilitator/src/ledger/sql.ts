@@ -5,6 +5,7 @@
  */
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
+import { pgliteThreadSql, type PgliteThreadOptions } from "./pglite-thread.ts";
 
 export interface SqlExecutor {
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<T[]>;
@@ -24,8 +25,18 @@ export function sqlState(e: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+export interface PgliteOptions extends PgliteThreadOptions {
+  /**
+   * Run PGlite on its own worker thread (default true). PGlite executes each statement
+   * synchronously in the calling thread; `false` runs it in this thread as before (an escape
+   * hatch: no thread, but every statement blocks the event loop while it runs).
+   */
+  thread?: boolean;
+}
+
 /** Embedded PostgreSQL. `dataDir` persists; without it the database lives in memory. */
-export async function pgliteSql(dataDir?: string): Promise<Sql> {
+export async function pgliteSql(dataDir?: string, options: PgliteOptions = {}): Promise<Sql> {
+  if (options.thread ?? true) return pgliteThreadSql(dataDir, options);
   const db = await PGlite.create(dataDir);
   return {
     dialect: "pglite",

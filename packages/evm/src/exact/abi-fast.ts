@@ -114,3 +114,48 @@ export function decodeBoolResult(data: Hex, functionName: "authorizationState"):
   }
   return decodeFunctionResult({ abi: eip3009Abi, functionName, data }) as boolean;
 }
+
+const BATCH_SETTLE = toFunctionSelector("settle(address,(address,address,uint256,uint256,uint256,bytes32,bytes)[])");
+
+/**
+ * The token and each item's (from, nonce) of a BatchSettler `settle(token, items)` call: what
+ * identifies the payments a signed transaction carries (the facilitator's write-ahead record).
+ * Reads only the words it needs; undefined when the data is not such a call or any offset
+ * points outside it (callers then use viem's decoder, which explains what is wrong).
+ */
+export function decodeBatchSettleKeys(data: Hex): { token: Address; items: Array<{ from: Address; nonce: Hex }> } | undefined {
+  if (data.length < 10 + 64 * 3 || data.slice(0, 10).toLowerCase() !== BATCH_SETTLE || (data.length - 10) % 64 !== 0) return undefined;
+  const words = (data.length - 10) / 64;
+  const at = (i: number): string | undefined => (i >= 0 && i < words ? data.slice(10 + 64 * i, 74 + 64 * i) : undefined);
+  const num = (i: number): number | undefined => {
+    const w = at(i);
+    if (w === undefined || !w.startsWith("0".repeat(48))) return undefined; // far beyond any calldata size
+    const n = parseInt(w.slice(48), 16);
+    return n % 32 === 0 ? n / 32 : undefined; // offsets are whole words in this layout
+  };
+  const address = (i: number): Address | undefined => {
+    const w = at(i);
+    return w !== undefined && w.startsWith("0".repeat(24)) ? (`0x${w.slice(24).toLowerCase()}` as Address) : undefined;
+  };
+  const token = address(0);
+  const arrayAt = num(1);
+  if (token === undefined || arrayAt === undefined) return undefined;
+  const length = at(arrayAt);
+  if (length === undefined || !length.startsWith("0".repeat(56))) return undefined;
+  const n = parseInt(length, 16);
+  const items: Array<{ from: Address; nonce: Hex }> = [];
+  for (let k = 0; k < n; k++) {
+    const rel = num(arrayAt + 1 + k);
+    if (rel === undefined) return undefined;
+    const tuple = arrayAt + 1 + rel;
+    const from = address(tuple);
+    const nonce = at(tuple + 5);
+    // The signature (bytes, by offset from the tuple) must lie inside the data too.
+    const signatureRel = num(tuple + 6);
+    const signatureLength = signatureRel === undefined ? undefined : at(tuple + signatureRel);
+    if (from === undefined || nonce === undefined || signatureLength === undefined || !signatureLength.startsWith("0".repeat(56))) return undefined;
+    if (tuple + signatureRel! + 1 + Math.ceil(parseInt(signatureLength, 16) / 32) > words) return undefined;
+    items.push({ from, nonce: `0x${nonce.toLowerCase()}` });
+  }
+  return { token, items };
+}

@@ -21,7 +21,6 @@ import {
   encodeFunctionData,
   getAddress,
   hexToBytes,
-  http,
   isAddress,
   isAddressEqual,
   isErc6492Signature,
@@ -36,6 +35,7 @@ import {
 } from "viem";
 import { recoverAddress } from "../crypto/recover.ts";
 import { MULTICALL3_ADDRESS, eip3009Abi } from "../contracts/abi.ts";
+import { rpcTransportForUrl } from "../rpc/transport.ts";
 import { decodeAggregate3, decodeBoolResult, decodeUint256Result, encodeAggregate3, encodeTransferVrs } from "./abi-fast.ts";
 import { createCallBatcher, type Aggregate3Result, type CallBatcher } from "./batch.ts";
 import { domainSeparator, transferAuthorizationDigest } from "./digest.ts";
@@ -161,7 +161,8 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     let client = c.publicClient;
     if (!client) {
       if (!c.rpcUrl) throw new Error(`networks[${c.network}]: give rpcUrl or publicClient`);
-      client = createPublicClient({ transport: http(c.rpcUrl), pollingInterval: config.pollingIntervalMs ?? 1000 });
+      // node:http keep-alive transport: viem's http() (undici fetch) costs several times the CPU per call.
+      client = createPublicClient({ transport: rpcTransportForUrl(c.rpcUrl), pollingInterval: config.pollingIntervalMs ?? 1000 });
     }
     nets.set(c.network, { config: c, network: c.network, chainId, client, sendQueue: Promise.resolve() });
   }

@@ -5,3 +5,4 @@ export * from "./server.ts";
 export * from "./facilitator.ts";
 export * from "./batch.ts";
 export * from "./digest.ts";
+export { decodeBatchSettleKeys } from "./abi-fast.ts";

@@ -23,21 +23,20 @@ import {
   createPublicClient,
   decodeFunctionResult,
   encodeFunctionData,
-  http,
   isAddress,
   isHex,
-  keccak256,
   parseSignature,
   size,
-  TransactionReceiptNotFoundError,
+  formatTransactionReceipt,
   type Address,
   type Hex,
   type LocalAccount,
   type PublicClient,
   type TransactionReceipt,
 } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { fastLocalAccount, keccak256Hex } from "../crypto/sign.ts";
 import { batchSettlerAbi, eip3009Abi } from "../contracts/abi.ts";
+import { rpcTransportForUrl } from "../rpc/transport.ts";
 import { itemStatus, outcomeFromReceipt, reasonFromRevertData, revertDataOf, shortMessage } from "./receipt.ts";
 import type {
   EngineStats,
@@ -132,8 +131,10 @@ interface Tracked {
   hooks: Promise<void>;
   outcome?: TransactionOutcome;
   done: Deferred<TransactionOutcome>;
-  /** The last block at which all its hashes were looked up. */
+  /** The last block at which all its hashes were looked up (and found missing twice). */
   checkedBlock?: bigint;
+  /** The head at which a lookup last found none of its hashes. */
+  missedAt?: bigint;
   /** Its first receipt lookup (ungated, alongside eth_blockNumber) was done. */
   looked?: boolean;
 }
@@ -191,7 +192,8 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
   if (replacement && !(bumpPercent >= 12.5)) throw new TypeError("replacement.bumpPercent: must be at least 12.5");
   const cap = config.maxFeePerGasCap;
 
-  const accounts = config.signers.map((s) => (typeof s === "string" ? privateKeyToAccount(s) : s));
+  // Keys we hold sign through libsecp256k1 (one signature per batch, over large calldata).
+  const accounts = config.signers.map((s) => (typeof s === "string" ? fastLocalAccount(s) : s));
   const networks = new Map<Network, NetworkState>();
   for (const n of config.networks) {
     if (networks.has(n.network)) throw new TypeError(`networks: ${n.network} is listed twice`);
@@ -199,10 +201,11 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
       n.client ??
       (n.rpcUrl
         ? // JSON-RPC batching turns the poller's many receipt lookups into one HTTP request.
-          createPublicClient({ transport: http(n.rpcUrl, { batch: { batchSize: 200 }, retryCount: 2 }) })
+          // node:http keep-alive transport (rpc/transport.ts): viem's http() costs several times the CPU per call.
+          createPublicClient({ transport: rpcTransportForUrl(n.rpcUrl, { batch: { batchSize: 200 }, retryCount: 2 }) })
         : undefined);
     if (!client) throw new TypeError(`networks[${n.network}]: rpcUrl or client is required`);
-    const direct = n.client ?? createPublicClient({ transport: http(n.rpcUrl, { retryCount: 2 }) });
+    const direct = n.client ?? createPublicClient({ transport: rpcTransportForUrl(n.rpcUrl!, { retryCount: 2 }) });
     networks.set(n.network, {
       network: n.network,
       config: n,
@@ -636,7 +639,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
       maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
       value: 0n,
     });
-    const hash = keccak256(serialized);
+    const hash = keccak256Hex(serialized);
     try {
       await net.direct.sendRawTransaction({ serializedTransaction: serialized });
     } catch (e) {
@@ -751,9 +754,14 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
             } else {
               // Issued together: the client sends them as one JSON-RPC batch.
               const receipt = await firstReceipt(net, t.sends.map((x) => x.hash));
-              // Only a completed lookup counts as checked, so an RPC error is retried next tick.
-              t.checkedBlock = block;
               if (receipt) return finalize(net, t, receipt);
+              // Only a completed lookup counts as checked, so an RPC error is retried next tick. And
+              // a miss counts only the second time at the same head: a node can report a new block
+              // before its receipts are readable (anvil under load did; so can a load-balanced RPC),
+              // and a block counted as checked too early is never looked at again on a chain that
+              // then goes quiet.
+              if (t.missedAt === block) t.checkedBlock = block;
+              else t.missedAt = block;
             }
           }
           if (replacement && !t.bumping && Date.now() - t.lastSendAt >= replacement.bumpAfterMs) await bump(net, t);
@@ -772,12 +780,12 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
 
   async function firstReceipt(net: NetworkState, hashes: readonly Hex[], client: PublicClient = net.client): Promise<TransactionReceipt | undefined> {
     const receipts = await Promise.all(
-      hashes.map((hash) =>
-        client.getTransactionReceipt({ hash }).catch((e: unknown) => {
-          if (e instanceof TransactionReceiptNotFoundError) return undefined;
-          throw e;
-        }),
-      ),
+      hashes.map(async (hash) => {
+        // Not deduplicated (viem's getTransactionReceipt is): a lookup already in flight started
+        // before this tick read the head, and its "not found" says nothing about that head.
+        const raw = await client.request({ method: "eth_getTransactionReceipt", params: [hash] }, { dedupe: false });
+        return raw ? formatTransactionReceipt(raw) : undefined;
+      }),
     );
     return receipts.find((r) => r !== undefined);
   }

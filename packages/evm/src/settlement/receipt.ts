@@ -6,6 +6,7 @@ import {
   BaseError,
   decodeErrorResult,
   decodeEventLog,
+  getAddress,
   hexToString,
   toEventSelector,
   type Hex,
@@ -23,9 +24,9 @@ export function outcomeFromReceipt(receipt: TransactionReceipt): TransactionOutc
     for (const log of receipt.logs) {
       const topic = log.topics[0];
       try {
-        if (topic === AUTHORIZATION_USED) {
-          const { args } = decodeEventLog({ abi: eip3009Abi, eventName: "AuthorizationUsed", data: log.data, topics: log.topics });
-          items.push({ from: args.authorizer, nonce: args.nonce, status: "success" });
+        if (topic === AUTHORIZATION_USED && log.topics.length === 3) {
+          // Both arguments are indexed: read from the topics (one per settled item, on the hot path).
+          items.push({ from: getAddress(`0x${log.topics[1]!.slice(26)}`), nonce: log.topics[2]!, status: "success" });
         } else if (topic === ITEM_SETTLED) {
           const { args } = decodeEventLog({ abi: batchSettlerAbi, eventName: "ItemSettled", data: log.data, topics: log.topics });
           if (!args.ok) items.push({ from: args.from, nonce: args.nonce, status: "reverted", reason: reasonFromRevertData(args.reason) });

@@ -1,0 +1,1 @@
+export { redactRpcUrl, rpcTransport, rpcTransportForUrl, type RpcTransportOptions } from "./transport.ts";
