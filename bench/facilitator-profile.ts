@@ -105,15 +105,22 @@ async function main(): Promise<void> {
         // --profile=<file>: a CPU profile of the settle phase only (setup and signing excluded).
         const profileTo = arg("profile", "");
         const session = profileTo ? new Session() : undefined;
+        const heap = process.argv.includes("--heap");
         if (session) {
           session.connect();
-          await session.post("Profiler.enable");
-          await session.post("Profiler.start");
+          if (heap) {
+            await session.post("HeapProfiler.enable");
+            await session.post("HeapProfiler.startSampling", { samplingInterval: 16384 });
+          } else {
+            await session.post("Profiler.enable");
+            await session.post("Profiler.start");
+          }
         }
         countingRpc = true;
         const s = await runLoad({ url: t.url, path: "/settle", bodies: settleBodies, concurrency: clients, success: "success" });
         if (session) {
-          const { profile } = await session.post("Profiler.stop");
+          // --heap: a sampling allocation profile (bytes allocated per call site) instead of CPU.
+          const { profile } = heap ? await session.post("HeapProfiler.stopSampling") : await session.post("Profiler.stop");
           writeFileSync(profileTo, JSON.stringify(profile));
           session.disconnect();
         }

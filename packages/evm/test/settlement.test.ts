@@ -8,6 +8,7 @@ import {
   createTestClient,
   createWalletClient,
   custom,
+  decodeEventLog,
   http,
   toHex,
   type Address,
@@ -15,7 +16,7 @@ import {
   type PublicClient,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { eip3009Abi } from "../src/contracts/index.ts";
+import { batchSettlerAbi, eip3009Abi } from "../src/contracts/index.ts";
 import { exactEvmClient, exactEvmFacilitator, type ExactEvmSubmit } from "../src/exact/index.ts";
 import {
   createSettlementEngine,
@@ -173,6 +174,14 @@ describe("settlement engine on anvil", () => {
     expect(finals).toHaveLength(1);
     expect(finals[0]!.status).toBe("success");
     expect(finals[0]!.items.map((i) => i.status)).toEqual(["success", "success", "reverted", "success"]);
+    // BatchSettler logs only the failure (ItemFailed, with the token's revert data); the settled
+    // items are proven by the token's own logs (Transfer + AuthorizationUsed each).
+    const receipt = await client.getTransactionReceipt({ hash: r0!.transaction });
+    const fromSettler = receipt.logs.filter((l) => l.address.toLowerCase() === net.batchSettler.address.toLowerCase());
+    expect(fromSettler).toHaveLength(1);
+    const failed = decodeEventLog({ abi: batchSettlerAbi, data: fromSettler[0]!.data, topics: fromSettler[0]!.topics });
+    expect(failed).toMatchObject({ eventName: "ItemFailed", args: { index: 2n, nonce: tampered.authorization.nonce, from: tampered.authorization.from } });
+    expect(receipt.logs.filter((l) => l.address.toLowerCase() === net.usdc.address.toLowerCase())).toHaveLength(6);
     // And resuming from the hash tells the same story per item.
     const asBad = await engine.reconcile(r0!.transaction, { item: { from: tampered.authorization.from, nonce: tampered.authorization.nonce } });
     expect(asBad.status).toBe("reverted");

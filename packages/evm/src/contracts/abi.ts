@@ -177,7 +177,7 @@ export const eip3009Abi = [
   { type: "error", name: "ERC20InvalidSender", inputs: [{ name: "sender", type: "address" }] },
 ] as const;
 
-/** BatchSettler: settle many EIP-3009 authorizations for one token; per-item results in ItemSettled logs. */
+/** BatchSettler: settle many EIP-3009 authorizations for one token; `ok[i]` per item, an ItemFailed log per failure. */
 export const batchSettlerAbi = [
   {
     type: "function",
@@ -195,13 +195,12 @@ export const batchSettlerAbi = [
   },
   {
     type: "event",
-    name: "ItemSettled",
+    name: "ItemFailed",
     inputs: [
       { name: "nonce", type: "bytes32", indexed: true },
       { name: "from", type: "address", indexed: true },
       { name: "to", type: "address", indexed: true },
       { name: "index", type: "uint256", indexed: false },
-      { name: "ok", type: "bool", indexed: false },
       { name: "reason", type: "bytes", indexed: false },
     ],
   },

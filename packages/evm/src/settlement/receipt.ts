@@ -1,6 +1,6 @@
 // Reading settlement results back from receipts and revert data. The token's own
 // `AuthorizationUsed(authorizer, nonce)` log is the proof an item settled; BatchSettler's
-// `ItemSettled(ok = false, reason)` only explains a failure.
+// `ItemFailed(reason)` only explains a failure.
 import { Reason } from "@tollgate/core";
 import {
   BaseError,
@@ -16,7 +16,7 @@ import { batchSettlerAbi, eip3009Abi } from "../contracts/abi.ts";
 import type { ReceiptItem, TransactionOutcome } from "./types.ts";
 
 const AUTHORIZATION_USED = toEventSelector("AuthorizationUsed(address,bytes32)");
-const ITEM_SETTLED = toEventSelector("ItemSettled(bytes32,address,address,uint256,bool,bytes)");
+const ITEM_FAILED = toEventSelector("ItemFailed(bytes32,address,address,uint256,bytes)");
 
 export function outcomeFromReceipt(receipt: TransactionReceipt): TransactionOutcome {
   const items: ReceiptItem[] = [];
@@ -27,9 +27,9 @@ export function outcomeFromReceipt(receipt: TransactionReceipt): TransactionOutc
         if (topic === AUTHORIZATION_USED && log.topics.length === 3) {
           // Both arguments are indexed: read from the topics (one per settled item, on the hot path).
           items.push({ from: getAddress(`0x${log.topics[1]!.slice(26)}`), nonce: log.topics[2]!, status: "success" });
-        } else if (topic === ITEM_SETTLED) {
-          const { args } = decodeEventLog({ abi: batchSettlerAbi, eventName: "ItemSettled", data: log.data, topics: log.topics });
-          if (!args.ok) items.push({ from: args.from, nonce: args.nonce, status: "reverted", reason: reasonFromRevertData(args.reason) });
+        } else if (topic === ITEM_FAILED) {
+          const { args } = decodeEventLog({ abi: batchSettlerAbi, eventName: "ItemFailed", data: log.data, topics: log.topics });
+          items.push({ from: args.from, nonce: args.nonce, status: "reverted", reason: reasonFromRevertData(args.reason) });
         }
       } catch {
         // A log with a matching topic but another layout is not ours.
