@@ -84,6 +84,17 @@ async function main(): Promise<void> {
     const calls = new Map<string, { n: number; ms: number }>();
     const ledger = target === "theirs" ? undefined : await createLedger();
     const counted = ledger && countingLedger(ledger, calls, ledgerMode === "no-verify-records");
+    if (process.argv.includes("--after-theirs")) {
+      // The order bench/facilitator.ts uses: the official facilitator settles on this anvil first.
+      const theirs = await startTheirs(net, net.accounts.facilitator.privateKey);
+      const r = await runLoad({ url: theirs.url, path: "/settle", bodies: await signBodies(signing, 600), concurrency: 32, success: "success" });
+      console.log(`(before: official settle @32 ${r.successesPerSecond}/s)`);
+      await theirs.close();
+      const c0 = process.cpuUsage();
+      await new Promise((r) => setTimeout(r, 2000));
+      const c = process.cpuUsage(c0);
+      console.log(`(idle 2 s after closing it: ${((c.user + c.system) / 1000).toFixed(0)} ms CPU in this process)`);
+    }
     const t =
       target === "theirs"
         ? await startTheirs(net, net.accounts.facilitator.privateKey)

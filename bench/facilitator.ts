@@ -18,7 +18,9 @@
 //   phase's block range, divided by the payments settled. Correctness: the payee's balance must
 //   rise by exactly successes × amount in every settle phase.
 // - Order: official first, then ours with batching, then ours without; each on its own fresh
-//   fee-payer key(s) so account nonces never interfere.
+//   fee-payer key(s) so account nonces never interfere, and each from the same chain state
+//   (anvil evm_snapshot / evm_revert: the chain is reset to the post-setup block before each). Before each settle level, our service's
+//   write-behind audit rows from the previous phase are drained (the official one keeps none).
 // Prints a table (ours / theirs / ratio per cell); writes bench/results/facilitator.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -31,7 +33,7 @@ import { devAccount, startLocalNetwork, type RunningLocalNetwork } from "@tollga
 import { createSettlementEngine, exactEvmFacilitator, signExactEvmAuthorization } from "@tollgate/evm";
 import { ConfigError, parseConfig, startFacilitator, type StartFacilitatorOptions } from "@tollgate/facilitator";
 import { startOfficialFacilitator } from "./official.ts";
-import { runLoad, type LoadResult } from "./load.ts";
+import { processCpuMs, runLoad, type LoadResult } from "./load.ts";
 import { option, stopAfter } from "./options.ts";
 
 const AMOUNT = "1000"; // 0.001 USDC: balances last for any run
@@ -45,8 +47,8 @@ const VERIFY_REQUESTS = {
   small: { 1: 100, 32: 600, 256: 1280 },
 } satisfies Record<string, Record<number, number>>;
 const SETTLE_REQUESTS = {
-  large: { 1: 50, 32: 500, 256: 1024 },
-  small: { 1: 30, 32: 300, 256: 768 },
+  large: { 1: 50, 32: 500, 256: 2048 },
+  small: { 1: 30, 32: 300, 256: 1024 },
 } satisfies Record<string, Record<number, number>>;
 type Side = keyof typeof VERIFY_REQUESTS;
 const VERIFY_POOL = 512;
@@ -135,6 +137,8 @@ export interface Target {
   signers: Address[];
   /** How our settlement engine was wired ("config" = the service's own config fields). */
   wiring?: string;
+  /** Resolves when work left behind by the last phase (our write-behind audit rows) is done. */
+  idle?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -174,7 +178,14 @@ export async function startOurs(net: RunningLocalNetwork, keys: Hex[], batching:
   }
   if (configWired) {
     const running = await startFacilitator(wired as Parameters<typeof startFacilitator>[0], options);
-    return { name: `tollgate (batching ${batching ? "on" : "off"})`, url: running.url, signers, wiring: "config (networks[].batchSettler + settlement.batching)", close: running.close };
+    return {
+      name: `tollgate (batching ${batching ? "on" : "off"})`,
+      url: running.url,
+      signers,
+      wiring: "config (networks[].batchSettler + settlement.batching)",
+      idle: () => running.app.audit.drain(),
+      close: running.close,
+    };
   }
   const engine = createSettlementEngine({
     networks: [{ network, rpcUrl: net.rpcUrl, batchSettler: net.batchSettler.address }],
@@ -198,6 +209,7 @@ export async function startOurs(net: RunningLocalNetwork, keys: Hex[], batching:
       await running.close();
       await engine.close({ timeoutMs: 10_000 });
     },
+    idle: () => running.app.audit.drain(),
   };
 }
 
@@ -235,7 +247,16 @@ export async function signBodies(s: Signing, count: number): Promise<string[]> {
 
 // ---------------------------------------------------------------- phases
 
+/** Where the machine's CPU went during a settle level, per settled payment (Linux /proc; 10 ms ticks). */
+export interface CpuSplit {
+  /** µs of CPU per settlement: anvil (all its threads); this process minus the load generator's thread (the facilitator under test, its store thread and GC); the load generator. */
+  perSettlementUs: { anvil: number | null; facilitator: number | null; loadGenerator: number | null; total: number | null };
+  /** Share of the machine's cores busy over the level (all three together; 1 = every core all the time). */
+  machineBusy: number | null;
+}
+
 export interface SettlePhase extends LoadResult {
+  cpu: CpuSplit;
   gas: GasSummary & { perSettlement: number | null };
   payeeDelta: string;
   expectedDelta: string;
@@ -255,6 +276,9 @@ export async function verifyLevels(target: Target, pool: string[], scale: number
 }
 
 export async function settleLevels(net: RunningLocalNetwork, target: Target, signing: Signing, scale: number, side: Side): Promise<Record<number, SettlePhase>> {
+  // Each level starts with nothing left over from the one before: the verify phases leave our
+  // audit rows (written behind the answers) to the store, and a settle level would queue behind them.
+  await target.idle?.();
   // Warm-up outside the measured block ranges (JIT, nonce managers, token-domain caches).
   await runLoad({ url: target.url, path: "/settle", bodies: await signBodies(signing, 4), concurrency: 2, success: "success" });
   await waitIdle(net.rpcUrl, target.signers);
@@ -263,9 +287,13 @@ export async function settleLevels(net: RunningLocalNetwork, target: Target, sig
   for (const c of LEVELS) {
     const requests = Math.max(c, Math.round(SETTLE_REQUESTS[side][c] * scale));
     const bodies = await signBodies(signing, requests);
+    await target.idle?.();
     const fromBlock = await blockNumber(net.rpcUrl);
     const before = await tokenBalance(net.rpcUrl, net.usdc.address, payee);
+    const anvilCpu0 = processCpuMs(net.anvil.pid);
+    const cpu0 = process.cpuUsage();
     const load = await runLoad({ url: target.url, path: "/settle", bodies, concurrency: c, success: "success" });
+    const cpu = cpuSplit(load, process.cpuUsage(cpu0), anvilCpu0, processCpuMs(net.anvil.pid));
     const chainIdle = await waitIdle(net.rpcUrl, target.signers);
     const toBlock = await blockNumber(net.rpcUrl);
     const after = await tokenBalance(net.rpcUrl, net.usdc.address, payee);
@@ -273,6 +301,7 @@ export async function settleLevels(net: RunningLocalNetwork, target: Target, sig
     const expected = BigInt(load.successes) * BigInt(AMOUNT);
     out[c] = {
       ...load,
+      cpu,
       gas: { ...gas, perSettlement: load.successes > 0 ? Math.round(gas.gasUsed / load.successes) : null },
       payeeDelta: (after - before).toString(),
       expectedDelta: expected.toString(),
@@ -281,10 +310,25 @@ export async function settleLevels(net: RunningLocalNetwork, target: Target, sig
     };
     log(
       `  ${target.name} settle @${c}: ${load.successesPerSecond}/s (${load.successes}/${requests} ok, ${load.errors} errors), ` +
-        `${gas.transactions} tx, ${out[c].gas.perSettlement ?? "-"} gas/settlement, balance ${out[c].balanceCorrect ? "ok" : `WRONG (+${after - before}, expected +${expected})`}`,
+        `${gas.transactions} tx, ${out[c].gas.perSettlement ?? "-"} gas/settlement, balance ${out[c].balanceCorrect ? "ok" : `WRONG (+${after - before}, expected +${expected})`}, ` +
+        `CPU µs/settlement: facilitator ${cpu.perSettlementUs.facilitator ?? "-"}, anvil ${cpu.perSettlementUs.anvil ?? "-"}, load generator ${cpu.perSettlementUs.loadGenerator ?? "-"} (machine ${cpu.machineBusy === null ? "-" : `${Math.round(cpu.machineBusy * 100)}%`} busy)`,
     );
   }
   return out;
+}
+
+function cpuSplit(load: LoadResult, usage: NodeJS.CpuUsage, anvilBefore: number | undefined, anvilAfter: number | undefined): CpuSplit {
+  const n = load.successes;
+  const per = (ms: number | undefined) => (ms === undefined || n === 0 ? null : Math.round((ms * 1000) / n));
+  const processMs = (usage.user + usage.system) / 1000;
+  const anvilMs = anvilBefore !== undefined && anvilAfter !== undefined ? anvilAfter - anvilBefore : undefined;
+  const generatorMs = load.generatorCpuMs;
+  const facilitatorMs = generatorMs === undefined ? undefined : processMs - generatorMs;
+  const totalMs = anvilMs === undefined ? undefined : processMs + anvilMs;
+  return {
+    perSettlementUs: { anvil: per(anvilMs), facilitator: per(facilitatorMs), loadGenerator: per(generatorMs), total: per(totalMs) },
+    machineBusy: totalMs === undefined || load.seconds === 0 ? null : Math.round((totalMs / 1000 / load.seconds / cpus().length) * 100) / 100,
+  };
 }
 
 function log(line: string): void {
@@ -323,6 +367,14 @@ async function main(): Promise<void> {
     const theirKey = net.accounts.facilitator.privateKey;
     const ourKeys = (offset: number) => Array.from({ length: signerCount }, (_, i) => devAccount(offset + i).privateKey);
 
+    // Every facilitator starts from the same chain state: anvil grows slower as blocks pile up
+    // (thousands per run), so whoever ran later would pay for the others' blocks.
+    let snapshot = await rpc<string>(net.rpcUrl, "evm_snapshot");
+    const freshChain = async () => {
+      await rpc(net.rpcUrl, "evm_revert", [snapshot]);
+      snapshot = await rpc<string>(net.rpcUrl, "evm_snapshot"); // a revert consumes its snapshot
+    };
+
     log("bench: official facilitator…");
     const theirs = await startTheirs(net, theirKey);
     cleanups.push(() => theirs.close());
@@ -330,6 +382,7 @@ async function main(): Promise<void> {
     const theirSettle = await settleLevels(net, theirs, signing, scale, "small");
     await theirs.close();
 
+    await freshChain();
     log(`bench: tollgate facilitator, batching on (${signerCount} fee payers)…`);
     const oursOn = await startOurs(net, ourKeys(1000), true);
     log(`  settlement engine wiring: ${oursOn.wiring}`);
@@ -338,6 +391,7 @@ async function main(): Promise<void> {
     const ourSettleOn = await settleLevels(net, oursOn, signing, scale, "large");
     await oursOn.close();
 
+    await freshChain();
     log(`bench: tollgate facilitator, batching off (${signerCount} fee payers)…`);
     const oursOff = await startOurs(net, ourKeys(2000), false);
     cleanups.push(() => oursOff.close());
@@ -408,7 +462,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, loadavg: loadavg().map((x) => Math.round(x * 100) / 100) },
       config: {
-        chain: "anvil (auto-mine), one instance for all runs",
+        chain: "anvil (auto-mine), one instance for all runs, reset to the same post-setup snapshot before each facilitator",
         amount: AMOUNT,
         scale,
         requests: "per level: see each result's `requests` (official and ours without batching get fewer)",

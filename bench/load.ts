@@ -7,6 +7,7 @@
 // other machines in real life, and on the service's own event loop the generator's HTTP client
 // work would be billed to whichever service is measured. It still shares the machine's 2 cores
 // (same handicap for every service measured). `inProcess: true` runs it on the caller's thread.
+import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { Worker } from "node:worker_threads";
 
@@ -35,6 +36,8 @@ export interface LoadResult {
   seconds: number;
   successesPerSecond: number;
   latencyMs: { p50: number; p95: number; p99: number; max: number };
+  /** CPU time of the generator's own thread (Linux: /proc/thread-self), undefined elsewhere. */
+  generatorCpuMs?: number;
   /** First few distinct failure descriptions (status + reason). */
   errorSamples: string[];
   /** Failure kinds with their counts. */
@@ -102,6 +105,27 @@ function isSuccess(field: LoadOptions["success"], body: unknown): boolean {
   return typeof body === "object" && body !== null && (body as Record<string, unknown>)[field] === true;
 }
 
+/** CPU milliseconds (user + system) of the calling thread, from /proc/thread-self/stat (clock ticks of 10 ms). */
+export function threadCpuMs(): number | undefined {
+  try {
+    const fields = readFileSync("/proc/thread-self/stat", "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU milliseconds (user + system, all threads) of process `pid`, from /proc; undefined elsewhere. */
+export function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function runLoadHere(opts: LoadOptions): Promise<LoadResult> {
   const total = opts.requests ?? opts.bodies.length;
   if (opts.bodies.length === 0 || total < 1) throw new Error("runLoad: no bodies");
@@ -115,6 +139,7 @@ export async function runLoadHere(opts: LoadOptions): Promise<LoadResult> {
   let successes = 0;
   let errors = 0;
 
+  const cpuAtStart = threadCpuMs();
   const started = performance.now();
   async function worker(): Promise<void> {
     for (;;) {
@@ -150,6 +175,7 @@ export async function runLoadHere(opts: LoadOptions): Promise<LoadResult> {
   }
   await Promise.all(Array.from({ length: Math.min(opts.concurrency, total) }, () => worker()));
   const seconds = (performance.now() - started) / 1000;
+  const cpuAtEnd = threadCpuMs();
   agent.destroy();
 
   latencies.sort((a, b) => a - b);
@@ -160,6 +186,7 @@ export async function runLoadHere(opts: LoadOptions): Promise<LoadResult> {
     seconds: Math.round(seconds * 1000) / 1000,
     successesPerSecond: Math.round((successes / seconds) * 10) / 10,
     latencyMs: { p50: quantile(latencies, 0.5), p95: quantile(latencies, 0.95), p99: quantile(latencies, 0.99), max: quantile(latencies, 1) },
+    ...(cpuAtStart !== undefined && cpuAtEnd !== undefined ? { generatorCpuMs: cpuAtEnd - cpuAtStart } : {}),
     errorSamples: Object.keys(errorKinds).slice(0, 5),
     errorKinds,
   };

@@ -21,6 +21,8 @@ export type AnvilInstance = {
   rpcUrl: string;
   port: number;
   chainId: number;
+  /** The anvil process's id (benchmarks read its CPU time from /proc). */
+  pid: number | undefined;
   stop(): Promise<void>;
 };
 
@@ -137,6 +139,7 @@ export async function startAnvil(opts: StartAnvilOptions = {}): Promise<AnvilIns
     rpcUrl,
     port,
     chainId,
+    pid: child.pid,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");
