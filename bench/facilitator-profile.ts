@@ -82,7 +82,9 @@ async function main(): Promise<void> {
     const keys = Array.from({ length: signers }, (_, i) => devAccount(3000 + i).privateKey);
     const ledgerMode = arg("ledger", "real");
     const calls = new Map<string, { n: number; ms: number }>();
-    const ledger = target === "theirs" ? undefined : await createLedger();
+    // --store=pg: the ledger on PostgreSQL at 127.0.0.1:5432 (a fresh schema) instead of PGlite.
+    const store = arg("store", "pglite");
+    const ledger = target === "theirs" ? undefined : await createLedger(store === "pg" ? { databaseUrl: "postgres://postgres@127.0.0.1:5432/test", schema: `bench_${Date.now()}` } : {});
     const counted = ledger && countingLedger(ledger, calls, ledgerMode === "no-verify-records");
     if (process.argv.includes("--after-theirs")) {
       // The order bench/facilitator.ts uses: the official facilitator settles on this anvil first.
