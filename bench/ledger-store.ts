@@ -7,9 +7,9 @@
 // pg = PostgreSQL at 127.0.0.1:5432 (a fresh schema). Prints wall time and CPU per payment, and
 // the main thread's own CPU and event-loop utilization: what the store costs the thread that
 // answers HTTP. Figures are noisy on a 2-core machine; repeat runs.
-import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { createLedger, pgliteSql, type Ledger, type PaymentEntry } from "@tollgate/facilitator";
+import { statCpuMs } from "./load.ts";
 
 const mode = process.argv[2] ?? "mem";
 const N = 4096;
@@ -21,7 +21,7 @@ else if (mode === "pg") ledger = await createLedger({ databaseUrl: "postgres://p
 else throw new Error(`mode: expected mem, inproc or pg, got ${mode}`);
 const entries: PaymentEntry[] = Array.from({ length: N }, (_, i) => ({ key: `k${i}-${Math.random()}`, network: "eip155:31337", scheme: "exact", asset: "0xabc", payer: "0xpayer" + (i % 64), payee: "0xpayee", amount: "1000", nonce: "0x" + i.toString(16).padStart(64, "0"), requestHash: "h" + i }));
 // Main thread only (process.cpuUsage() counts the PGlite worker too): /proc/self/task/<pid>/stat, clock ticks (10 ms).
-const mainCpuUs = () => { const f = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8").split(") ")[1]!.split(" "); return (Number(f[11]) + Number(f[12])) * 10_000; };
+const mainCpuUs = () => (statCpuMs(`/proc/self/task/${process.pid}/stat`) ?? NaN) * 1000;
 const main0 = mainCpuUs(); const elu0 = performance.eventLoopUtilization();
 const cpu0 = process.cpuUsage(); const t0 = performance.now();
 // Optional 3rd argument: that many independent streams at once (concurrent clients), default 1.

@@ -105,26 +105,21 @@ function isSuccess(field: LoadOptions["success"], body: unknown): boolean {
   return typeof body === "object" && body !== null && (body as Record<string, unknown>)[field] === true;
 }
 
-/** CPU milliseconds (user + system) of the calling thread, from /proc/thread-self/stat (clock ticks of 10 ms). */
-export function threadCpuMs(): number | undefined {
+/** CPU milliseconds (user + system) from a /proc stat file (Linux; clock ticks of 10 ms); undefined elsewhere. */
+export function statCpuMs(statPath: string): number | undefined {
   try {
-    const fields = readFileSync("/proc/thread-self/stat", "utf8").split(") ")[1]!.split(" ");
+    const fields = readFileSync(statPath, "utf8").split(") ")[1]!.split(" ");
     return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
     return undefined;
   }
 }
 
-/** CPU milliseconds (user + system, all threads) of process `pid`, from /proc; undefined elsewhere. */
-export function processCpuMs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return undefined;
-  }
-}
+/** The calling thread's CPU time. */
+export const threadCpuMs = () => statCpuMs("/proc/thread-self/stat");
+
+/** Process `pid`'s CPU time, all its threads. */
+export const processCpuMs = (pid: number | undefined) => (pid === undefined ? undefined : statCpuMs(`/proc/${pid}/stat`));
 
 export async function runLoadHere(opts: LoadOptions): Promise<LoadResult> {
   const total = opts.requests ?? opts.bodies.length;
