@@ -1,37 +1,21 @@
 /**
  * secp256k1 public-key recovery for signature checks on the hot path of verify.
  *
- * libsecp256k1 through the `secp256k1` package's prebuilt N-API binding is ~10x faster than
- * pure JS. The package itself silently falls back to `elliptic` when the binding cannot load,
- * so the binding is loaded directly (`secp256k1/bindings`) and, failing that, recovery uses
+ * libsecp256k1 (native.ts) is ~10x faster than pure JS; without its binding, recovery uses
  * @noble/curves (what viem uses). `recoverBackend` says which one is active.
  *
  * Both take the 32-byte digest and a 65-byte r‖s‖v signature and answer the signer's address,
  * or undefined when no key recovers. Neither judges malleability (high s): callers check
  * that first, identically for both backends.
  */
-import { createRequire } from "node:module";
 import { secp256k1 as nobleSecp256k1 } from "@noble/curves/secp256k1";
 import { keccak256Bytes } from "./keccak.ts";
+import { nativeSecp256k1 } from "./native.ts";
 import type { Address } from "viem";
 
 export type RecoverAddress = (digest: Uint8Array, signature: Uint8Array) => Address | undefined;
 
-interface NativeSecp256k1 {
-  ecdsaRecover(sig64: Uint8Array, recid: number, msg32: Uint8Array, compressed: boolean): Uint8Array;
-}
-
-function loadNative(): NativeSecp256k1 | undefined {
-  if (process.env.TOLLGATE_SECP256K1 === "js") return undefined; // forced pure JS (tests, debugging)
-  try {
-    const native = createRequire(import.meta.url)("secp256k1/bindings") as NativeSecp256k1;
-    return typeof native?.ecdsaRecover === "function" ? native : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const native = loadNative();
+const native = nativeSecp256k1;
 
 /** Recovery id 0/1 from v (0, 1, 27, 28); undefined otherwise. */
 function recoveryId(v: number): number | undefined {

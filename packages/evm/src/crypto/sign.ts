@@ -8,11 +8,11 @@
  * low-s normalization, so a transaction signed here is byte-for-byte the one viem would sign
  * (the tests compare them).
  */
-import { createRequire } from "node:module";
 import { secp256k1 as nobleSecp256k1 } from "@noble/curves/secp256k1";
 import { serializeTransaction, type Hex, type LocalAccount, type TransactionSerializable } from "viem";
 import { privateKeyToAccount, toAccount } from "viem/accounts";
 import { keccak256Bytes } from "./keccak.ts";
+import { nativeSecp256k1 } from "./native.ts";
 import { serializeEip1559 } from "./transaction.ts";
 
 export interface DigestSignature {
@@ -21,21 +21,7 @@ export interface DigestSignature {
   yParity: 0 | 1;
 }
 
-interface NativeSigner {
-  ecdsaSign(msg32: Uint8Array, seckey: Uint8Array): { signature: Uint8Array; recid: number };
-}
-
-function loadNative(): NativeSigner | undefined {
-  if (process.env.TOLLGATE_SECP256K1 === "js") return undefined; // forced pure JS (tests, debugging)
-  try {
-    const native = createRequire(import.meta.url)("secp256k1/bindings") as NativeSigner;
-    return typeof native?.ecdsaSign === "function" ? native : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const native = loadNative();
+const native = nativeSecp256k1;
 
 const hexOf = (bytes: Uint8Array): Hex => `0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")}`;
 
