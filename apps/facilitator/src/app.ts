@@ -180,7 +180,8 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
     if (!identifier.ok) return bad(kind, Reason.invalidPayload, identifier.message, request.requirements.network);
 
     const routed = facilitator.route(request);
-    const identity = routed.ok ? identifyPayment(routed.scheme, request.payload, request.requirements) : undefined;
+    const authenticated = routed.ok ? await identifyPayment(routed.scheme, request.payload, request.requirements) : undefined;
+    const identity = authenticated?.ok ? { payer: authenticated.payer, key: authenticated.key } : undefined;
     if (identity && payerLimiter && !payerLimiter.take(`payer:${request.requirements.network}|${identity.payer}`)) {
       count(kind, "rejected", Reason.rateLimited);
       return errorFor(kind, 429, Reason.rateLimited, "too many requests for this payer; slow down", request.requirements.network, { "retry-after": "1" });

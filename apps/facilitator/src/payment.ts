@@ -3,7 +3,7 @@
  * unique key and payer, a hash of its content, and the `payment-identifier` extension's id.
  */
 import { createHash } from "node:crypto";
-import type { FacilitatorRequest, PaymentPayload, PaymentRequirements, SchemeFacilitator } from "@tollgate/core";
+import { Reason, type AuthenticateResult, type FacilitatorRequest, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator } from "@tollgate/core";
 import type { PaymentEntry } from "./ledger/ledger.ts";
 
 export const PAYMENT_IDENTIFIER = "payment-identifier";
@@ -12,31 +12,19 @@ const ID_FORMAT = /^[A-Za-z0-9_-]{16,128}$/;
 export interface PaymentIdentityResult {
   payer: string;
   key: string;
-  nonce: string;
 }
 
 /**
- * The scheme's own `identify`, or for EVM `exact` (EIP-3009) the authorization's signer and
- * nonce: the token contract lets each (from, nonce) move money once, so that is the key.
+ * The payment's verified signer and settle-once key, from the scheme's `authenticate` (an
+ * off-chain signature check). A scheme without it cannot be deduplicated or attributed.
  */
-export function identifyPayment(scheme: SchemeFacilitator, payload: PaymentPayload, requirements: PaymentRequirements): PaymentIdentityResult | undefined {
-  if (scheme.identify) {
-    try {
-      const id = scheme.identify(payload, requirements);
-      if (!id || typeof id.key !== "string" || typeof id.payer !== "string" || !id.key) return undefined;
-      return { payer: id.payer, key: id.key, nonce: id.key.split("|").pop() ?? id.key };
-    } catch {
-      return undefined;
-    }
+export async function identifyPayment(scheme: SchemeFacilitator, payload: PaymentPayload, requirements: PaymentRequirements): Promise<AuthenticateResult | undefined> {
+  if (!scheme.authenticate) return undefined;
+  try {
+    return await scheme.authenticate(payload, requirements);
+  } catch {
+    return { ok: false, reason: Reason.invalidPayload, message: "paymentPayload.payload: the signer could not be established" };
   }
-  if (requirements.scheme !== "exact" || !requirements.network.startsWith("eip155:")) return undefined;
-  const auth = (payload.payload as { authorization?: unknown }).authorization;
-  if (typeof auth !== "object" || auth === null) return undefined;
-  const { from, nonce } = auth as { from?: unknown; nonce?: unknown };
-  if (typeof from !== "string" || typeof nonce !== "string" || !/^0x[0-9a-fA-F]{40}$/.test(from) || !/^0x[0-9a-fA-F]{64}$/.test(nonce)) return undefined;
-  const payer = from.toLowerCase();
-  const n = nonce.toLowerCase();
-  return { payer, nonce: n, key: `${requirements.network}|${requirements.asset.toLowerCase()}|${payer}|${n}` };
 }
 
 /** Key-order-independent JSON, so a re-serialized payload hashes the same. */
@@ -98,7 +86,7 @@ export function paymentEntry(request: FacilitatorRequest, identity: PaymentIdent
     payer: identity.payer,
     payee: q.payTo,
     amount: q.amount,
-    nonce: identity.nonce,
+    nonce: identity.key.split("|").pop() ?? identity.key,
     requestHash: requestHash(request),
     ...(identifier ? { paymentIdentifier: identifier } : {}),
   };

@@ -2,6 +2,7 @@ export * from "./types.ts";
 export * from "./caip2.ts";
 export * from "./money.ts";
 export * from "./codec.ts";
+export * from "./canonical.ts";
 export * from "./reasons.ts";
 export * from "./schemas.ts";
 export * from "./scheme.ts";

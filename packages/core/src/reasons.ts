@@ -25,12 +25,19 @@ export const Reason = {
   // Ours, in the same pattern.
   /** The payload's `accepted` differs from the requirements the server sent. */
   requirementsMismatch: "invalid_payment_requirements_mismatch",
-  evmNonceUsed: "invalid_exact_evm_payload_authorization_nonce_used",
+  /** The official SDKs' code (EIP-3009 nonce already used or canceled on-chain). */
+  evmNonceUsed: "invalid_exact_evm_nonce_already_used",
+  /** A contract-wallet (ERC-1271) signature, and this facilitator accepts plain ECDSA only. */
+  evmContractWalletNotAllowed: "invalid_exact_evm_payload_contract_wallet_not_allowed",
   evmTokenDomainMismatch: "invalid_exact_evm_payload_token_domain_mismatch",
   evmAssetNotAllowed: "invalid_exact_evm_asset_not_allowed",
   evmSimulationFailed: "invalid_exact_evm_transaction_simulation_failed",
   evmValidityTooLong: "invalid_exact_evm_payload_authorization_validity_too_long",
   amountBelowMinimum: "invalid_amount_below_minimum",
+  /** A zero amount: nothing to pay for, and the fee payer would spend gas on it. */
+  amountZero: "invalid_amount_zero",
+  /** The payer's recent authorizations reverted on-chain; it is refused for a while. */
+  payerSuspended: "invalid_payer_suspended",
   rateLimited: "rate_limited",
   unauthorized: "unauthorized",
   facilitatorNotReady: "facilitator_not_ready",
@@ -38,6 +45,10 @@ export const Reason = {
   settlementTimeout: "settlement_timeout",
   /** The resource server's handler failed, so the payment was not settled. */
   resourceFailed: "resource_failed",
+  /** The resource server's handler answered more bytes than the paywall buffers; nothing was settled. */
+  responseTooLarge: "resource_response_too_large",
+  /** The request could not be read (target, Host header, path): nothing is served for it. */
+  invalidRequest: "invalid_request",
   /** A `payment-identifier` id already used by the payer for a different payload. */
   paymentIdentifierConflict: "invalid_payment_identifier_conflict",
   /** An authorization (same payer and nonce) already being settled or settled with different content. */
@@ -51,6 +62,7 @@ export const Reason = {
   svmComputeLimitInstruction: "invalid_exact_svm_payload_transaction_instructions_compute_limit_instruction",
   svmComputePriceInstruction: "invalid_exact_svm_payload_transaction_instructions_compute_price_instruction",
   svmComputePriceTooHigh: "invalid_exact_svm_payload_transaction_instructions_compute_price_instruction_too_high",
+  svmComputeLimitTooHigh: "invalid_exact_svm_payload_transaction_instructions_compute_limit_instruction_too_high",
   svmNoTransferInstruction: "invalid_exact_svm_payload_no_transfer_instruction",
   svmFeePayerTransferringFunds: "invalid_exact_svm_payload_transaction_fee_payer_transferring_funds",
   svmFeePayerInInstructionAccounts: "invalid_exact_svm_payload_transaction_fee_payer_included_in_instruction_accounts",
@@ -66,6 +78,7 @@ export const Reason = {
   svmReceiverAtaNotFound: "invalid_exact_svm_payload_transaction_receiver_ata_not_found",
   svmSimulationFailed: "transaction_simulation_failed",
   svmTransactionFailed: "transaction_failed",
+  /** One code for EVM and Solana: this authorization was already settled and its success already answered. */
   duplicateSettlement: "duplicate_settlement",
   // exact on Solana: ours, in the same pattern.
   /** The transaction's fee payer is not `extra.feePayer`. */

@@ -67,14 +67,22 @@ export interface SchemeFacilitator {
   verify(payload: PaymentPayload, requirements: PaymentRequirements): Promise<VerifyResponse>;
   settle(payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse>;
   /**
-   * The payment's payer and its unique authorization key (e.g. `network|asset|payer|nonce`
-   * for EIP-3009): two payloads with one key can move money at most once. The facilitator
-   * service deduplicates settlements on it. Undefined when the payload does not name one.
+   * Who authorized this payment, checked cryptographically, and its unique authorization key
+   * (e.g. `network|asset|payer|nonce` for EIP-3009): two payloads with one key can move money
+   * at most once. Off-chain where the scheme allows (an ECDSA recovery, an ed25519 check), so it
+   * is cheap enough to run before anything is written or rate-limited. The facilitator service
+   * keys its ledger, its settle-once claim, its per-payer limits and its payment-identifier
+   * index on the result: never on an unverified field. A payload whose signer cannot be
+   * established is a failure with the scheme's reason code.
    */
-  identify?(payload: PaymentPayload, requirements: PaymentRequirements): PaymentIdentity | undefined;
+  authenticate?(payload: PaymentPayload, requirements: PaymentRequirements): Promise<AuthenticateResult>;
 }
 
+export type AuthenticateResult = ({ ok: true } & PaymentIdentity) | { ok: false; reason: string; message: string; payer?: string };
+
 export interface PaymentIdentity {
+  /** The verified signer (lower-case for EVM addresses). */
   payer: string;
+  /** Unique per authorization: the unit that settles at most once. */
   key: string;
 }

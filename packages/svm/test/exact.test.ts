@@ -160,9 +160,9 @@ describe("exact on Solana (litesvm)", () => {
     expect(Object.keys(sigs)).toEqual([net.feePayer.address, net.payer.address]);
     expect(sigs[net.feePayer.address]).toBeNull();
     expect(sigs[net.payer.address]).toBeInstanceOf(Uint8Array);
-    const identity = facilitator.identify!(payloadOf(getBase64EncodedWireTransaction(tx as never)), requirements);
-    expect(identity?.payer).toBe(net.payer.address);
-    expect(identity?.key).toMatch(/^solana:localnet\|svm-message\|[0-9a-f]{64}$/);
+    const identity = await facilitator.authenticate!(payloadOf(getBase64EncodedWireTransaction(tx as never)), requirements);
+    expect(identity).toMatchObject({ ok: true, payer: net.payer.address });
+    expect(identity.ok && identity.key).toMatch(/^solana:localnet\|svm-message\|[0-9a-f]{64}$/);
   });
 
   it("uses extra.memo verbatim and rejects a different memo", async () => {

@@ -9,7 +9,7 @@
  * agree on the same payload (with `settleDryRun: false`, all but the dry run, which the
  * submitter's own simulation then replaces).
  */
-import { Reason, evmChainId, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse, type VerifyResponse } from "@tollgate/core";
+import { Reason, evmChainId, type AuthenticateResult, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse, type VerifyResponse } from "@tollgate/core";
 import {
   BaseError,
   ContractFunctionRevertedError,
@@ -34,16 +34,13 @@ import {
   type PublicClient,
 } from "viem";
 import { recoverAddress } from "../crypto/recover.ts";
+import { authenticateExactEvm, signatureProblem } from "./authenticate.ts";
 import { MULTICALL3_ADDRESS, eip3009Abi } from "../contracts/abi.ts";
 import { rpcTransportForUrl } from "../rpc/transport.ts";
 import { decodeAggregate3, decodeBoolResult, decodeUint256Result, encodeAggregate3, encodeTransferVrs } from "./abi-fast.ts";
 import { createCallBatcher, type Aggregate3Result, type CallBatcher } from "./batch.ts";
 import { domainSeparator, transferAuthorizationDigest } from "./digest.ts";
 import { parseExactEvmPayload, toTransferAuthorization, type ExactEvmAuthorization, type TransferAuthorization } from "./payload.ts";
-
-/** secp256k1 group order; signatures with s above n/2 are the malleable twin (EIP-2). */
-const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
-const SECP256K1_HALF_N = SECP256K1_N / 2n;
 
 export interface ExactEvmAssetConfig {
   address: Address;
@@ -538,12 +535,22 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     }
   }
 
+  /** Off-chain: the signer, before the service writes or limits anything for this payer. */
+  async function authenticate(payload: PaymentPayload, requirements: PaymentRequirements): Promise<AuthenticateResult> {
+    if (!nets.has(requirements.network)) {
+      return { ok: false, reason: Reason.invalidNetwork, message: `paymentRequirements.network: ${JSON.stringify(requirements.network)} is not served` };
+    }
+    const a = authenticateExactEvm(payload, requirements, { recover: recoverCached });
+    return a.ok ? { ok: true, payer: a.payer, key: a.key } : a;
+  }
+
   return {
     scheme: "exact",
     networks: [...nets.keys()] as Network[],
     signers: (network: Network) => (nets.has(network) ? [signer.address] : []),
     verify,
     settle,
+    authenticate,
   };
 }
 
@@ -565,17 +572,6 @@ function encodeTransfer(auth: TransferAuthorization, signature: Hex, ecdsa: bool
     return encodeFunctionData({ abi: eip3009Abi, functionName: "transferWithAuthorization", args: [...base, v8 < 27 ? v8 + 27 : v8, r, s] });
   }
   return encodeFunctionData({ abi: eip3009Abi, functionName: "transferWithAuthorization", args: [...base, signature] });
-}
-
-/** Why a 65-byte ECDSA signature is unacceptable before recovery, or undefined. */
-function signatureProblem(signature: Hex): string | undefined {
-  const r = BigInt("0x" + signature.slice(2, 66));
-  const s = BigInt("0x" + signature.slice(66, 130));
-  const v = parseInt(signature.slice(130, 132), 16);
-  if (![0, 1, 27, 28].includes(v)) return `invalid recovery id v=${v}`;
-  if (r === 0n || r >= SECP256K1_N || s === 0n) return "r or s out of range";
-  if (s > SECP256K1_HALF_N) return "s is in the upper half of the curve order (malleable signature, EIP-2)";
-  return undefined;
 }
 
 function decodeOr<T>(res: { success: boolean; returnData: Hex } | undefined, decode: (data: Hex) => T): T | undefined {

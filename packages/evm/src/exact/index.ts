@@ -6,3 +6,4 @@ export * from "./facilitator.ts";
 export * from "./batch.ts";
 export * from "./digest.ts";
 export { decodeBatchSettleKeys } from "./abi-fast.ts";
+export * from "./authenticate.ts";

@@ -25,7 +25,7 @@ import {
   isAtomic,
   Reason,
   type Network,
-  type PaymentIdentity,
+  type AuthenticateResult,
   type PaymentPayload,
   type PaymentRequirements,
   type SchemeFacilitator,
@@ -293,18 +293,31 @@ export function exactSvmFacilitator(options: ExactSvmFacilitatorOptions): Scheme
     }
   }
 
-  /** Payer and a key unique to the payment's content (the signed message), for the service's ledger. */
-  function identify(payload: PaymentPayload, requirements: PaymentRequirements): PaymentIdentity | undefined {
+  /**
+   * The transfer authority, proven by its ed25519 signature over the message, and a key unique
+   * to the payment's content (the signed message), for the service's ledger.
+   */
+  async function authenticate(payload: PaymentPayload, requirements: PaymentRequirements): Promise<AuthenticateResult> {
+    let decoded: ReturnType<typeof decodeBase64Transaction>;
     try {
-      const decoded = decodeBase64Transaction(payload.payload?.transaction);
-      const ix = decoded.instructions[2];
-      const transfer = ix ? parseTransferChecked(ix) : undefined;
-      if (!transfer) return undefined;
-      const digest = createHash("sha256").update(new Uint8Array(decoded.transaction.messageBytes)).digest("hex");
-      return { payer: transfer.authority, key: `${requirements.network}|svm-message|${digest}` };
+      decoded = decodeBase64Transaction(payload.payload?.transaction);
     } catch {
-      return undefined;
+      return { ok: false, reason: Reason.svmTransactionUndecodable, message: "payload.transaction: could not be decoded" };
     }
+    const ix = decoded.instructions[2];
+    const transfer = ix ? parseTransferChecked(ix) : undefined;
+    if (!transfer) return { ok: false, reason: Reason.svmNoTransferInstruction, message: "payload.transaction: the third instruction is not an SPL TransferChecked" };
+    const tx = decoded.transaction;
+    const sig = tx.signatures[toAddress(transfer.authority)];
+    let valid = false;
+    try {
+      valid = !!sig && (await verifySignature(await getPublicKeyFromAddress(toAddress(transfer.authority)), sig, tx.messageBytes));
+    } catch {
+      valid = false;
+    }
+    if (!valid) return { ok: false, reason: Reason.svmSignature, message: "payload.transaction: the transfer authority's signature is missing or invalid" };
+    const digest = createHash("sha256").update(new Uint8Array(tx.messageBytes)).digest("hex");
+    return { ok: true, payer: transfer.authority, key: `${requirements.network}|svm-message|${digest}` };
   }
 
   return {
@@ -314,7 +327,7 @@ export function exactSvmFacilitator(options: ExactSvmFacilitatorOptions): Scheme
     kindExtra: () => ({ feePayer: feePayerAddress }),
     verify,
     settle,
-    identify,
+    authenticate,
   };
 }
 
