@@ -54,6 +54,13 @@ export interface SchemeServer {
   parsePrice(price: Price, network: Network): AssetAmount;
   /** Last touches from the facilitator's advertised kind (e.g. Solana's `feePayer`). */
   enhanceRequirements?(requirements: PaymentRequirements, kind: SupportedKind | undefined): PaymentRequirements;
+  /**
+   * The authorization a payload carries, as a key that is the same for every copy of one payment
+   * however its bytes are re-encoded (EVM: network, asset, payer, nonce; Solana: the signed
+   * message). The paywall lets one request per key run at a time. Undefined when the payload does
+   * not parse (the facilitator then refuses it). Not a proof of anything: no signature is checked.
+   */
+  authorizationKey?(payload: PaymentPayload, requirements: PaymentRequirements): string | undefined;
 }
 
 export interface SchemeFacilitator {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 /**
  * Decoding and inspection of the payment transaction a client sends (base64 wire format).
  * Works on the compiled message directly: every account an instruction touches must be a
@@ -123,4 +124,9 @@ export function parseTransferChecked(ix: DecodedInstruction): TransferChecked | 
 export function transactionSignature(tx: Transaction): string | undefined {
   const first = Object.values(tx.signatures)[0];
   return first ? getBase58Decoder().decode(first) : undefined;
+}
+
+/** The one format of a Solana payment's settle-once key: the network and a hash of the signed message. */
+export function svmAuthorizationKey(network: string, messageBytes: Uint8Array | ArrayLike<number>): string {
+  return `${network}|svm-message|${createHash("sha256").update(new Uint8Array(messageBytes as ArrayLike<number>)).digest("hex")}`;
 }

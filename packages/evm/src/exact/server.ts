@@ -13,12 +13,15 @@ import {
   type AssetAmount,
   type Network,
   type NetworkTable,
+  type PaymentPayload,
   type PaymentRequirements,
   type Price,
   type SchemeServer,
   type SupportedKind,
 } from "@tollgate/core";
 import { getAddress, isAddress, type Address } from "viem";
+import { authorizationKey } from "./authenticate.ts";
+import { parseExactEvmPayload } from "./payload.ts";
 
 /** A token the server can price in, on one network. */
 export interface EvmAssetInfo {
@@ -102,5 +105,12 @@ export function exactEvmServer(options: ExactEvmServerOptions = {}): SchemeServe
     return { ...requirements, extra: { name: info.name, version: info.version, ...extra } };
   }
 
-  return { scheme: "exact", networks: options.networks ?? ["eip155:*"], parsePrice, enhanceRequirements };
+  function paymentKey(payload: PaymentPayload, requirements: PaymentRequirements): string | undefined {
+    const parsed = parseExactEvmPayload(payload?.payload);
+    if (!parsed.ok) return undefined;
+    const a = parsed.value.authorization;
+    return authorizationKey(requirements.network, requirements.asset, a.from, a.nonce);
+  }
+
+  return { scheme: "exact", networks: options.networks ?? ["eip155:*"], parsePrice, enhanceRequirements, authorizationKey: paymentKey };
 }

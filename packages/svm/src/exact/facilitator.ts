@@ -32,7 +32,6 @@ import {
   type SettleResponse,
   type VerifyResponse,
 } from "@tollgate/core";
-import { createHash } from "node:crypto";
 import type { ChainError, SolanaChain } from "../chain.ts";
 import {
   LIGHTHOUSE_PROGRAM,
@@ -47,6 +46,7 @@ import {
   parseComputeUnitLimit,
   parseComputeUnitPrice,
   parseTransferChecked,
+  svmAuthorizationKey,
   type DecodedTransaction,
   type TransferChecked,
 } from "../transaction.ts";
@@ -316,8 +316,7 @@ export function exactSvmFacilitator(options: ExactSvmFacilitatorOptions): Scheme
       valid = false;
     }
     if (!valid) return { ok: false, reason: Reason.svmSignature, message: "payload.transaction: the transfer authority's signature is missing or invalid" };
-    const digest = createHash("sha256").update(new Uint8Array(tx.messageBytes)).digest("hex");
-    return { ok: true, payer: transfer.authority, key: `${requirements.network}|svm-message|${digest}` };
+    return { ok: true, payer: transfer.authority, key: svmAuthorizationKey(requirements.network, tx.messageBytes) };
   }
 
   return {

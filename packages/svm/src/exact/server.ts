@@ -3,6 +3,7 @@
  * adds the facilitator's fee payer (from its `/supported` kind) to the requirements.
  */
 import { isAddress } from "@solana/kit";
+import { decodeBase64Transaction, svmAuthorizationKey } from "../transaction.ts";
 import {
   decimalToAtomic,
   findUsdc,
@@ -13,6 +14,7 @@ import {
   type AssetAmount,
   type Network,
   type NetworkTable,
+  type PaymentPayload,
   type PaymentRequirements,
   type Price,
   type SchemeServer,
@@ -61,5 +63,13 @@ export function exactSvmServer(options: ExactSvmServerOptions = {}): SchemeServe
     return { ...requirements, extra: { ...requirements.extra, feePayer } };
   }
 
-  return { scheme: "exact", networks: ["solana:*"], parsePrice, enhanceRequirements };
+  function authorizationKey(payload: PaymentPayload, requirements: PaymentRequirements): string | undefined {
+    try {
+      return svmAuthorizationKey(requirements.network, decodeBase64Transaction(payload?.payload?.transaction).transaction.messageBytes);
+    } catch {
+      return undefined;
+    }
+  }
+
+  return { scheme: "exact", networks: ["solana:*"], parsePrice, enhanceRequirements, authorizationKey };
 }
