@@ -357,3 +357,162 @@ describe("createPaymentClient: v1", () => {
     expect((payment.payload as PaymentPayloadV1).network).toBe("my-chain");
   });
 });
+
+describe("spending policy: the budget counts what was handed over", () => {
+  const key = `eip155:8453/${USDC_BASE.toLowerCase()}`;
+  const T0 = 1_750_000_000;
+
+  /** A clock in unix seconds and a scheme client that signs EVM-style validBefore from it (or a fixed one). */
+  function setup(opts: { validBefore?: (now: number, r: PaymentRequirements) => string | undefined } = {}) {
+    const clock = { t: T0 };
+    const signed: PaymentRequirements[] = [];
+    const scheme: SchemeClient = {
+      scheme: "exact",
+      networks: ["eip155:*", "solana:*", "other:*"],
+      payer: () => PAYER,
+      async createPayload(r) {
+        signed.push(r);
+        const validBefore = opts.validBefore ? opts.validBefore(clock.t, r) : String(clock.t + r.maxTimeoutSeconds);
+        return validBefore === undefined ? { transaction: "AQID" } : { signature: "0xsig", authorization: { value: r.amount, validBefore, nonce: `0x0${signed.length}` } };
+      },
+    };
+    return { clock, signed, scheme };
+  }
+
+  it("maxTimeoutSeconds above the cap is refused before signing, naming the limit (policy cap and the default cap)", async () => {
+    const { scheme, signed, clock } = setup();
+    const policy = spendingPolicy({ budget: { [key]: "1000000" }, maxTimeoutSeconds: 120, now: () => clock.t });
+    const client = createPaymentClient({ schemes: [scheme], policy });
+    const e = await refusal(client.pay(required([option({ maxTimeoutSeconds: 121 })])));
+    expect(e.code).toBe("max_timeout_exceeded");
+    expect(e.message).toBe("max_timeout_exceeded: maxTimeoutSeconds 121 exceeds the limit maxTimeoutSeconds=120 (a signed payment stays settleable that long)");
+    expect(signed).toHaveLength(0);
+    expect(policy.reserved().assets).toEqual({});
+    expect(policy.maxTimeoutSeconds).toBe(120);
+    // The boundary is inclusive; among several options the short one is chosen.
+    const p = await client.pay(required([option({ maxTimeoutSeconds: 3600 }), option({ maxTimeoutSeconds: 120 })]));
+    expect(p.requirements.maxTimeoutSeconds).toBe(120);
+    expect(signed).toHaveLength(1);
+    // Without a policy the default cap (300 s, the official SDK's default) applies.
+    const bare = createPaymentClient({ schemes: [scheme] });
+    expect((await refusal(bare.pay(required([option({ maxTimeoutSeconds: 31_536_000 })])))).message).toContain("maxTimeoutSeconds=300");
+    expect(signed).toHaveLength(1);
+    expect((await bare.pay(required([option({ maxTimeoutSeconds: 300 })]))).validUntil).toBe(T0 + 300); // the signed validBefore
+    expect(() => spendingPolicy({ maxTimeoutSeconds: 0 })).toThrow("maxTimeoutSeconds: expected a positive integer");
+  });
+
+  it("a scheme client that signs beyond the cap: dropped unsent, refused, the reservation released", async () => {
+    const { scheme, signed, clock } = setup({ validBefore: (now) => String(now + 31_536_000) });
+    const policy = spendingPolicy({ budget: { [key]: "1000000" }, now: () => clock.t });
+    const e = await refusal(createPaymentClient({ schemes: [scheme], policy }).pay(required([option()])));
+    expect(e.code).toBe("max_timeout_exceeded");
+    expect(e.message).toContain(`valid until ${T0 + 31_536_000} (31536000s from now), beyond the limit maxTimeoutSeconds=300; it was not sent`);
+    expect(signed).toHaveLength(1);
+    expect(policy.reserved().assets).toEqual({});
+    expect(policy.outstanding()).toEqual([]);
+    // A validBefore that is not a finite number is refused too.
+    const huge = setup({ validBefore: () => "9".repeat(400) });
+    const e2 = await refusal(createPaymentClient({ schemes: [huge.scheme], policy }).pay(required([option()])));
+    expect(e2.code).toBe("max_timeout_exceeded");
+  });
+
+  it("handed-over payments stay counted until validBefore + grace, then are released lazily", async () => {
+    const { scheme, clock } = setup();
+    const policy = spendingPolicy({ budget: { [key]: "20000" }, now: () => clock.t, expiryGraceSeconds: 10 });
+    const client = createPaymentClient({ schemes: [scheme], policy });
+    const p1 = await client.pay(required([option({ maxTimeoutSeconds: 60 })]));
+    clock.t += 30;
+    const p2 = await client.pay(required([option({ maxTimeoutSeconds: 60 })]));
+    expect(p1.reservationId).toBe("r1");
+    expect(p1.validUntil).toBe(T0 + 60);
+    expect(p2.validUntil).toBe(T0 + 90);
+    expect(policy.outstanding().map((o) => [o.id, o.validUntil, o.payer])).toEqual([
+      ["r1", T0 + 60, PAYER],
+      ["r2", T0 + 90, PAYER],
+    ]);
+    expect((await refusal(client.pay(required([option()])))).code).toBe("budget_exceeded");
+    clock.t = T0 + 69; // p1 past validBefore, inside the grace
+    expect(policy.remaining().assets[key]).toBe("0");
+    clock.t = T0 + 70;
+    expect(policy.remaining().assets[key]).toBe("10000");
+    expect(policy.outstanding().map((o) => o.id)).toEqual(["r2"]);
+    p2.commit(); // settled: expiry never gives it back
+    clock.t = T0 + 1000;
+    expect(policy.spent().assets[key]).toBe("10000");
+    expect(policy.remaining().assets[key]).toBe("10000");
+    // Commit after expiry-release is a no-op (the payment was already given back).
+    p1.commit();
+    expect(policy.spent().assets[key]).toBe("10000");
+  });
+
+  it("validity without a validBefore: maxTimeoutSeconds as signed; on Solana at least the blockhash lifetime", async () => {
+    const { scheme, clock } = setup({ validBefore: () => undefined });
+    const policy = spendingPolicy({ now: () => clock.t });
+    const client = createPaymentClient({ schemes: [scheme], policy });
+    const other = await client.pay(required([option({ network: "other:1", maxTimeoutSeconds: 45 })]));
+    const sol = await client.pay(required([option({ network: "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp", asset: "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", maxTimeoutSeconds: 45 })]));
+    expect(other.validUntil).toBe(T0 + 45);
+    expect(sol.validUntil).toBe(T0 + 150);
+  });
+
+  it("release(id) / commit(id): by the caller, once, only while counted", async () => {
+    const { scheme, clock } = setup();
+    const policy = spendingPolicy({ budget: { [key]: "30000" }, now: () => clock.t });
+    const client = createPaymentClient({ schemes: [scheme], policy });
+    const a = await client.pay(required([option()]));
+    const b = await client.pay(required([option()]));
+    expect(policy.release(a.reservationId!)).toBe(true);
+    expect(policy.release(a.reservationId!)).toBe(false);
+    expect(policy.commit(a.reservationId!)).toBe(false);
+    expect(policy.commit(b.reservationId!)).toBe(true);
+    expect(policy.release("r999")).toBe(false);
+    expect(policy.spent().assets[key]).toBe("10000");
+    expect(policy.remaining().assets[key]).toBe("20000");
+  });
+
+  it("resolveExpired decides expired payments: settled commits, unused releases, unknown asks again later", async () => {
+    const { scheme, clock } = setup();
+    const answers = new Map<string, "settled" | "unused" | "unknown">();
+    const asked: string[] = [];
+    const policy = spendingPolicy({
+      budget: { [key]: "100000" },
+      now: () => clock.t,
+      expiryGraceSeconds: 0,
+      resolveExpired: (p) => {
+        asked.push(p.id);
+        return answers.get(p.id) ?? "unknown";
+      },
+    });
+    const client = createPaymentClient({ schemes: [scheme], policy });
+    const settled = await client.pay(required([option({ amount: "1000" })]));
+    const unused = await client.pay(required([option({ amount: "2000" })]));
+    const unknown = await client.pay(required([option({ amount: "4000" })]));
+    answers.set(settled.reservationId!, "settled");
+    answers.set(unused.reservationId!, "unused");
+    clock.t = T0 + 59;
+    expect(policy.reserved().assets[key]).toBe("7000");
+    expect(asked).toEqual([]);
+    clock.t = T0 + 60;
+    expect(policy.spent().assets[key]).toBe("1000");
+    expect(policy.reserved().assets[key]).toBe("4000");
+    expect(asked).toEqual(["r1", "r2", "r3"]);
+    clock.t = T0 + 65; // "unknown" is not asked again at once
+    policy.remaining();
+    expect(asked).toHaveLength(3);
+    answers.set(unknown.reservationId!, "unused");
+    clock.t = T0 + 70;
+    expect(policy.remaining().assets[key]).toBe("99000");
+    expect(asked).toEqual(["r1", "r2", "r3", "r3"]);
+  });
+
+  it("an async resolveExpired that fails keeps the payment counted", async () => {
+    const { scheme, clock } = setup();
+    const policy = spendingPolicy({ now: () => clock.t, budget: { [key]: "10000" }, resolveExpired: async () => Promise.reject(new Error("rpc down")) });
+    await createPaymentClient({ schemes: [scheme], policy }).pay(required([option()]));
+    clock.t += 1000;
+    expect(policy.reserved().assets[key]).toBe("10000");
+    await new Promise((r) => setTimeout(r, 0));
+    expect(policy.reserved().assets[key]).toBe("10000");
+    expect(policy.outstanding()).toHaveLength(1);
+  });
+});

@@ -1,4 +1,4 @@
-export { wrapFetch, getPaymentReceipt, PaymentFailedError, type FetchLike, type WrapFetchOptions, type PaymentInfo } from "./wrap.ts";
+export { wrapFetch, getPaymentReceipt, PaymentFailedError, type Charged, type FetchLike, type WrapFetchOptions, type PaymentInfo } from "./wrap.ts";
 export {
   accountFromEnv,
   accountFromKeystore,
@@ -19,10 +19,14 @@ export {
   cheapest,
   PaymentRefusedError,
   InvalidPaymentRequiredError,
+  RefusalCode,
+  DEFAULT_MAX_TIMEOUT_SECONDS,
   type PaymentClient,
   type PaymentClientOptions,
   type Payment,
   type SpendingPolicy,
   type SpendingPolicyOptions,
+  type OutstandingPayment,
+  type ExpiredResolution,
   type Chooser,
 } from "@tollgate/core";

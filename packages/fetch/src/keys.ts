@@ -96,9 +96,51 @@ function intField(value: unknown, field: string, min: number, max: number): numb
   return value;
 }
 
+/**
+ * Bounds on the KDF parameters read from a keystore file, checked before any derivation runs:
+ * the file is input, and scrypt's memory (128·n·r bytes) and time (∝ n·r·p) follow it. geth's
+ * "standard" (n=2^18, r=8, p=1: 256 MiB), geth's "light" (n=2^12, r=8, p=6), ethers
+ * (n=2^17, r=8, p=1) and the pbkdf2 files of geth/web3 (c=262144) fit; n=2^22 with r=64 (32 GiB)
+ * does not.
+ */
+export const KEYSTORE_LIMITS = {
+  /** scrypt n (a power of two). */
+  maxN: 2 ** 20,
+  maxR: 32,
+  maxP: 16,
+  /** scrypt's working memory, 128·n·r bytes. */
+  maxMemoryBytes: 256 * 2 ** 20,
+  /** scrypt's total work, 128·n·r·p bytes mixed (4× geth's standard). */
+  maxWorkBytes: 2 ** 30,
+  /** pbkdf2 iterations (16× geth's). */
+  maxPbkdf2Iterations: 2 ** 22,
+} as const;
+
+const MiB = 2 ** 20;
+const fmtBytes = (b: number) => (b >= 2 ** 30 ? `${b / 2 ** 30} GiB` : `${b / MiB} MiB`);
+
+/** Checks scrypt parameters against KEYSTORE_LIMITS; `field` prefixes the names in errors. */
+function checkScryptParams(n: unknown, r: unknown, p: unknown, field: string): { n: number; r: number; p: number } {
+  const N = intField(n, `${field}.n`, 2, KEYSTORE_LIMITS.maxN);
+  if ((N & (N - 1)) !== 0) throw new KeystoreError(`keystore ${field}.n: must be a power of two`);
+  const R = intField(r, `${field}.r`, 1, KEYSTORE_LIMITS.maxR);
+  const P = intField(p, `${field}.p`, 1, KEYSTORE_LIMITS.maxP);
+  const memory = 128 * N * R;
+  if (memory > KEYSTORE_LIMITS.maxMemoryBytes) {
+    throw new KeystoreError(`keystore ${field}.n and ${field}.r: n=${N} with r=${R} needs ${fmtBytes(memory)} of memory (128·n·r), above the limit of ${fmtBytes(KEYSTORE_LIMITS.maxMemoryBytes)}`);
+  }
+  if (memory * P > KEYSTORE_LIMITS.maxWorkBytes) {
+    throw new KeystoreError(`keystore ${field}.p: n=${N}, r=${R}, p=${P} needs ${fmtBytes(memory * P)} of scrypt work (128·n·r·p), above the limit of ${fmtBytes(KEYSTORE_LIMITS.maxWorkBytes)}`);
+  }
+  // RFC 7914 requires n < 2^(16·r); OpenSSL enforces it (some old files, e.g. r=1 with n=2^18, break it).
+  if (R < 4 && N >= 2 ** (16 * R)) throw new KeystoreError(`keystore ${field}: n=${N} with r=${R} is outside RFC 7914 (n must be below 2^(16·r)) and is not supported`);
+  return { n: N, r: R, p: P };
+}
+
 function scryptAsync(password: Buffer, salt: Buffer, dklen: number, n: number, r: number, p: number): Promise<Buffer> {
   return new Promise((resolve, reject) =>
-    // maxmem: scrypt needs about 128·n·r bytes; node's default cap (32 MiB) is below geth's standard parameters.
+    // maxmem: scrypt needs about 128·n·r bytes; node's default cap (32 MiB) is below geth's standard
+    // parameters. The callers bound n and r first (checkScryptParams), so this is at most ~290 MiB.
     scrypt(password, salt, dklen, { N: n, r, p, maxmem: 128 * n * r + 128 * r * p + (32 << 20) }, (err, key) => (err ? reject(new KeystoreError(`scrypt failed: ${err.message}`)) : resolve(key))),
   );
 }
@@ -115,13 +157,8 @@ function mac(derived: Buffer, ciphertext: Buffer): Buffer {
 export async function createKeystore(privateKey: Hex | string, password: string, options: CreateKeystoreOptions = {}): Promise<KeystoreV3> {
   const account = toAccount(privateKey, "privateKey");
   if (typeof password !== "string") throw new KeystoreError("password must be a string");
-  const n = options.n ?? 262144;
-  const r = options.r ?? 8;
-  const p = options.p ?? 1;
-  if (!Number.isInteger(n) || n < 2 || n > 1 << 22 || (n & (n - 1)) !== 0) throw new KeystoreError("n must be a power of two between 2 and 2^22");
-  intField(r, "r", 1, 64);
-  intField(p, "p", 1, 64);
-  if (r < 4 && n >= 2 ** (16 * r)) throw new KeystoreError(`n=${n} with r=${r} is outside RFC 7914 (n must be below 2^(16·r))`);
+  // The same bounds as decryption, so a keystore written here always opens here.
+  const { n, r, p } = checkScryptParams(options.n ?? 262144, options.r ?? 8, options.p ?? 1, "options");
   const salt = options.salt ? hexField(options.salt, "salt") : randomBytes(32);
   const iv = options.iv ? hexField(options.iv, "iv", 16) : randomBytes(16);
   const derived = await scryptAsync(Buffer.from(password, "utf8"), salt, 32, n, r, p);
@@ -172,16 +209,11 @@ export async function decryptKeystore(keystore: KeystoreV3 | string, password: s
 
   let derived: Buffer;
   if (c.kdf === "scrypt") {
-    const n = intField(kp.n, "crypto.kdfparams.n", 2, 1 << 22);
-    if ((n & (n - 1)) !== 0) throw new KeystoreError("keystore crypto.kdfparams.n: must be a power of two");
-    const r = intField(kp.r, "crypto.kdfparams.r", 1, 64);
-    const p = intField(kp.p, "crypto.kdfparams.p", 1, 64);
-    // RFC 7914 requires n < 2^(16·r); OpenSSL enforces it (some old files, e.g. r=1 with n=2^18, break it).
-    if (r < 4 && n >= 2 ** (16 * r)) throw new KeystoreError(`keystore crypto.kdfparams: n=${n} with r=${r} is outside RFC 7914 (n must be below 2^(16·r)) and is not supported`);
+    const { n, r, p } = checkScryptParams(kp.n, kp.r, kp.p, "crypto.kdfparams");
     derived = await scryptAsync(pw, salt, dklen, n, r, p);
   } else if (c.kdf === "pbkdf2") {
     if (kp.prf !== "hmac-sha256") throw new KeystoreError(`keystore crypto.kdfparams.prf: unsupported ${JSON.stringify(kp.prf)}`);
-    const iterations = intField(kp.c, "crypto.kdfparams.c", 1, 10_000_000);
+    const iterations = intField(kp.c, "crypto.kdfparams.c", 1, KEYSTORE_LIMITS.maxPbkdf2Iterations);
     derived = await pbkdf2Async(pw, salt, iterations, dklen);
   } else {
     throw new KeystoreError(`keystore crypto.kdf: unsupported ${JSON.stringify(c.kdf)} (expected scrypt or pbkdf2)`);

@@ -6,6 +6,12 @@
  *
  * The request body is buffered before the first attempt, so the paid retry sends the same
  * bytes even when the caller passed a one-shot ReadableStream.
+ *
+ * The budget counts what was handed over: once the paid retry is attempted, the signed header
+ * is out of our hands (the server, a proxy, anyone on the path may hold it and settle it until
+ * it expires). So nothing here ever releases a payment after sending it: a receipt that says
+ * settled commits it; anything else leaves it counted until it expires (the policy releases it
+ * then) or the caller proves it unusable (`policy.release(error.reservationId)`).
  */
 import {
   createPaymentClient,
@@ -25,6 +31,15 @@ import {
   type SettleResponse,
 } from "@tollgate/core";
 
+/**
+ * Whether a failed paid request cost money: `true` the server reported the authorization
+ * settled; `false` it reported it not settled; `"unknown"` it may have been: the settlement is
+ * pending, the connection failed after the header was sent, or the server failed without a
+ * receipt. `"unknown"` is truthy on purpose: code written for the old boolean that checks
+ * `if (error.charged)` treats a maybe as charged, the safe side (do not pay twice).
+ */
+export type Charged = boolean | "unknown";
+
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
 export type WrapFetchOptions = ({ client: PaymentClient } | PaymentClientOptions) & {
@@ -41,9 +56,15 @@ export interface PaymentInfo {
   requirements: PaymentRequirements;
   payer: string;
   payload: PaymentPayload | PaymentPayloadV1;
+  /** The payment's reservation in the policy (undefined without a policy). */
+  reservationId?: string;
 }
 
-/** The paid retry did not succeed. `charged` says whether the server reported a settlement. */
+/**
+ * The paid retry did not succeed. `charged` says whether it cost money (see Charged). Unless
+ * `charged === true` (committed), its amount stays counted in the policy until `validUntil`
+ * (plus the policy's grace), or until `policy.release(reservationId)` / `policy.commit(reservationId)`.
+ */
 export class PaymentFailedError extends Error {
   override name = "PaymentFailedError";
   /** The server's reason code (errorReason / error), or `http_<status>` / `network_error`. */
@@ -52,13 +73,17 @@ export class PaymentFailedError extends Error {
   readonly receipt: SettleResponse | undefined;
   readonly requirements: PaymentRequirements;
   readonly payer: string;
-  readonly charged: boolean;
+  readonly charged: Charged;
+  /** The payment's reservation in the policy (undefined without a policy). */
+  readonly reservationId: string | undefined;
+  /** Unix seconds after which the signed payment can no longer settle. */
+  readonly validUntil: number;
   /** The failed retry's response (body unread unless it was needed to find the reason). */
   readonly response: Response | undefined;
 
   constructor(
     message: string,
-    fields: { reason: string; status?: number; receipt?: SettleResponse; payment: Payment; charged: boolean; response?: Response },
+    fields: { reason: string; status?: number; receipt?: SettleResponse; payment: Payment; charged: Charged; response?: Response },
     options?: { cause?: unknown },
   ) {
     super(message, options);
@@ -68,6 +93,8 @@ export class PaymentFailedError extends Error {
     this.requirements = fields.payment.requirements;
     this.payer = fields.payment.payer;
     this.charged = fields.charged;
+    this.reservationId = fields.payment.reservationId;
+    this.validUntil = fields.payment.validUntil;
     this.response = fields.response;
   }
 }
@@ -101,33 +128,65 @@ export function wrapFetch(fetch: FetchLike, options: WrapFetchOptions): FetchLik
     try {
       retry = await fetch(request.url, request.init(payment.header));
     } catch (e) {
-      payment.release();
-      throw new PaymentFailedError(`paid retry failed before a response: ${(e as Error)?.message ?? String(e)}`, { reason: "network_error", payment, charged: false }, { cause: e });
+      // The header may have reached the server (a reset after the request was written looks the
+      // same as one before): the payment stays counted until it expires.
+      throw new PaymentFailedError(`paid retry failed before a response: ${(e as Error)?.message ?? String(e)}${countedNote(payment)}`, { reason: "network_error", payment, charged: "unknown" }, { cause: e });
     }
 
     const receipt = readReceipt(retry.headers);
-    const charged = receipt?.success === true;
     if (retry.status >= 400) {
-      if (charged) payment.commit();
-      else payment.release();
       const reason = receipt?.errorReason || (await reasonOf(retry)) || `http_${retry.status}`;
-      throw new PaymentFailedError(`payment failed: HTTP ${retry.status}, ${reason}${receipt?.errorMessage ? ` (${receipt.errorMessage})` : ""}`, {
-        reason,
-        status: retry.status,
-        ...(receipt ? { receipt } : {}),
-        payment,
-        charged,
-        response: retry,
-      });
+      const charged = chargedBy(retry.status, receipt, reason);
+      if (charged === true) payment.commit();
+      throw new PaymentFailedError(
+        `payment failed: HTTP ${retry.status}, ${reason}${receipt?.errorMessage ? ` (${receipt.errorMessage})` : ""}${charged === true ? "" : countedNote(payment)}`,
+        { reason, status: retry.status, ...(receipt ? { receipt } : {}), payment, charged, response: retry },
+      );
     }
-    // A success without a receipt may still have been settled: keep it counted unless the server says otherwise.
-    if (receipt && !receipt.success) payment.release();
-    else payment.commit();
+    // Served. A success without a receipt may still have been settled: count it as spent. A
+    // receipt that says "not settled" on a served response leaves it counted until it expires.
+    if (!receipt || chargedBy(retry.status, receipt, receipt.errorReason ?? "") === true) payment.commit();
     const info: PaymentInfo = { x402Version: payment.x402Version, requirements: payment.requirements, payer: payment.payer, payload: payment.payload };
     if (receipt) info.receipt = receipt;
+    if (payment.reservationId !== undefined) info.reservationId = payment.reservationId;
     receipts.set(retry, info);
     return retry;
   };
+}
+
+/** Reasons after which the authorization may or may not have settled. */
+const MAYBE_SETTLED = new Set(["settlement_pending", "settlement_timeout", "unexpected_settle_error"]);
+/** The authorization settled before (another copy of the header won): the money moved. */
+const ALREADY_SETTLED = "duplicate_settlement";
+
+/** The reason code of a reason string: servers may append a message ("code: message"). */
+function reasonCode(reason: string): string {
+  const i = reason.indexOf(":");
+  return (i < 0 ? reason : reason.slice(0, i)).trim();
+}
+
+/** The status in the facilitator's settlement extension ("settled" / "pending"), when present. */
+function settlementStatus(receipt: SettleResponse | undefined): unknown {
+  const ext = receipt?.extensions?.["tollgate-settlement"];
+  return typeof ext === "object" && ext !== null ? (ext as { status?: unknown }).status : undefined;
+}
+
+/** Whether the paid request cost money, from what the server answered (see Charged). */
+function chargedBy(status: number, receipt: SettleResponse | undefined, reason: string): Charged {
+  if (receipt?.success === true) return true;
+  const code = reasonCode(receipt?.errorReason || reason);
+  const ext = settlementStatus(receipt);
+  if (code === ALREADY_SETTLED || ext === "settled") return true;
+  if (MAYBE_SETTLED.has(code) || ext === "pending") return "unknown";
+  // A server error with no receipt says nothing about the settlement (it may have failed after it).
+  if (status >= 500 && !receipt) return "unknown";
+  return false;
+}
+
+/** Tells the caller how long a failed payment stays counted. */
+function countedNote(payment: Payment): string {
+  if (payment.reservationId === undefined) return "";
+  return `; its amount stays counted until ${new Date(payment.validUntil * 1000).toISOString()} unless settled, or released by policy.release("${payment.reservationId}")`;
 }
 
 interface Snapshot {

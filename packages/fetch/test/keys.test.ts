@@ -150,3 +150,60 @@ describe("keystore v3", () => {
     await expectNoLeak(() => createKeystore(KEY.slice(0, 40), "pw", { n: 8192 }), KEY.slice(0, 40), KeyError);
   });
 });
+
+describe("keystore KDF parameters are bounded before any derivation", () => {
+  /** NOBLE_VECTOR with its kdfparams changed. */
+  function withParams(params: Record<string, unknown>): KeystoreV3 {
+    const ks = structuredClone(NOBLE_VECTOR);
+    Object.assign(ks.crypto.kdfparams, params);
+    return ks;
+  }
+  const SECRET_PASSWORD = "hunter2-secret-password-value";
+
+  it("refuses memory- or time-hungry scrypt parameters fast, naming the field, leaking nothing", async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      // The file: n=2^22, r=64 would need 32 GiB.
+      [{ n: 2 ** 22, r: 64, p: 1 }, /^keystore crypto\.kdfparams\.n: expected an integer between 2 and 1048576$/],
+      [{ n: 2 ** 20, r: 8, p: 1 }, /^keystore crypto\.kdfparams\.n and crypto\.kdfparams\.r: n=1048576 with r=8 needs 1 GiB of memory \(128·n·r\), above the limit of 256 MiB$/],
+      [{ n: 2 ** 17, r: 64, p: 1 }, /^keystore crypto\.kdfparams\.r: expected an integer between 1 and 32$/],
+      [{ n: 2 ** 10, r: 8, p: 1000 }, /^keystore crypto\.kdfparams\.p: expected an integer between 1 and 16$/],
+      [{ n: 2 ** 18, r: 8, p: 16 }, /^keystore crypto\.kdfparams\.p: n=262144, r=8, p=16 needs 4 GiB of scrypt work \(128·n·r·p\), above the limit of 1 GiB$/],
+    ];
+    for (const [params, message] of cases) {
+      const started = performance.now();
+      const e = await expectNoLeak(() => decryptKeystore(withParams(params), SECRET_PASSWORD), KEY, KeystoreError);
+      // scrypt at these sizes takes seconds (and GiBs); a bounds check takes microseconds.
+      expect(performance.now() - started).toBeLessThan(100);
+      expect(e.message).toMatch(message);
+      expect(e.message).not.toContain(SECRET_PASSWORD);
+    }
+    const pbkdf2 = structuredClone(SPEC_PBKDF2);
+    pbkdf2.crypto.kdfparams.c = 10_000_000;
+    const started = performance.now();
+    await expect(decryptKeystore(JSON.stringify(pbkdf2), "testpassword")).rejects.toThrow(/^keystore crypto\.kdfparams\.c: expected an integer between 1 and 4194304$/);
+    expect(performance.now() - started).toBeLessThan(100);
+  });
+
+  it("writes only what it reads: createKeystore refuses parameters beyond the same bounds", async () => {
+    await expect(createKeystore(KEY, PASSWORD, { n: 2 ** 21 })).rejects.toThrow(/options\.n: expected an integer between 2 and 1048576/);
+    await expect(createKeystore(KEY, PASSWORD, { n: 2 ** 19, r: 8 })).rejects.toThrow(/needs 512 MiB of memory/);
+  });
+
+  it("geth's standard parameters (n=2^18, r=8, p=1: exactly 256 MiB, the limit) still open", { timeout: 60_000 }, async () => {
+    // Written by createKeystore with its defaults (geth's standard) and a fixed salt/iv, for KEY and PASSWORD.
+    const GETH_STANDARD: KeystoreV3 = {
+      version: 3,
+      id: "4e1b8f6c-2d3a-4f5e-9a7b-0c1d2e3f4a5b",
+      address: "2c7536e3605d9c16a7a3d7b1898e529396a65c23",
+      crypto: {
+        cipher: "aes-128-ctr",
+        cipherparams: { iv: "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2" },
+        ciphertext: "117097f2fae8c85bb765b90d4d1cc1964b6cf6d59c3d6ee7e21b77b0c83e6bb6",
+        kdf: "scrypt",
+        kdfparams: { dklen: 32, n: 262144, r: 8, p: 1, salt: "a1".repeat(32) },
+        mac: "e2a112a3c7c29b984a5a863e549632bacdb934cbef97ad54ab4ca167024aed0f",
+      },
+    };
+    expect((await accountFromKeystore(GETH_STANDARD, PASSWORD)).address).toBe(ADDRESS);
+  });
+});

@@ -79,6 +79,39 @@ function stubScheme() {
   return { scheme, calls };
 }
 
+/** A fake clock in unix seconds, shared by the policy and the signing stub. */
+function fakeClock(start = 1_750_000_000) {
+  const clock = { t: start, now: () => clock.t };
+  return clock;
+}
+
+/** Signs like the EVM exact client: validBefore = now + maxTimeoutSeconds, from `clock`. */
+function evmLikeScheme(clock: { now(): number }) {
+  const calls: string[] = [];
+  const scheme: SchemeClient = {
+    scheme: "exact",
+    networks: ["eip155:*"],
+    payer: () => PAYER,
+    async createPayload(r) {
+      calls.push(r.amount);
+      const validBefore = String(clock.now() + r.maxTimeoutSeconds);
+      return { signature: "0xsig", authorization: { from: PAYER, to: r.payTo, value: r.amount, validAfter: "0", validBefore, nonce: "0x01" } };
+    },
+  };
+  return { scheme, calls };
+}
+
+/** 402 asking for payment; the paid retry is answered by `paid` (status, receipt, PAYMENT-REQUIRED error). */
+function failingServer(paid: { status: number; receipt?: SettleResponse; error?: string }): Handler {
+  return (req, res) => {
+    if (!req.headers["payment-signature"]) return void res.writeHead(402, { "PAYMENT-REQUIRED": encodeBase64Json(paymentRequired()) }).end();
+    const headers: Record<string, string> = {};
+    if (paid.error !== undefined) headers["PAYMENT-REQUIRED"] = encodeBase64Json({ ...paymentRequired(), error: paid.error });
+    if (paid.receipt) headers["PAYMENT-RESPONSE"] = encodeBase64Json(paid.receipt);
+    res.writeHead(paid.status, headers).end("{}");
+  };
+}
+
 function paymentRequired(amount = "10000"): PaymentRequired {
   return {
     x402Version: 2,
@@ -208,7 +241,7 @@ describe("wrapFetch: v2", () => {
     expect(calls).toHaveLength(0);
   });
 
-  it("retry answered 402 + failed PAYMENT-RESPONSE: PaymentFailedError with the reason, budget released", async () => {
+  it("retry answered 402 + failed PAYMENT-RESPONSE: PaymentFailedError with the reason, not charged, still counted", async () => {
     handler = (req, res) => {
       const headers: Record<string, string> = { "PAYMENT-REQUIRED": encodeBase64Json({ ...paymentRequired(), error: "insufficient_funds" }) };
       if (req.headers["payment-signature"]) headers["PAYMENT-RESPONSE"] = encodeBase64Json(settle({ success: false, errorReason: "insufficient_funds", transaction: "" }));
@@ -226,8 +259,11 @@ describe("wrapFetch: v2", () => {
     expect(err.receipt?.success).toBe(false);
     expect(seen).toHaveLength(2); // retried exactly once
     expect(calls).toHaveLength(1);
-    expect(policy.remaining().usd).toBe("0.01");
+    // The signed header was handed over: whoever holds it can still settle it until it expires.
+    expect(policy.remaining().usd).toBe("0");
+    expect(policy.reserved().usd).toBe("0.01");
     expect(policy.spent().usd).toBe("0");
+    expect(policy.outstanding().map((o) => o.id)).toEqual([err.reservationId]);
   });
 
   it("retry 402 without a receipt takes the reason from PAYMENT-REQUIRED.error", async () => {
@@ -255,7 +291,7 @@ describe("wrapFetch: v2", () => {
     expect(policy.spent().usd).toBe("0.01");
   });
 
-  it("retry 500 without receipt: released, reason from the JSON body", async () => {
+  it("retry 500 without receipt: charged unknown, still counted, reason from the JSON body", async () => {
     handler = (req, res) => {
       if (!req.headers["payment-signature"]) return void res.writeHead(402, { "PAYMENT-REQUIRED": encodeBase64Json(paymentRequired()) }).end();
       res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error: "unexpected_settle_error" }));
@@ -264,8 +300,10 @@ describe("wrapFetch: v2", () => {
     const policy = spendingPolicy({ budget: "$1", usdAssets });
     const e = (await wrapFetch(fetch, { schemes: [scheme], policy })(`${base}/data`).catch((x: unknown) => x)) as PaymentFailedError;
     expect(e.reason).toBe("unexpected_settle_error");
-    expect(e.charged).toBe(false);
-    expect(policy.remaining().usd).toBe("1");
+    expect(e.charged).toBe("unknown");
+    expect(policy.remaining().usd).toBe("0.99");
+    expect(policy.reserved().usd).toBe("0.01");
+    expect(policy.spent().usd).toBe("0");
   });
 
   it("maxRetries 0 returns the 402 unpaid", async () => {
@@ -274,6 +312,147 @@ describe("wrapFetch: v2", () => {
     const res = await wrapFetch(fetch, { schemes: [scheme], maxRetries: 0 })(`${base}/data`);
     expect(res.status).toBe(402);
     expect(calls).toHaveLength(0);
+  });
+});
+
+describe("wrapFetch: the budget counts what was handed over", () => {
+  it("connection dropped after the paid request was sent: charged unknown, still counted, released by id", async () => {
+    handler = (req, res) => {
+      if (!req.headers["payment-signature"]) return void res.writeHead(402, { "PAYMENT-REQUIRED": encodeBase64Json(paymentRequired()) }).end();
+      res.socket?.destroy(); // the server got the header, then the connection dies
+    };
+    const clock = fakeClock();
+    const { scheme, calls } = evmLikeScheme(clock);
+    const policy = spendingPolicy({ budget: "$0.015", usdAssets, now: clock.now });
+    const paid = wrapFetch(fetch, { schemes: [scheme], policy });
+    const e = (await paid(`${base}/data`).catch((x: unknown) => x)) as PaymentFailedError;
+    expect(e).toBeInstanceOf(PaymentFailedError);
+    expect(e.reason).toBe("network_error");
+    expect(e.charged).toBe("unknown");
+    expect(e.validUntil).toBe(clock.t + 60);
+    expect(e.message).toContain(`policy.release("${e.reservationId}")`);
+    expect(typeof seen[1]!.headers["payment-signature"]).toBe("string"); // it was handed over
+    expect(calls).toEqual(["10000"]);
+    expect(policy.reserved().usd).toBe("0.01");
+    expect(policy.remaining().usd).toBe("0.005");
+    // A second payment does not fit while the first is outstanding: the budget did not undercount.
+    seen = [];
+    const refused = await paid(`${base}/data`).catch((x: unknown) => x);
+    expect(refused).toBeInstanceOf(PaymentRefusedError);
+    expect((refused as PaymentRefusedError).code).toBe("budget_exceeded");
+    expect(calls).toHaveLength(1);
+    // The caller proves it unusable (e.g. cancelled on chain): released, once.
+    expect(policy.release(e.reservationId!)).toBe(true);
+    expect(policy.release(e.reservationId!)).toBe(false);
+    expect(policy.remaining().usd).toBe("0.015");
+  });
+
+  it("server 402 settlement failed: counted until validBefore (+ grace), then released", async () => {
+    handler = failingServer({ status: 402, receipt: settle({ success: false, errorReason: "invalid_exact_evm_transaction_simulation_failed", transaction: "" }) });
+    const clock = fakeClock();
+    const t0 = clock.t;
+    const { scheme } = evmLikeScheme(clock);
+    const policy = spendingPolicy({ budget: "$1", usdAssets, now: clock.now, expiryGraceSeconds: 30 });
+    const e = (await wrapFetch(fetch, { schemes: [scheme], policy })(`${base}/data`).catch((x: unknown) => x)) as PaymentFailedError;
+    expect(e.charged).toBe(false);
+    expect(e.validUntil).toBe(t0 + 60); // validBefore as signed
+    expect(policy.outstanding()).toMatchObject([{ id: e.reservationId, amount: "10000", validUntil: t0 + 60, payer: PAYER }]);
+    clock.t = t0 + 60 + 29; // past validBefore, inside the grace
+    expect(policy.remaining().usd).toBe("0.99");
+    clock.t = t0 + 60 + 30;
+    expect(policy.remaining().usd).toBe("1");
+    expect(policy.reserved().usd).toBe("0");
+    expect(policy.spent().usd).toBe("0");
+    expect(policy.outstanding()).toEqual([]);
+  });
+
+  it("402 settlement_pending (receipt or PAYMENT-REQUIRED error): charged unknown, counted, not committed", async () => {
+    const pending = settle({ success: false, errorReason: "settlement_pending", transaction: "", extensions: { "tollgate-settlement": { status: "pending", transaction: TX } } });
+    for (const server of [failingServer({ status: 402, receipt: pending }), failingServer({ status: 402, error: "settlement_pending: still waiting for the receipt" })]) {
+      handler = server;
+      const clock = fakeClock();
+      const { scheme } = evmLikeScheme(clock);
+      const policy = spendingPolicy({ budget: "$1", usdAssets, now: clock.now });
+      const e = (await wrapFetch(fetch, { schemes: [scheme], policy })(`${base}/data`).catch((x: unknown) => x)) as PaymentFailedError;
+      expect(e).toBeInstanceOf(PaymentFailedError);
+      expect(e.reason).toMatch(/^settlement_pending/);
+      expect(e.charged).toBe("unknown");
+      expect(policy.reserved().usd).toBe("0.01");
+      expect(policy.spent().usd).toBe("0");
+      // Later the caller sees the transaction landed: commit by id.
+      expect(policy.commit(e.reservationId!)).toBe(true);
+      expect(policy.spent().usd).toBe("0.01");
+      expect(policy.reserved().usd).toBe("0");
+    }
+  });
+
+  it("a pending payment past its expiry is committed when resolveExpired says it settled", async () => {
+    handler = failingServer({ status: 402, receipt: settle({ success: false, errorReason: "settlement_pending", transaction: "" }) });
+    const clock = fakeClock();
+    const { scheme } = evmLikeScheme(clock);
+    const asked: string[] = [];
+    const policy = spendingPolicy({
+      budget: "$1",
+      usdAssets,
+      now: clock.now,
+      resolveExpired: async (p) => {
+        asked.push(`${p.id}:${(p.payload as { authorization: { nonce: string } }).authorization.nonce}`);
+        return "settled" as const;
+      },
+    });
+    const e = (await wrapFetch(fetch, { schemes: [scheme], policy })(`${base}/data`).catch((x: unknown) => x)) as PaymentFailedError;
+    clock.t += 60 + 60;
+    expect(policy.reserved().usd).toBe("0.01"); // the lookup runs; still counted meanwhile
+    await Promise.resolve();
+    expect(asked).toEqual([`${e.reservationId}:0x01`]);
+    expect(policy.spent().usd).toBe("0.01");
+    expect(policy.reserved().usd).toBe("0");
+  });
+
+  it("duplicate_settlement: the authorization settled (another copy won): charged, committed", async () => {
+    handler = failingServer({
+      status: 402,
+      receipt: settle({ success: false, errorReason: "duplicate_settlement", transaction: "", extensions: { "tollgate-settlement": { status: "settled", transaction: TX } } }),
+    });
+    const { scheme } = stubScheme();
+    const policy = spendingPolicy({ budget: "$1", usdAssets });
+    const e = (await wrapFetch(fetch, { schemes: [scheme], policy })(`${base}/data`).catch((x: unknown) => x)) as PaymentFailedError;
+    expect(e.reason).toBe("duplicate_settlement");
+    expect(e.charged).toBe(true);
+    expect(policy.spent().usd).toBe("0.01");
+    expect(policy.outstanding()).toEqual([]);
+  });
+
+  it("receipt success: committed, nothing left outstanding", async () => {
+    handler = v2Server;
+    const clock = fakeClock();
+    const { scheme } = evmLikeScheme(clock);
+    const policy = spendingPolicy({ budget: "$1", usdAssets, now: clock.now });
+    const res = await wrapFetch(fetch, { schemes: [scheme], policy })(`${base}/data`);
+    expect(res.status).toBe(200);
+    expect(getPaymentReceipt(res)?.reservationId).toBe("r1");
+    expect(policy.spent().usd).toBe("0.01");
+    expect(policy.reserved().usd).toBe("0");
+    expect(policy.outstanding()).toEqual([]);
+    clock.t += 3600; // expiry never gives a settled payment back
+    expect(policy.spent().usd).toBe("0.01");
+    expect(policy.remaining().usd).toBe("0.99");
+  });
+
+  it("maxTimeoutSeconds above the cap: refused before signing, no paid retry", async () => {
+    const long = { ...paymentRequired(), accepts: [{ ...paymentRequired().accepts[0]!, maxTimeoutSeconds: 86_400 }] };
+    handler = (_req, res) => void res.writeHead(402, { "PAYMENT-REQUIRED": encodeBase64Json(long) }).end();
+    for (const policy of [spendingPolicy({ budget: "$1", usdAssets }), undefined]) {
+      seen = [];
+      const { scheme, calls } = stubScheme();
+      const e = (await wrapFetch(fetch, { schemes: [scheme], ...(policy ? { policy } : {}) })(`${base}/data`).catch((x: unknown) => x)) as PaymentRefusedError;
+      expect(e).toBeInstanceOf(PaymentRefusedError);
+      expect(e.code).toBe("max_timeout_exceeded");
+      expect(e.message).toContain("maxTimeoutSeconds 86400 exceeds the limit maxTimeoutSeconds=300");
+      expect(calls).toHaveLength(0); // the signer was never called
+      expect(seen).toHaveLength(1);
+      if (policy) expect(policy.reserved().usd).toBe("0");
+    }
   });
 });
 

@@ -3,6 +3,10 @@
  * option, hold its amount against the spending policy, have the scheme sign it, and return
  * the header to send. Selection and policy run before any signing, so a refusal never
  * produces an authorization. No chain code here: signing is the scheme client's job.
+ *
+ * A payment returned by `pay` has been handed over: the caller holds a signed authorization
+ * that anyone who sees it can settle until it expires, so the policy keeps counting it until
+ * `commit()`, its expiry, or a `release()` that the caller can justify (see Payment.release).
  */
 import { networkMatches } from "../caip2.ts";
 import { encodeBase64Json } from "../codec.ts";
@@ -22,10 +26,14 @@ import {
 import { requirementsFromV1, V1_NETWORKS, v1NameToNetwork, type V1NetworkNames } from "../v1.ts";
 import { serverOrder, type ChooseContext, type Chooser } from "./choose.ts";
 import { InvalidPaymentRequiredError, PaymentRefusedError, RefusalCode, type Refusal } from "./errors.ts";
-import type { Reservation, SpendingPolicy } from "./policy.ts";
+import { DEFAULT_MAX_TIMEOUT_SECONDS, signedValidityRefusal, timeoutRefusal, type HandOver, type Reservation, type SpendingPolicy } from "./policy.ts";
 
 export interface PaymentClientOptions {
   schemes: readonly SchemeClient[];
+  /**
+   * Limits and budget. Without one nothing is counted, but the validity cap still applies with
+   * its default (DEFAULT_MAX_TIMEOUT_SECONDS); a policy's `maxTimeoutSeconds` changes it.
+   */
   policy?: SpendingPolicy;
   /** Orders the acceptable options; default: the server's order. */
   choose?: Chooser;
@@ -53,7 +61,20 @@ export interface Payment {
   /** The chosen option as the v1 server sent it. */
   requirementsV1?: PaymentRequirementsV1;
   payer: string;
-  /** The payment was not charged: return its amount to the budget. Idempotent. */
+  /** Its reservation in the policy (`policy.outstanding()`, `policy.release(id)`); undefined without a policy. */
+  reservationId?: string;
+  /**
+   * Unix seconds after which the signed payload can no longer settle (EVM: its `validBefore`;
+   * otherwise the time of signing + its validity). Until then (plus the policy's grace) its
+   * amount counts against the budget unless committed or released.
+   */
+  validUntil: number;
+  /**
+   * Return the amount to the budget because this payment can never settle: its header was never
+   * sent, or the authorization was cancelled on chain (or the chain shows it unused after
+   * `validUntil`). A server saying "failed" is not enough: whoever holds the header can still
+   * settle it. Idempotent; a no-op after commit.
+   */
   release(): void;
   /** The payment was charged. Idempotent; after either call the other is a no-op. */
   commit(): void;
@@ -140,7 +161,7 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
     const refusals: Refusal[] = [];
     const acceptable = new Map<PaymentRequirements, Option>();
     for (const o of supported) {
-      const refusal = policy?.check(o.requirements);
+      const refusal = policy ? policy.check(o.requirements) : timeoutRefusal(o.requirements, DEFAULT_MAX_TIMEOUT_SECONDS);
       if (refusal) refusals.push(refusal);
       else acceptable.set(o.requirements, o);
     }
@@ -188,8 +209,25 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
         ...(extensions ? { extensions } : {}),
       });
     } catch (e) {
-      reservation?.release();
+      reservation?.release(); // nothing was handed over
       throw e;
+    }
+
+    // From here the signed payload leaves the client: the policy counts it until it settles or expires.
+    const handOver = handOverOf(inner, requirements, payer);
+    let validUntil: number;
+    if (reservation) {
+      const handed = reservation.handOver(handOver);
+      if (!handed.ok) {
+        reservation.release(); // dropped unsent
+        throw refusedBy([handed.refusal]);
+      }
+      validUntil = handed.validUntil;
+    } else {
+      const now = Date.now() / 1000;
+      const refusal = signedValidityRefusal(handOver, now, DEFAULT_MAX_TIMEOUT_SECONDS, requirements);
+      if (refusal) throw refusedBy([refusal]);
+      validUntil = handOver.validBefore ?? now + handOver.validForSeconds;
     }
 
     let payload: PaymentPayload | PaymentPayloadV1;
@@ -210,14 +248,41 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
       payload,
       requirements,
       payer,
+      validUntil,
       release: () => reservation?.release(),
       commit: () => reservation?.commit(),
     };
+    if (reservation) payment.reservationId = reservation.id;
     if (chosen.v1) payment.requirementsV1 = chosen.v1;
     return payment;
   }
 
   return policy ? { pay, policy } : { pay };
+}
+
+/**
+ * A Solana transaction stays valid while its blockhash does: 151 blocks, about 60–90 s at 400 ms
+ * slots with some skipped. Counted at least this long whatever `maxTimeoutSeconds` says.
+ */
+export const SOLANA_BLOCKHASH_LIFETIME_SECONDS = 150;
+
+/**
+ * How long a signed payload stays settleable. EVM `exact` (EIP-3009) carries it:
+ * `authorization.validBefore`. Solana: the blockhash's lifetime. Otherwise: `maxTimeoutSeconds`,
+ * the validity the scheme was asked to sign.
+ */
+export function handOverOf(inner: Record<string, unknown>, requirements: PaymentRequirements, payer?: string): HandOver {
+  const base: HandOver = { validForSeconds: requirements.maxTimeoutSeconds, payload: inner };
+  if (payer !== undefined) base.payer = payer;
+  if (requirements.network.startsWith("solana:")) base.validForSeconds = Math.max(requirements.maxTimeoutSeconds, SOLANA_BLOCKHASH_LIFETIME_SECONDS);
+  const auth = inner.authorization;
+  if (requirements.network.startsWith("eip155:") && isPlainObject(auth)) {
+    const v = auth.validBefore;
+    // A decimal string (the wire format); Number() of a huge one is Infinity, which the cap refuses.
+    if (typeof v === "string" && /^\d+$/.test(v)) base.validBefore = Number(v);
+    else if (typeof v === "number" || typeof v === "bigint") base.validBefore = Number(v);
+  }
+  return base;
 }
 
 /** The refusal to report: the first option's (server order), with all of them attached. */

@@ -1,5 +1,6 @@
 /**
- * Why the client refused to pay. Every refusal happens before anything is signed, so a
+ * Why the client refused to pay. Every refusal happens before anything is sent (all but one
+ * before anything is signed: a payload signed beyond the validity cap is dropped unsent), so a
  * refused payment never leaves a usable authorization behind.
  */
 import type { FieldIssue } from "../schemas.ts";
@@ -15,6 +16,11 @@ export const RefusalCode = {
   payeeNotAllowed: "payee_not_allowed",
   /** A limit is set but none of them can value this asset (not a known USD asset, no per-asset limit). */
   unknownAssetValue: "unknown_asset_value",
+  /**
+   * The option asks for a validity (`maxTimeoutSeconds`) above the policy's cap, or the scheme
+   * client signed one: a long-lived authorization stays settleable, and counted, that long.
+   */
+  maxTimeoutExceeded: "max_timeout_exceeded",
 } as const;
 
 export type RefusalCode = (typeof RefusalCode)[keyof typeof RefusalCode];

@@ -8,7 +8,17 @@
  *
  * Budget is reserved synchronously when a payment is chosen, before any await: JavaScript
  * runs one turn at a time, so two concurrent payments can never both see the same
- * remaining budget. A reservation is released (payment not charged) or committed (charged).
+ * remaining budget.
+ *
+ * The budget counts what was handed over. A reservation is "held" while the scheme signs;
+ * once the signed authorization leaves the client (`handOver`) it is "outstanding": whoever
+ * holds it can settle it until it expires, whatever the server said. It stays counted until
+ *   - `commit()`: the server's receipt says it settled (it is spent);
+ *   - its expiry (+ `expiryGraceSeconds`) passes: released lazily on the next budget read, or
+ *     handed to `resolveExpired` (e.g. a chain lookup) when one is configured;
+ *   - `release()` / `policy.release(id)`: the caller proves it can no longer settle (never sent,
+ *     cancelled on chain, or the chain shows it unused after its expiry).
+ * A payment refused before signing is never reserved; one whose signing fails is released at once.
  */
 import { networkMatches } from "../caip2.ts";
 import { NETWORKS, type NetworkTable } from "../networks.ts";
@@ -44,6 +54,88 @@ export interface SpendingPolicyOptions {
    * (always included): e.g. a local test token.
    */
   usdAssets?: readonly UsdAsset[];
+  /**
+   * The longest validity a payment may be signed for: options whose `maxTimeoutSeconds` is
+   * above it are refused before signing (`max_timeout_exceeded`). Every second of validity is a
+   * second the payee (or anyone who copies the header) can still settle it, and the budget
+   * must keep counting it. Default 300 (5 minutes, the official SDK's default).
+   */
+  maxTimeoutSeconds?: number;
+  /**
+   * Seconds an outstanding payment stays counted after its expiry before it is released:
+   * room for this machine's clock running ahead of the chain's. Default 60.
+   */
+  expiryGraceSeconds?: number;
+  /**
+   * Called (once at a time per payment, on a budget read: no timers) for an outstanding payment
+   * whose expiry has passed. Answer "unused" when the chain shows it can no longer settle
+   * (released), "settled" when it did (committed), "unknown" to be asked again on a later read
+   * (kept counted). A rejection counts as "unknown". Without it, expiry releases the amount.
+   */
+  resolveExpired?: (payment: OutstandingPayment) => Promise<ExpiredResolution> | ExpiredResolution;
+  /** The clock, unix seconds (fractions allowed); for tests. Default `Date.now() / 1000`. */
+  now?: () => number;
+}
+
+/** The default `maxTimeoutSeconds` cap: 5 minutes, the official SDK's default validity. */
+export const DEFAULT_MAX_TIMEOUT_SECONDS = 300;
+/** The default grace after expiry: a minute of clock skew between this machine and the chain. */
+export const DEFAULT_EXPIRY_GRACE_SECONDS = 60;
+/**
+ * A scheme client may compute `validBefore` from its own clock and round up; a signed validity
+ * this much beyond the cap is still accepted (more would mean it ignored the cap).
+ */
+const SIGNED_VALIDITY_SLACK_SECONDS = 5;
+
+/** The refusal of an option asking for a longer validity than `cap` seconds, if it does. */
+export function timeoutRefusal(requirements: PaymentRequirements, cap: number): Refusal | undefined {
+  if (requirements.maxTimeoutSeconds <= cap) return undefined;
+  return {
+    code: RefusalCode.maxTimeoutExceeded,
+    message: `maxTimeoutSeconds ${requirements.maxTimeoutSeconds} exceeds the limit maxTimeoutSeconds=${cap} (a signed payment stays settleable that long)`,
+    requirements,
+  };
+}
+
+/**
+ * The refusal of a signed payload whose own expiry lies beyond `now + cap`: the scheme client
+ * ignored the cap, so the payload must not be sent.
+ */
+export function signedValidityRefusal(info: HandOver, now: number, cap: number, requirements: PaymentRequirements): Refusal | undefined {
+  const v = info.validBefore;
+  if (v === undefined || (Number.isFinite(v) && v <= now + cap + SIGNED_VALIDITY_SLACK_SECONDS)) return undefined;
+  return {
+    code: RefusalCode.maxTimeoutExceeded,
+    message: `the scheme client signed a payment valid until ${v} (${Math.round(v - now)}s from now), beyond the limit maxTimeoutSeconds=${cap}; it was not sent`,
+    requirements,
+  };
+}
+
+export type ExpiredResolution = "unused" | "settled" | "unknown";
+
+/** What the client tells the policy when a signed payment leaves it. */
+export interface HandOver {
+  /** The expiry the payload itself carries (EVM `validBefore`), unix seconds, when it has one. */
+  validBefore?: number;
+  /** Otherwise: how long it stays settleable from now, as signed (`maxTimeoutSeconds`, or a chain's own lifetime). */
+  validForSeconds: number;
+  payer?: string;
+  /** The signed scheme payload (e.g. the EIP-3009 authorization), for `resolveExpired` to look up. */
+  payload?: Record<string, unknown>;
+}
+
+export type HandOverResult = { ok: true; validUntil: number } | { ok: false; refusal: Refusal };
+
+/** A signed payment handed over and not yet known settled or unusable: its amount is counted. */
+export interface OutstandingPayment {
+  readonly id: string;
+  readonly assetKey: string;
+  readonly amount: string;
+  readonly requirements: PaymentRequirements;
+  /** Unix seconds after which it can no longer settle (before the grace). */
+  readonly validUntil: number;
+  readonly payer?: string;
+  readonly payload?: Record<string, unknown>;
 }
 
 /** USDC on every network of core's table: the assets a dollar limit applies to out of the box. */
@@ -58,11 +150,23 @@ export interface SpendingTotals {
 }
 
 export interface Reservation {
+  /** Names the payment in `outstanding()`, `release(id)` and `commit(id)`. */
+  readonly id: string;
   readonly amount: string;
   readonly assetKey: string;
-  /** The payment was not charged: give the amount back to the budget. No-op once settled either way. */
+  /**
+   * The signed payment is leaving the client: from now on it is counted until committed,
+   * released, or expired. Refused (and nothing may be sent) when the signed validity exceeds
+   * `maxTimeoutSeconds`. No-op once committed or released.
+   */
+  handOver(info: HandOver): HandOverResult;
+  /**
+   * Give the amount back: the payment was never handed over, or the caller proved it can no
+   * longer settle. Not for "the server said it failed": a handed-over authorization can still
+   * be settled by whoever holds it until it expires. No-op once committed or released.
+   */
   release(): void;
-  /** The payment was charged: the amount stays spent. No-op once settled either way. */
+  /** The payment was charged: the amount stays spent. No-op once committed or released. */
   commit(): void;
 }
 
@@ -79,6 +183,14 @@ export interface SpendingPolicy {
   reserved(): SpendingTotals;
   /** Budget left (limit − spent − reserved), for the limits that are set. */
   remaining(): SpendingTotals;
+  /** The cap on `maxTimeoutSeconds` (see SpendingPolicyOptions). */
+  readonly maxTimeoutSeconds: number;
+  /** Handed-over payments still counted (neither committed, released nor expired), oldest first. */
+  outstanding(): OutstandingPayment[];
+  /** `Reservation.release` by id (see there). True when it was counted and is now released. */
+  release(id: string): boolean;
+  /** `Reservation.commit` by id: e.g. a payment left pending that the chain shows settled. True when it was counted. */
+  commit(id: string): boolean;
 }
 
 const HEX_ADDRESS = /^0x[0-9a-fA-F]+$/;
@@ -146,6 +258,23 @@ class Ledger {
 
 const USD = "$usd";
 
+/** After a resolver answers "unknown", it is not asked about that payment again for this long. */
+const RESOLVE_RETRY_SECONDS = 10;
+
+/** One reservation: held while signing, outstanding once handed over (resolving while `resolveExpired` runs). */
+interface Entry {
+  readonly id: string;
+  readonly key: string;
+  readonly amount: bigint;
+  readonly usd: bigint | undefined;
+  readonly requirements: PaymentRequirements;
+  state: "held" | "outstanding" | "resolving" | "done";
+  validUntil?: number;
+  askAgainAt?: number;
+  payer?: string;
+  payload?: Record<string, unknown>;
+}
+
 export function spendingPolicy(options: SpendingPolicyOptions = {}): SpendingPolicy {
   const maxPerRequest = parseLimit(options.maxPerRequest, "maxPerRequest");
   const budget = parseLimit(options.budget, "budget");
@@ -170,6 +299,17 @@ export function spendingPolicy(options: SpendingPolicyOptions = {}): SpendingPol
   const committed = new Ledger();
   const held = new Ledger();
 
+  const maxTimeoutSeconds = options.maxTimeoutSeconds ?? DEFAULT_MAX_TIMEOUT_SECONDS;
+  if (!Number.isSafeInteger(maxTimeoutSeconds) || maxTimeoutSeconds <= 0) throw new RangeError("maxTimeoutSeconds: expected a positive integer number of seconds");
+  const grace = options.expiryGraceSeconds ?? DEFAULT_EXPIRY_GRACE_SECONDS;
+  if (!Number.isFinite(grace) || grace < 0) throw new RangeError("expiryGraceSeconds: expected a number of seconds, 0 or more");
+  const now = options.now ?? (() => Date.now() / 1000);
+  const resolveExpired = options.resolveExpired;
+
+  /** Reservations still counted in `held`, in the order they were made. */
+  const live = new Map<string, Entry>();
+  let sequence = 0;
+
   /** The value of `amount` of `key` in scaled dollars, or undefined when not a USD asset. */
   function usdValue(key: string, amount: bigint): bigint | undefined {
     const decimals = usdAssets.get(key);
@@ -180,7 +320,75 @@ export function spendingPolicy(options: SpendingPolicyOptions = {}): SpendingPol
     return { code, message, requirements };
   }
 
+  /** Ends a reservation: its amount leaves `held`, and is spent when `charge`. False when it had ended already. */
+  function finish(entry: Entry, charge: boolean): boolean {
+    if (entry.state === "done") return false;
+    entry.state = "done";
+    live.delete(entry.id);
+    held.add(entry.key, -entry.amount);
+    if (entry.usd !== undefined) held.add(USD, -entry.usd);
+    if (charge) {
+      committed.add(entry.key, entry.amount);
+      if (entry.usd !== undefined) committed.add(USD, entry.usd);
+    }
+    return true;
+  }
+
+  function applyResolution(entry: Entry, answer: ExpiredResolution): void {
+    // A release/commit by the caller while the lookup ran wins.
+    if (entry.state !== "resolving") return;
+    if (answer === "unused") finish(entry, false);
+    else if (answer === "settled") finish(entry, true);
+    else {
+      entry.state = "outstanding";
+      entry.askAgainAt = now() + RESOLVE_RETRY_SECONDS;
+    }
+  }
+
+  function askResolver(entry: Entry, resolver: NonNullable<SpendingPolicyOptions["resolveExpired"]>): void {
+    entry.state = "resolving";
+    let answer: ReturnType<typeof resolver>;
+    try {
+      answer = resolver(view(entry));
+    } catch {
+      return applyResolution(entry, "unknown");
+    }
+    if (typeof (answer as Promise<ExpiredResolution>)?.then !== "function") return applyResolution(entry, answer as ExpiredResolution);
+    (answer as Promise<ExpiredResolution>).then(
+      (a) => applyResolution(entry, a === "unused" || a === "settled" ? a : "unknown"),
+      () => applyResolution(entry, "unknown"),
+    );
+  }
+
+  /**
+   * Lazy expiry, run on every budget read: an outstanding payment past its expiry and the grace
+   * can no longer settle, so its amount is released (or the resolver is asked). No timers, so
+   * an idle policy never keeps a process alive.
+   */
+  function sweep(): void {
+    if (live.size === 0) return;
+    const t = now();
+    for (const entry of live.values()) {
+      if (entry.state !== "outstanding" || t < entry.validUntil! + grace) continue;
+      if (!resolveExpired) finish(entry, false);
+      else if (entry.askAgainAt === undefined || t >= entry.askAgainAt) askResolver(entry, resolveExpired);
+    }
+  }
+
+  function view(entry: Entry): OutstandingPayment {
+    return {
+      id: entry.id,
+      assetKey: entry.key,
+      amount: entry.amount.toString(),
+      requirements: entry.requirements,
+      validUntil: entry.validUntil!,
+      ...(entry.payer !== undefined ? { payer: entry.payer } : {}),
+      ...(entry.payload !== undefined ? { payload: entry.payload } : {}),
+    };
+  }
+
   function check(req: PaymentRequirements): Refusal | undefined {
+    sweep();
     const key = assetKey(req.network, req.asset);
     if (allowedNetworks && !allowedNetworks.some((p) => networkMatches(p, req.network))) {
       return refuse(RefusalCode.networkNotAllowed, `network ${req.network} is not in the allowed networks (${allowedNetworks.join(", ")})`, req);
@@ -191,6 +399,8 @@ export function spendingPolicy(options: SpendingPolicyOptions = {}): SpendingPol
     if (allowedPayees && !allowedPayees.has(normalizeAddress(req.payTo))) {
       return refuse(RefusalCode.payeeNotAllowed, `payee ${req.payTo} is not in the allowed payees`, req);
     }
+    const tooLong = timeoutRefusal(req, maxTimeoutSeconds);
+    if (tooLong) return tooLong;
     let amount: bigint;
     try {
       amount = parseAtomic(req.amount, "amount");
@@ -230,28 +440,38 @@ export function spendingPolicy(options: SpendingPolicyOptions = {}): SpendingPol
     return undefined;
   }
 
+  function handOver(entry: Entry, info: HandOver): HandOverResult {
+    const t = now();
+    const tooLong = signedValidityRefusal(info, t, maxTimeoutSeconds, entry.requirements);
+    if (tooLong) return { ok: false, refusal: tooLong };
+    const validUntil = info.validBefore ?? t + info.validForSeconds;
+    if (entry.state !== "held") return { ok: true, validUntil };
+    entry.state = "outstanding";
+    entry.validUntil = validUntil;
+    if (info.payer !== undefined) entry.payer = info.payer;
+    if (info.payload !== undefined) entry.payload = info.payload;
+    return { ok: true, validUntil };
+  }
+
   function reserve(req: PaymentRequirements): ReserveResult {
     const refusal = check(req);
     if (refusal) return { ok: false, refusal };
     const key = assetKey(req.network, req.asset);
     const amount = BigInt(req.amount);
-    const usd = usdValue(key, amount);
+    const entry: Entry = { id: `r${++sequence}`, key, amount, usd: usdValue(key, amount), requirements: req, state: "held" };
     held.add(key, amount);
-    if (usd !== undefined) held.add(USD, usd);
-    let settled = false;
-    const settle = (charge: boolean) => {
-      if (settled) return;
-      settled = true;
-      held.add(key, -amount);
-      if (usd !== undefined) held.add(USD, -usd);
-      if (charge) {
-        committed.add(key, amount);
-        if (usd !== undefined) committed.add(USD, usd);
-      }
-    };
+    if (entry.usd !== undefined) held.add(USD, entry.usd);
+    live.set(entry.id, entry);
     return {
       ok: true,
-      reservation: { amount: req.amount, assetKey: key, release: () => settle(false), commit: () => settle(true) },
+      reservation: {
+        id: entry.id,
+        amount: req.amount,
+        assetKey: key,
+        handOver: (info) => handOver(entry, info),
+        release: () => void finish(entry, false),
+        commit: () => void finish(entry, true),
+      },
     };
   }
 
@@ -261,12 +481,25 @@ export function spendingPolicy(options: SpendingPolicyOptions = {}): SpendingPol
     return usdAssets.size > 0 ? { usd: atomicToDecimal(ledger.get(USD), scale), assets } : { assets };
   }
 
+  const byId = (id: string, charge: boolean) => {
+    const entry = live.get(id);
+    return entry !== undefined && finish(entry, charge);
+  };
+
   return {
     check,
     reserve,
-    spent: () => totals(committed),
-    reserved: () => totals(held),
+    maxTimeoutSeconds,
+    spent: () => (sweep(), totals(committed)),
+    reserved: () => (sweep(), totals(held)),
+    outstanding() {
+      sweep();
+      return [...live.values()].filter((e) => e.state !== "held").map(view);
+    },
+    release: (id) => byId(id, false),
+    commit: (id) => byId(id, true),
     remaining() {
+      sweep();
       const assets: Record<string, string> = {};
       for (const [k, limit] of budget?.assets ?? []) assets[k] = (limit - committed.get(k) - held.get(k)).toString();
       return budgetUsd !== undefined
