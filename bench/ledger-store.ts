@@ -31,8 +31,7 @@ for (let i = s * B; i < N; i += B * S) {
   const chunk = entries.slice(i, i + B);
   await Promise.all(chunk.map((e) => ledger.claim(e, "tok", 60000)));
   await ledger.recordTransaction({ keys: chunk.map((e) => e.key), hash: "0xh" + i, network: "eip155:31337", signer: "0xs", nonce: i });
-  await ledger.markSent("0xh" + i);
-  await Promise.all(chunk.map((e) => ledger.complete(e.key, "tok", { success: true, transaction: "0xh" + i, network: "eip155:31337", payer: e.payer })));
+  await Promise.all(chunk.map((e) => ledger.complete(e.key, "tok", { status: "settled", transaction: "0xh" + i, response: { success: true, transaction: "0xh" + i, network: "eip155:31337", payer: e.payer } })));
   await ledger.recordEvents(chunk.map((e) => ({ kind: "settle" as const, key: e.key, network: e.network, payer: e.payer, outcome: "success", transaction: "0xh" + i })));
 }
 }));

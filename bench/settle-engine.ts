@@ -148,7 +148,7 @@ try {
             const s = performance.now();
             try {
               const r = await engine.submit(call);
-              if (r.status === "success") latencies.push(performance.now() - s);
+              if (r.status === "settled") latencies.push(performance.now() - s);
               else failures++;
             } catch {
               failures++;

@@ -58,7 +58,7 @@ try {
     ["litesvm in-process", net.chain],
     ["local JSON-RPC (litesvm over HTTP)", local.url],
   ] as Array<[string, SolanaChain | string]>) {
-    const facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc }], feePayer: net.feePayer.signer, pollIntervalMs: 5 });
+    const facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc, assets: [net.mint] }], feePayer: net.feePayer.signer, pollIntervalMs: 5 });
     // Warm-up: one settlement loads the token program into litesvm's cache (simulation alone
     // does not), as on any live validator; then one verify.
     const [warmSettle] = await sign(1);

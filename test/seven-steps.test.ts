@@ -336,8 +336,10 @@ describe("refused payments move nothing", () => {
     const settle = await postJson("/settle", body);
     const settled = (await settle.json()) as SettleResponse;
     if (c.name.startsWith("reused nonce")) {
-      // The same authorization settled before: the facilitator answers with the stored result (idempotent), it does not send again.
-      expect(settled).toMatchObject({ success: true, transaction: replayTx });
+      // The same authorization settled and answered before: one payment buys one response, so a
+      // second /settle is refused (naming the first transaction for audit) and sends nothing.
+      expect(settle.status).toBe(200);
+      expect(settled).toMatchObject({ success: false, errorReason: Reason.duplicateSettlement, transaction: "", extensions: { "tollgate-settlement": { status: "settled", transaction: replayTx } } });
     } else {
       expect(settle.status).toBe(200);
       expect(settled).toMatchObject({ success: false, errorReason: c.facilitator, transaction: "" });

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { evmChainId, isAtomic, isCaip2 } from "@tollgate/core";
+import { redactRpcUrl } from "@tollgate/evm";
 import { solanaNetworkSchema, solanaSecretKeySchema } from "./schemes/svm.ts";
 
 const hexAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "expected a 0x-prefixed 20-byte hex address");
@@ -27,10 +28,18 @@ const networkSchema = z.strictObject({
     .string()
     .refine((n) => isCaip2(n) && evmChainId(n) !== undefined, "expected an EVM CAIP-2 network id such as eip155:84532"),
   rpcUrl: z.url({ protocol: /^(https?|wss?)$/, error: "expected an http(s) or ws(s) URL" }),
-  /** Allowlist of assets; omitted means any EIP-3009 token. */
+  /**
+   * Allowlist of assets; omitted means the network's USDC from the built-in table and nothing else
+   * (a local chain's token must be listed). A "token" outside it is refused before any chain call.
+   */
   assets: z.array(assetSchema).optional(),
   /** BatchSettler contract: concurrent settlements go out as one transaction. Without it, batching is off on this network. */
   batchSettler: hexAddress.optional(),
+  /**
+   * Accept contract-wallet (ERC-1271) signatures on this network: judged on chain with real fee
+   * fields and sent alone. Off by default: only plain ECDSA signatures, judged off-chain.
+   */
+  contractWallets: z.boolean().optional(),
 });
 
 const wei = z.string().refine(isAtomic, "expected a non-negative integer string (wei)");
@@ -54,8 +63,13 @@ const settlementSchema = z.strictObject({
   bumpAfterMs: z.number().int().min(1000).optional(),
   /** How often pending settlements are checked against the chain. */
   reconcileIntervalMs: z.number().int().min(50).default(2_000),
-  /** A transaction the node never saw, whose nonce is unused, counts as dropped after this long. */
+  /**
+   * A transaction without a receipt whose nonce the signer has used for another transaction counts
+   * as dropped once seen so on passes at least this far apart (a lagging RPC node is not enough).
+   */
   dropAfterMs: z.number().int().min(1000).default(120_000),
+  /** A payer whose settlement reverted on chain is refused (invalid_payer_suspended) for this long. */
+  payerBackoffMs: z.number().int().min(0).default(600_000),
   /** How often signer balances are read for `minSignerBalanceWei`. */
   balanceCheckMs: z.number().int().min(100).default(15_000),
 });
@@ -293,19 +307,9 @@ export function redactConfig(config: FacilitatorConfig): Record<string, unknown>
     ...config,
     privateKeys: config.privateKeys.map(() => "[redacted]"),
     ...(config.solanaFeePayerKey ? { solanaFeePayerKey: "[redacted]" } : {}),
-    solanaNetworks: config.solanaNetworks.map((n) => ({ ...n, rpcUrl: redactUrl(n.rpcUrl) })),
+    solanaNetworks: config.solanaNetworks.map((n) => ({ ...n, rpcUrl: redactRpcUrl(n.rpcUrl) })),
     apiKeys: config.apiKeys.map(() => "[redacted]"),
     databaseUrl: config.databaseUrl?.replace(/\/\/[^@/]*@/, "//[redacted]@"),
-    networks: config.networks.map((n) => ({ ...n, rpcUrl: redactUrl(n.rpcUrl) })),
+    networks: config.networks.map((n) => ({ ...n, rpcUrl: redactRpcUrl(n.rpcUrl) })),
   };
-}
-
-/** RPC URLs often carry an API key in the path or query: keep only the origin. */
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return u.pathname.length > 1 || u.search || u.username ? `${u.protocol}//${u.host}/[redacted]` : `${u.protocol}//${u.host}`;
-  } catch {
-    return "[redacted]";
-  }
 }

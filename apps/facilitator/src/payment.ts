@@ -1,9 +1,10 @@
 /**
- * What the service derives from a parsed request before deciding anything: the payment's
- * unique key and payer, a hash of its content, and the `payment-identifier` extension's id.
+ * What the service derives from a parsed request before deciding anything: the payment's verified
+ * signer and settle-once key (the scheme's `authenticate`), a hash of its content, the
+ * `payment-identifier` extension's id, and whether its amount is one this facilitator settles.
  */
 import { createHash } from "node:crypto";
-import { Reason, type AuthenticateResult, type FacilitatorRequest, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator } from "@tollgate/core";
+import { canonicalJson, Reason, type AuthenticateResult, type FacilitatorRequest, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator } from "@tollgate/core";
 import type { PaymentEntry } from "./ledger/ledger.ts";
 
 export const PAYMENT_IDENTIFIER = "payment-identifier";
@@ -16,7 +17,8 @@ export interface PaymentIdentityResult {
 
 /**
  * The payment's verified signer and settle-once key, from the scheme's `authenticate` (an
- * off-chain signature check). A scheme without it cannot be deduplicated or attributed.
+ * off-chain signature check). Undefined for a scheme without it: such a payment cannot be
+ * deduplicated or attributed, and nothing is keyed on it.
  */
 export async function identifyPayment(scheme: SchemeFacilitator, payload: PaymentPayload, requirements: PaymentRequirements): Promise<AuthenticateResult | undefined> {
   if (!scheme.authenticate) return undefined;
@@ -25,24 +27,6 @@ export async function identifyPayment(scheme: SchemeFacilitator, payload: Paymen
   } catch {
     return { ok: false, reason: Reason.invalidPayload, message: "paymentPayload.payload: the signer could not be established" };
   }
-}
-
-/** Key-order-independent JSON, so a re-serialized payload hashes the same. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return "[" + value.map(canonicalJson).join(",") + "]";
-  if (value && typeof value === "object") {
-    const o = value as Record<string, unknown>;
-    return (
-      "{" +
-      Object.keys(o)
-        .filter((k) => o[k] !== undefined)
-        .sort()
-        .map((k) => JSON.stringify(k) + ":" + canonicalJson(o[k]))
-        .join(",") +
-      "}"
-    );
-  }
-  return JSON.stringify(value) ?? "null";
 }
 
 /** The content that decides what money moves: the signed payload and what it pays for. */
@@ -90,4 +74,18 @@ export function paymentEntry(request: FacilitatorRequest, identity: PaymentIdent
     requestHash: requestHash(request),
     ...(identifier ? { paymentIdentifier: identifier } : {}),
   };
+}
+
+export type MinAmount = bigint | ((requirements: PaymentRequirements) => bigint | undefined);
+
+/**
+ * Why this amount is not settled here, or undefined. Zero always (nothing to pay for, and the fee
+ * payer would spend gas to move nothing); below the configured minimum when one is set.
+ */
+export function amountRefusal(requirements: PaymentRequirements, minAmount: MinAmount | undefined): { reason: string; message: string } | undefined {
+  const amount = BigInt(requirements.amount);
+  if (amount === 0n) return { reason: Reason.amountZero, message: "paymentRequirements.amount: zero; there is nothing to settle (it would only spend gas)" };
+  const min = typeof minAmount === "function" ? minAmount(requirements) : minAmount;
+  if (min !== undefined && amount < min) return { reason: Reason.amountBelowMinimum, message: `paymentRequirements.amount: below this facilitator's minimum of ${min}` };
+  return undefined;
 }

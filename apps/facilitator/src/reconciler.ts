@@ -2,35 +2,46 @@
  * Finishes settlements whose settler is gone: rows left `pending` with transactions in the ledger
  * (the receipt did not come in time, the RPC went away mid-send, or the process died). It runs at
  * start and then periodically, and is safe to run in several processes at once: it only reads the
- * chain and writes conditional updates.
+ * chain and writes conditional updates. Receipts are read with the engine's own reader
+ * (@tollgate/evm `readSettlementOutcome`): only the token's logs prove a payment settled.
  *
  * For each nonce used for a payment (every hash sent with it, fee bumps included):
  * - a receipt that logs the token's AuthorizationUsed for the payment → settled;
  * - a receipt without it (mined, the item failed) → that attempt failed;
- * - no receipt, but the signer's mined nonce is already past it (read BEFORE the receipts, so a
- *   transaction mined in between cannot be mistaken for a dropped one) → the nonce went to another
- *   transaction and none of these hashes can ever land → dropped;
- * - no receipt, nonce not consumed, none of the hashes known to the node after `dropAfterMs` → dropped;
+ * - no receipt, and the signer's mined nonce is already past it (read BEFORE the receipts, so a
+ *   transaction mined in between cannot be mistaken for a dropped one): the nonce went to another
+ *   transaction, so none of these hashes can ever land. Recorded as dropped only when seen so on
+ *   passes at least `dropAfterMs` apart: a load-balanced RPC's lagging node may not know a receipt
+ *   another node already served the nonce for. A node that merely does not know a hash proves
+ *   nothing (it may never have seen it, or have evicted it), so that alone never drops anything;
+ * - no receipt and the nonce still unused after `dropAfterMs` (say the process died between the
+ *   write-ahead record and the broadcast, and the key has sent nothing since): `consumeNonce`
+ *   makes sure that nonce gets used (a no-op transaction at it, when the node has none), after
+ *   which the rule above applies. Should the original turn up after all, one of the two lands and
+ *   its receipt tells;
  * - otherwise still pending.
  * A payment is failed (and may be settled again) only when every attempt failed or was dropped;
  * a landed transaction is never reported failed, a failed one never settled.
  */
 import { Reason, safeMessage, type Network, type SettleResponse } from "@tollgate/core";
-import type { SettlementEngine } from "@tollgate/evm";
-import type { Hex, PublicClient } from "viem";
+import { readSettlementOutcome } from "@tollgate/evm";
+import type { Address, Hex, PublicClient } from "viem";
 import type { Ledger, PaymentRecord, PaymentTransaction, TransactionOutcomeState } from "./ledger/ledger.ts";
 import type { Logger } from "./logger.ts";
 
 export interface ReconcilerOptions {
   ledger: Ledger;
-  /** An engine that can read receipts for `network` (reconcile never sends). */
-  engineFor(network: string): SettlementEngine | undefined;
   clientFor(network: string): PublicClient | undefined;
   intervalMs?: number;
+  /** How far apart two observations of "nonce consumed, no receipt" must be before a transaction counts as dropped. */
   dropAfterMs?: number;
   logger?: Logger;
   /** Called with each payment the reconciler finished. */
   onResolved?: (record: PaymentRecord, response: SettleResponse) => void;
+  /** Makes sure a signer's nonce gets used (the settlement engine's `consumeNonce`). */
+  consumeNonce?: (network: string, signer: Address, nonce: number) => Promise<unknown>;
+  /** Milliseconds since epoch; for tests. */
+  now?: () => number;
 }
 
 export interface Reconciler {
@@ -44,10 +55,18 @@ export function settledResponse(record: Pick<PaymentRecord, "network" | "payer" 
   return { success: true, transaction, network: record.network as Network, payer: record.payer, amount: record.amount };
 }
 
+/** What one look at a nonce's hashes says. */
+type NonceVerdict = { kind: "settled"; transaction: Hex } | { kind: "final"; outcome: TransactionOutcomeState; reason?: string } | { kind: "open" };
+
 export function createReconciler(options: ReconcilerOptions): Reconciler {
   const { ledger, logger } = options;
   const intervalMs = options.intervalMs ?? 2_000;
   const dropAfterMs = options.dropAfterMs ?? 120_000;
+  const now = options.now ?? Date.now;
+  /** network|signer|nonce → when it was first seen consumed by another transaction without a receipt. */
+  const consumedSince = new Map<string, number>();
+  /** network|signer|nonce → when it was first (or last asked to be filled and) seen unused without a receipt. */
+  const unusedSince = new Map<string, number>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running: Promise<number> | undefined;
   let closed = false;
@@ -64,94 +83,102 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       payer: r.payer,
     }));
     const rows = await ledger.unresolved(200);
-    if (rows.length === 0) return finished;
-    // Mined nonces first (see the header for why the order matters).
-    const mined = new Map<string, number>();
-    for (const { transactions } of rows) {
-      for (const tx of transactions) {
-        const k = `${tx.network}|${tx.signer.toLowerCase()}`;
-        if (tx.outcome !== null || mined.has(k)) continue;
-        const client = options.clientFor(tx.network);
-        if (!client) continue;
-        try {
-          mined.set(k, await client.getTransactionCount({ address: tx.signer as Hex, blockTag: "latest" }));
-        } catch (e) {
-          logger?.warn({ network: tx.network, err: safeMessage(e) }, "reconciler: nonce lookup failed");
-        }
-      }
+    if (rows.length === 0) {
+      consumedSince.clear();
+      unusedSince.clear();
+      return finished;
     }
+    // Mined nonces first (see the header for why the order matters).
+    const mined = await minedNonces(rows.flatMap((r) => r.transactions));
+    const seen = new Set<string>();
     for (const { record, transactions } of rows) {
       try {
-        if (await settleOne(record, transactions, mined)) finished++;
+        if (await settleOne(record, transactions, mined, seen)) finished++;
       } catch (e) {
         logger?.warn({ key: record.key, err: safeMessage(e) }, "reconciler: payment not resolved this pass");
       }
     }
+    // Forget observations of nonces no longer pending anywhere.
+    for (const m of [consumedSince, unusedSince]) for (const k of m.keys()) if (!seen.has(k)) m.delete(k);
     return finished;
   }
 
-  async function settleOne(record: PaymentRecord, transactions: PaymentTransaction[], mined: Map<string, number>): Promise<boolean> {
-    const engine = options.engineFor(record.network);
-    if (!engine) return false;
+  /** Each signer's mined ("latest") transaction count, per network. */
+  async function minedNonces(transactions: readonly PaymentTransaction[]): Promise<Map<string, number>> {
+    const mined = new Map<string, number>();
+    for (const tx of transactions) {
+      const k = `${tx.network}|${tx.signer.toLowerCase()}`;
+      if (tx.outcome !== null || mined.has(k)) continue;
+      const client = options.clientFor(tx.network);
+      if (!client) continue;
+      try {
+        mined.set(k, await client.getTransactionCount({ address: tx.signer as Address, blockTag: "latest" }));
+      } catch (e) {
+        logger?.warn({ network: tx.network, err: safeMessage(e) }, "reconciler: nonce lookup failed");
+      }
+    }
+    return mined;
+  }
+
+  async function settleOne(record: PaymentRecord, transactions: PaymentTransaction[], mined: Map<string, number>, seen: Set<string>): Promise<boolean> {
+    const client = options.clientFor(record.network);
+    if (!client) return false;
     const won = transactions.find((t) => t.outcome === "success");
     if (won) return finish(record, settledResponse(record, won.hash));
-    const groups = new Map<string, PaymentTransaction[]>();
-    for (const tx of transactions) {
-      if (tx.outcome !== null) continue;
-      const k = `${tx.network}|${tx.signer.toLowerCase()}|${tx.nonce}`;
-      groups.set(k, [...(groups.get(k) ?? []), tx]);
-    }
     let open = 0;
     let lastReason: string | undefined;
-    for (const group of groups.values()) {
-      const first = group[0]!;
-      const hashes = group.map((t) => t.hash as Hex);
-      const minedNonce = mined.get(`${first.network}|${first.signer.toLowerCase()}`);
-      const outcome = await engine.reconcile(hashes, { network: first.network as Network, item: { from: record.payer as Hex, nonce: record.nonce as Hex } });
-      if (outcome.status === "success") {
-        await ledger.markOutcomes(outcome.transaction, [{ key: record.key, outcome: "success" }]);
-        return finish(record, settledResponse(record, outcome.transaction));
+    for (const group of byNonce(transactions)) {
+      const verdict = await judgeNonce(client, record, group, mined, seen);
+      if (verdict.kind === "settled") {
+        await ledger.markOutcomes(verdict.transaction, [{ key: record.key, outcome: "success" }]);
+        return finish(record, settledResponse(record, verdict.transaction));
       }
-      let verdict: TransactionOutcomeState | undefined;
-      if (outcome.status === "reverted") {
-        verdict = "reverted";
-        lastReason = outcome.reason;
-      } else if (minedNonce !== undefined && minedNonce > first.nonce) {
-        verdict = "dropped";
-      } else if (Date.now() - first.createdAt.getTime() > dropAfterMs && (await unknownToNode(first.network, hashes))) {
-        verdict = "dropped";
-      }
-      if (!verdict) {
+      if (verdict.kind === "open") {
         open++;
         continue;
       }
-      for (const h of hashes) await ledger.markOutcomes(h, [{ key: record.key, outcome: verdict }]);
+      if (verdict.reason) lastReason = verdict.reason;
+      for (const t of group) await ledger.markOutcomes(t.hash, [{ key: record.key, outcome: verdict.outcome }]);
     }
     if (open > 0) return false;
-    const last = transactions[transactions.length - 1];
-    return finish(record, {
-      success: false,
-      errorReason: lastReason ?? Reason.invalidTransactionState,
-      errorMessage: lastReason
-        ? "the settlement transaction was mined but this authorization did not settle"
-        : "the settlement transaction was dropped or replaced before it was mined; nothing moved; retry",
-      transaction: last?.hash ?? "",
-      network: record.network as Network,
-      payer: record.payer,
-    });
+    return finish(record, failedResponse(record, transactions, lastReason));
   }
 
-  async function unknownToNode(network: string, hashes: Hex[]): Promise<boolean> {
-    const client = options.clientFor(network);
-    if (!client) return false;
-    for (const hash of hashes) {
-      const known = await client.getTransaction({ hash }).then(
-        () => true,
-        (e: unknown) => (/not (be )?found|could not be found/i.test(safeMessage(e)) ? false : undefined),
-      );
-      if (known !== false) return false; // known, or the node could not say: not dropped
+  async function judgeNonce(client: PublicClient, record: PaymentRecord, group: PaymentTransaction[], mined: Map<string, number>, seen: Set<string>): Promise<NonceVerdict> {
+    const first = group[0]!;
+    const minedNonce = mined.get(`${first.network}|${first.signer.toLowerCase()}`);
+    const hashes = group.map((t) => t.hash as Hex);
+    const outcome = await readSettlementOutcome(client, hashes, { token: record.asset as Address, item: { from: record.payer, nonce: record.nonce } });
+    if (outcome.status === "success") return { kind: "settled", transaction: outcome.transaction };
+    if (outcome.status === "reverted") return { kind: "final", outcome: "reverted", ...(outcome.reason ? { reason: outcome.reason } : {}) };
+    if (minedNonce === undefined) return { kind: "open" };
+    const k = `${first.network}|${first.signer.toLowerCase()}|${first.nonce}`;
+    seen.add(k);
+    if (minedNonce <= first.nonce) {
+      await fillIfStuck(k, first);
+      return { kind: "open" };
     }
-    return true;
+    // Consumed by another transaction, and no receipt for ours: dropped, if it stays so.
+    const since = consumedSince.get(k);
+    if (since === undefined) {
+      consumedSince.set(k, now());
+      return { kind: "open" };
+    }
+    return now() - since >= dropAfterMs ? { kind: "final", outcome: "dropped" } : { kind: "open" };
+  }
+
+  /** Unused and unseen for `dropAfterMs`: ask for the nonce to be used (again every `dropAfterMs`). */
+  async function fillIfStuck(k: string, tx: PaymentTransaction): Promise<void> {
+    const since = unusedSince.get(k);
+    if (since === undefined) return void unusedSince.set(k, now());
+    if (now() - since < dropAfterMs || !options.consumeNonce) return;
+    unusedSince.set(k, now());
+    try {
+      const done = await options.consumeNonce(tx.network, tx.signer as Address, tx.nonce);
+      logger?.info({ network: tx.network, signer: tx.signer, nonce: tx.nonce, done }, "reconciler: asked for a stuck nonce to be used");
+    } catch (e) {
+      logger?.warn({ network: tx.network, signer: tx.signer, nonce: tx.nonce, err: safeMessage(e) }, "reconciler: could not use a stuck nonce");
+    }
   }
 
   async function finish(record: PaymentRecord, response: SettleResponse): Promise<boolean> {
@@ -189,5 +216,32 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       clearTimeout(timer);
       await running;
     },
+  };
+}
+
+/** The payment's unresolved transactions grouped by (network, signer, nonce): the hashes of one nonce. */
+function byNonce(transactions: readonly PaymentTransaction[]): PaymentTransaction[][] {
+  const groups = new Map<string, PaymentTransaction[]>();
+  for (const tx of transactions) {
+    if (tx.outcome !== null) continue;
+    const k = `${tx.network}|${tx.signer.toLowerCase()}|${tx.nonce}`;
+    groups.set(k, [...(groups.get(k) ?? []), tx]);
+  }
+  return [...groups.values()];
+}
+
+/** Every attempt failed or was dropped: nothing moved. A mined one's hash travels in our extension. */
+function failedResponse(record: PaymentRecord, transactions: readonly PaymentTransaction[], lastReason: string | undefined): SettleResponse {
+  const last = transactions[transactions.length - 1];
+  return {
+    success: false,
+    errorReason: lastReason ?? Reason.invalidTransactionState,
+    errorMessage: lastReason
+      ? "the settlement transaction was mined but this authorization did not settle"
+      : "the settlement transaction was dropped or replaced before it was mined; nothing moved; retry",
+    transaction: "",
+    network: record.network as Network,
+    payer: record.payer,
+    ...(lastReason && last ? { extensions: { "tollgate-settlement": { status: "failed", transaction: last.hash } } } : {}),
   };
 }

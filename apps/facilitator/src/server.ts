@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { getRequestListener } from "@hono/node-server";
 import type { FacilitatorApp, PaymentHttpRequest } from "./app.ts";
+import { clientIp, readBody } from "./http-request.ts";
 
 export interface FacilitatorServerOptions {
   /** Take the client IP from `X-Forwarded-For` (only behind a proxy you run). */
@@ -47,43 +48,7 @@ function nodeRequest(req: IncomingMessage, kind: "verify" | "settle", trustProxy
       const v = req.headers[name];
       return Array.isArray(v) ? v.join(", ") : v;
     },
-    clientIp: () => {
-      if (trustProxy) {
-        const forwarded = String(req.headers["x-forwarded-for"] ?? "").split(",")[0]?.trim();
-        if (forwarded) return forwarded;
-      }
-      return req.socket.remoteAddress ?? "unknown";
-    },
-    readBody: (maxBytes) => readBody(req, maxBytes),
+    clientIp: () => clientIp(req.headers["x-forwarded-for"], req.socket.remoteAddress, trustProxy),
+    readBody: (maxBytes) => readBody(req, { contentLength: req.headers["content-length"], transferEncoding: req.headers["transfer-encoding"] }, maxBytes),
   };
-}
-
-/**
- * The body, up to `maxBytes`. A declared length over the limit is refused before reading; a
- * body that grows past it (chunked, or lying about its length) stops being read at the limit.
- * Either way the rest is drained, not kept, so the connection can carry the error answer.
- */
-function readBody(req: IncomingMessage, maxBytes: number): Promise<string | undefined> {
-  const declared = req.headers["content-length"];
-  if (declared !== undefined && req.headers["transfer-encoding"] === undefined && parseInt(declared || "0", 10) > maxBytes) {
-    req.resume();
-    return Promise.resolve(undefined);
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on("data", (chunk: Buffer) => {
-      if (over) return;
-      size += chunk.length;
-      if (size > maxBytes) {
-        over = true;
-        chunks.length = 0;
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once("end", () => resolve(over ? undefined : chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
-    req.once("error", reject);
-  });
 }

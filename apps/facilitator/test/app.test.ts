@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Writable } from "node:stream";
 import { Reason } from "@tollgate/core";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { createFacilitatorApp } from "../src/app.ts";
 import { createLedger, type Ledger } from "../src/ledger/ledger.ts";
 import { pgliteSql, type Sql } from "../src/ledger/sql.ts";
 import { createLogger } from "../src/logger.ts";
 import { createMetrics } from "../src/metrics.ts";
-import { body, nonce, NETWORK, PAYER, post, requirements, stubFacilitator, stubScheme } from "./helpers.ts";
+import { paymentEntry } from "../src/payment.ts";
+import { body, keyOf, nonce, NETWORK, OTHER_PAYER_KEY, PAYER, post, requirements, stubFacilitator, stubScheme } from "./helpers.ts";
 
 let sql: Sql;
 let ledger: Ledger;
@@ -89,6 +91,9 @@ describe("malformed requests are 400 naming the field, never 500", () => {
     ["a bad network", { ...valid, paymentRequirements: { ...valid.paymentRequirements, network: "base" } }, /paymentRequirements\.network: expected a CAIP-2 network id/, Reason.invalidPaymentRequirements],
     ["a non-object payload", { ...valid, paymentPayload: { ...valid.paymentPayload, payload: "0xdead" } }, /paymentPayload\.payload/],
     ["an unknown x402Version", { ...valid, x402Version: 3 }, /x402Version: unsupported version 3/, Reason.invalidX402Version],
+    ["no top-level x402Version", { paymentPayload: valid.paymentPayload, paymentRequirements: valid.paymentRequirements }, /^x402Version: is required/, Reason.invalidX402Version],
+    ["a deeply nested body", `{"x402Version":2,"pad":${"[".repeat(5000)}${"]".repeat(5000)}}`, /^body: nested deeper than 32 levels/],
+    ["a deeply nested payload", JSON.stringify({ ...valid, paymentPayload: { ...valid.paymentPayload, payload: { ...valid.paymentPayload.payload, deep: JSON.parse("[".repeat(40) + "]".repeat(40)) } } }), /^body: nested deeper than 32 levels/],
     ["a malformed payment-identifier", { ...valid, paymentPayload: { ...valid.paymentPayload, extensions: { "payment-identifier": { info: { id: "short" } } } } }, /paymentPayload\.extensions\.payment-identifier\.info\.id: expected 16-128/],
     ["a required payment-identifier without id", { ...valid, paymentPayload: { ...valid.paymentPayload, extensions: { "payment-identifier": { info: { required: true } } } } }, /info\.id: is required/],
   ];
@@ -137,8 +142,10 @@ describe("payments", () => {
     const row = await ledger.get(`${NETWORK}|${requirements().asset.toLowerCase()}|${PAYER.toLowerCase()}|${n}`);
     expect(row).toMatchObject({ status: "verified", amount: "10000", payee: requirements().payTo, nonce: n });
 
+    // Signed for another amount than required: the scheme's verdict.
     const b = body();
-    (b.paymentPayload.payload.authorization as { value: string }).value = "1";
+    b.paymentRequirements = { ...b.paymentRequirements, amount: "20000" };
+    b.paymentPayload.accepted = b.paymentRequirements;
     const invalid = await app.request(post("/verify", b));
     expect(invalid.status).toBe(200);
     expect(await invalid.json()).toMatchObject({ isValid: false, invalidReason: Reason.evmValueMismatch });
@@ -162,7 +169,27 @@ describe("payments", () => {
     };
     const r = await app.request(post("/settle", v1));
     expect(r.status).toBe(200);
-    expect(await r.json()).toMatchObject({ success: true, network: "base-sepolia" });
+    const settled = await r.json();
+    expect(settled).toMatchObject({ success: true, network: "base-sepolia" });
+    // A v1 caller is told of a duplicate too, with the first transaction in our extension.
+    expect(await (await app.request(post("/settle", v1))).json()).toMatchObject({
+      success: false,
+      errorReason: Reason.duplicateSettlement,
+      transaction: "",
+      network: "base-sepolia",
+      extensions: { "tollgate-settlement": { status: "settled", transaction: settled.transaction } },
+    });
+  });
+
+  it("zero amount → invalid_amount_zero at verify and settle, the scheme never asked", async () => {
+    const { app, scheme } = makeApp();
+    const v = await app.request(post("/verify", body({ amount: "0" })));
+    expect(v.status).toBe(200);
+    expect(await v.json()).toMatchObject({ isValid: false, invalidReason: Reason.amountZero });
+    const s = await app.request(post("/settle", body({ amount: "0" })));
+    expect(s.status).toBe(200);
+    expect(await s.json()).toMatchObject({ success: false, errorReason: Reason.amountZero, transaction: "" });
+    expect(scheme.verifyCalls + scheme.settleCalls).toBe(0);
   });
 
   it("minimum amount → invalid_amount_below_minimum, nothing settled", async () => {
@@ -174,6 +201,96 @@ describe("payments", () => {
     expect(await s.json()).toMatchObject({ success: false, errorReason: Reason.amountBelowMinimum, transaction: "" });
     expect(scheme.settleCalls).toBe(0);
     expect((await (await app.request(post("/verify", body({ amount: "1000" })))).json()).isValid).toBe(true);
+  });
+});
+
+describe("authentication: nothing is keyed on a payer whose signature does not check out", () => {
+  // A payer nothing was ever written for, so any row or event naming it came from the forgeries.
+  const victimKey = generatePrivateKey();
+  const victimAddress = privateKeyToAccount(victimKey).address;
+  const victim = victimAddress.toLowerCase();
+  const writtenFor = async (payer: string) => {
+    const rows = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments WHERE payer = $1`, [payer]);
+    const events = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM payment_events WHERE payer = $1`, [payer]);
+    return Number(rows[0]!.n) + Number(events[0]!.n);
+  };
+
+  it("unsigned, forged-from and malleable payloads → 200 with the scheme's reason; no row, no event, no scheme call", async () => {
+    const { app, scheme } = makeApp();
+    const id = `victim_${nonce().slice(2, 30)}`;
+    const forgeries = [
+      body({ key: victimKey, signature: "0x" + "ab".repeat(65), id }), // random bytes
+      body({ key: OTHER_PAYER_KEY, from: victimAddress, id }), // another key's signature, victim named
+      body({ key: victimKey, signature: "0x" + "00".repeat(65) }),
+      body({ key: victimKey, signature: "0x" + "12".repeat(70) }), // not 65 bytes: a contract-wallet signature, not accepted
+    ];
+    for (const f of forgeries) {
+      const v = await app.request(post("/verify", f));
+      expect(v.status).toBe(200);
+      const vb = await v.json();
+      expect(vb.isValid).toBe(false);
+      expect([Reason.evmSignature, Reason.evmContractWalletNotAllowed, Reason.invalidPayload]).toContain(vb.invalidReason);
+      const st = await app.request(post("/settle", f));
+      expect(st.status).toBe(200);
+      expect(await st.json()).toMatchObject({ success: false, errorReason: vb.invalidReason, transaction: "" });
+    }
+    await app.audit.drain();
+    expect(scheme.verifyCalls + scheme.settleCalls).toBe(0);
+    expect(await writtenFor(victim)).toBe(0);
+    for (const f of forgeries) expect(await ledger.get(keyOf(f))).toBeUndefined();
+    // The victim's identifier is still the victim's.
+    const real = await app.request(post("/settle", body({ key: victimKey, id })));
+    expect(await real.json()).toMatchObject({ success: true });
+  });
+});
+
+describe("verify consults the ledger on its failure path only", () => {
+  const EXT = "tollgate-settlement";
+
+  async function settledAfterPending(b: ReturnType<typeof body>) {
+    const key = keyOf(b);
+    const entry = paymentEntry({ x402Version: 2, payload: b.paymentPayload, requirements: b.paymentRequirements }, { payer: key.split("|")[2]!, key }, undefined);
+    await ledger.claim(entry, "t", 60_000);
+    const tx = "0x" + "77".repeat(32);
+    await ledger.complete(key, "t", { status: "pending", transaction: tx, response: { success: false, errorReason: Reason.settlementPending, transaction: "", network: NETWORK, extensions: { [EXT]: { status: "pending", transaction: tx } } } });
+    await ledger.resolve(key, { success: true, transaction: tx, network: NETWORK, payer: entry.payer });
+    return tx;
+  }
+
+  it("settled but not answered (the first answer was pending): valid, and /settle hands out the success once", async () => {
+    const { app, scheme } = makeApp();
+    const b = body();
+    const tx = await settledAfterPending(b);
+    scheme.verifyFailWith = Reason.evmNonceUsed; // the chain says: used
+    expect(await (await app.request(post("/verify", b))).json()).toEqual({ isValid: true, payer: PAYER });
+    expect(await (await app.request(post("/settle", b))).json()).toMatchObject({ success: true, transaction: tx });
+    // Answered now: a replay of the same header is refused at verify and settle.
+    expect(await (await app.request(post("/verify", b))).json()).toMatchObject({ isValid: false, invalidReason: Reason.evmNonceUsed });
+    expect(await (await app.request(post("/settle", b))).json()).toMatchObject({ success: false, errorReason: Reason.duplicateSettlement, extensions: { [EXT]: { transaction: tx } } });
+    expect(scheme.settleCalls).toBe(0);
+  });
+
+  it("settled and answered with a payment-identifier: valid for the same id and payload, refused without it", async () => {
+    const { app, scheme } = makeApp();
+    const id = `pay_${nonce().slice(2, 34)}`;
+    const b = body({ id });
+    expect((await (await app.request(post("/settle", b))).json()).success).toBe(true);
+    scheme.verifyFailWith = Reason.evmNonceUsed;
+    expect((await (await app.request(post("/verify", b))).json()).isValid).toBe(true);
+    const { extensions: _e, ...withoutId } = b.paymentPayload;
+    expect(await (await app.request(post("/verify", { ...b, paymentPayload: withoutId }))).json()).toMatchObject({ isValid: false, invalidReason: Reason.evmNonceUsed });
+  });
+
+  it("a valid verify makes no ledger read", async () => {
+    const reads: string[] = [];
+    const spy = new Proxy(ledger, { get: (target, prop, receiver) => (prop === "get" ? (k: string) => (reads.push(k), target.get(k)) : Reflect.get(target, prop, receiver)) });
+    const { scheme, facilitator } = stubFacilitator(stubScheme(1));
+    const app = createFacilitatorApp({ facilitator, ledger: spy });
+    expect((await (await app.request(post("/verify", body()))).json()).isValid).toBe(true);
+    expect(reads).toEqual([]);
+    scheme.verifyFailWith = Reason.evmNonceUsed;
+    await app.request(post("/verify", body()));
+    expect(reads).toHaveLength(1);
   });
 });
 
@@ -207,8 +324,21 @@ describe("access control", () => {
     const s = [];
     for (let i = 0; i < 3; i++) s.push((await app.request(post("/verify", body()))).status);
     expect(s).toEqual([200, 200, 429]);
-    const other = await app.request(post("/verify", body({ from: "0x00000000000000000000000000000000000000b2" })));
+    const other = await app.request(post("/verify", body({ key: OTHER_PAYER_KEY })));
     expect(other.status).toBe(200);
+  });
+
+  it("per-payer buckets are keyed on the verified signer: forgeries naming a payer never drain its bucket", async () => {
+    const { app } = makeApp({ rateLimit: { perPayer: { perSecond: 0.001, burst: 2 } } });
+    // Signed by another key, claiming PAYER: refused at authenticate, no bucket touched.
+    for (let i = 0; i < 5; i++) {
+      const forged = await app.request(post("/verify", body({ key: OTHER_PAYER_KEY, from: PAYER })));
+      expect(forged.status).toBe(200);
+      expect(await forged.json()).toMatchObject({ isValid: false, invalidReason: Reason.evmSignature });
+    }
+    expect((await app.request(post("/verify", body()))).status).toBe(200);
+    expect((await app.request(post("/verify", body()))).status).toBe(200);
+    expect((await app.request(post("/verify", body()))).status).toBe(429);
   });
 });
 

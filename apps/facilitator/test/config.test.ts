@@ -76,4 +76,24 @@ describe("loadConfig", () => {
     expect(errorOf(() => loadConfig({ env: { NETWORKS: '[{"network":"solana:abc","rpcUrl":"http://x"}]' } })).message).toContain("networks.0.network (NETWORKS): expected an EVM CAIP-2");
     expect(errorOf(() => loadConfig({ env: { MIN_AMOUNT: "0.5" } })).message).toContain("minAmount (MIN_AMOUNT): expected a non-negative integer");
   });
+
+  it("fee-payer safety settings: contract wallets per network (off unless set), payer back-off, Solana compute caps", () => {
+    const c = loadConfig({
+      env: {},
+      overrides: {
+        networks: [{ network: "eip155:8453", rpcUrl: "https://base-mainnet.g.alchemy.com/v2/abcDEF123456ghiJKL789", contractWallets: true }],
+        privateKeys: [KEY],
+        solanaNetworks: [{ network: "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", rpcUrl: "https://rpc.example.com/?api-key=secret", maxComputeUnitLimit: 200_000, maxPriorityFeeLamports: 5_000 }],
+        solanaFeePayerKey: JSON.stringify(Array.from({ length: 64 }, () => 1)),
+      },
+    });
+    expect(c.networks[0]!.contractWallets).toBe(true);
+    expect(c.settlement.payerBackoffMs).toBe(600_000);
+    expect(c.solanaNetworks[0]).toMatchObject({ maxComputeUnitLimit: 200_000, maxPriorityFeeLamports: 5_000 });
+    // RPC URLs keep their host; keys in the path or query are hidden.
+    const shown = JSON.stringify(redactConfig(c));
+    expect(shown).toContain("https://base-mainnet.g.alchemy.com/v2/[redacted]");
+    expect(shown).not.toContain("abcDEF123456ghiJKL789");
+    expect(shown).not.toContain("secret");
+  });
 });

@@ -1,7 +1,7 @@
 /**
  * The facilitator service end to end on a real anvil chain: config → EVM exact scheme →
  * HTTP verify and settle with balances checked, and one payload settled 50 times at once
- * moving money exactly once.
+ * moving money exactly once and answered with a success exactly once.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PaymentPayload, PaymentRequirements } from "@tollgate/core";
@@ -82,25 +82,26 @@ describe("facilitator service on anvil", () => {
     expect(await balance(payee)).toBe(payeeBefore + 12345n);
   });
 
-  it("one payload settled 50 times concurrently: one transfer, 50 identical answers", async () => {
+  it("one payload settled 50 times concurrently: one transfer, one success, 49 duplicate_settlement", async () => {
     const payee = net.accounts.payee.address;
     const signerAddress = net.accounts.facilitator.address;
     const [payeeBefore, txCountBefore] = [await balance(payee), await chain.getTransactionCount({ address: signerAddress })];
     const body = await signedBody(1, "777");
     const responses = await Promise.all(Array.from({ length: 50 }, () => post("/settle", body)));
-    const texts = await Promise.all(responses.map((r) => r.text()));
+    const answers = await Promise.all(responses.map((r) => r.json()));
     expect(responses.map((r) => r.status)).toEqual(Array(50).fill(200));
-    expect(new Set(texts).size).toBe(1);
-    expect(JSON.parse(texts[0]!)).toMatchObject({ success: true });
+    const [settled, ...others] = [...answers.filter((a) => a.success), ...answers.filter((a) => !a.success)];
+    expect(answers.filter((a) => a.success)).toHaveLength(1);
+    for (const o of others) expect(o).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: "", extensions: { "tollgate-settlement": { status: "settled", transaction: settled.transaction } } });
     expect(await balance(payee)).toBe(payeeBefore + 777n);
     expect(await chain.getTransactionCount({ address: signerAddress })).toBe(txCountBefore + 1);
 
-    // And once more later: the stored answer, no new transaction.
-    expect(await (await post("/settle", body)).text()).toBe(texts[0]);
+    // And once more later: refused, no new transaction.
+    expect(await (await post("/settle", body)).json()).toMatchObject({ success: false, errorReason: "duplicate_settlement" });
     expect(await balance(payee)).toBe(payeeBefore + 777n);
 
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`tollgate_signer_balance\\{network="${net.network}",address="${signerAddress}"\\} [1-9][0-9]*`));
-    expect(metrics).toMatch(/tollgate_settle_total\{result="replay",reason=""\} 50/);
+    expect(metrics).toMatch(/tollgate_settle_total\{result="failure",reason="duplicate_settlement"\} 50/);
   });
 });

@@ -3,8 +3,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLedger, LATEST_MIGRATION } from "../src/ledger/ledger.ts";
+import { MIGRATIONS } from "../src/ledger/migrations.ts";
 import { pgliteSql, type Sql } from "../src/ledger/sql.ts";
 import { idempotencySuite } from "./idempotency-suite.ts";
+
+const settled = (transaction: string) => ({ status: "settled" as const, transaction, response: { success: true, transaction, network: "eip155:1" as const } });
 
 describe("ledger on PGlite (in memory)", () => {
   let sql: Sql;
@@ -33,13 +36,37 @@ describe("ledger on PGlite (data directory)", () => {
       ledger = await createLedger({ dataDir: dir }); // migrations are not re-applied
       const row = await ledger.get(entry.key);
       expect(row).toMatchObject({ status: "pending", amount: big, attempts: 1 });
-      expect(await ledger.complete(entry.key, "t2", { success: true, transaction: "0xt", network: "eip155:1" })).toBe(false);
-      expect(await ledger.complete(entry.key, "t1", { success: true, transaction: "0xt", network: "eip155:1" })).toBe(true);
-      expect(await ledger.get(entry.key)).toMatchObject({ status: "settled", transaction: "0xt", response: { success: true, transaction: "0xt", network: "eip155:1" } });
+      expect(await ledger.complete(entry.key, "t2", settled("0xt"))).toBe(false);
+      expect(await ledger.complete(entry.key, "t1", settled("0xt"))).toBe(true);
+      expect(await ledger.get(entry.key)).toMatchObject({ status: "settled", answered: true, transaction: "0xt", response: { success: true, transaction: "0xt", network: "eip155:1" } });
       await ledger.close();
       expect(LATEST_MIGRATION).toBeGreaterThanOrEqual(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("ledger migration 3 (answered successes)", () => {
+  it("a store from before it: rows settled then count as answered (every copy got the success then)", async () => {
+    const sql = await pgliteSql();
+    try {
+      await sql.exec("CREATE TABLE public.tollgate_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+      for (const m of MIGRATIONS.filter((x) => x.version <= 2)) {
+        for (const statement of m.up("public").split(";").map((x) => x.trim()).filter(Boolean)) await sql.query(statement);
+        await sql.query("INSERT INTO public.tollgate_migrations (version, name) VALUES ($1, $2)", [m.version, m.name]);
+      }
+      await sql.query(
+        `INSERT INTO public.payments (payment_key, network, scheme, asset, payer, payee, amount, nonce, status, request_hash, response, settled_at)
+         VALUES ('k-settled', 'eip155:1', 'exact', '0xa', '0xb', '0xc', 5, '0x1', 'settled', 'h', '{"success":true,"transaction":"0xt","network":"eip155:1"}', now()),
+                ('k-failed', 'eip155:1', 'exact', '0xa', '0xb', '0xc', 5, '0x2', 'failed', 'h', NULL, NULL)`,
+      );
+      const ledger = await createLedger({ sql });
+      expect(await ledger.get("k-settled")).toMatchObject({ status: "settled", answered: true });
+      expect(await ledger.get("k-failed")).toMatchObject({ status: "failed", answered: false });
+      expect(await ledger.answer("k-settled", "h")).toBeUndefined();
+    } finally {
+      await sql.close();
     }
   });
 });
@@ -62,7 +89,7 @@ describe("ledger group commit (PGlite)", () => {
       const loser = ra!.claimed ? rb! : ra!;
       expect(loser).toMatchObject({ claimed: false, identifierConflict: true });
       // Completes in one batch too: only the right token ends a row.
-      const done = await Promise.all(plain.map((e, i) => ledger.complete(e.key, i % 2 === 0 ? `tok${i + 2}` : "wrong", { success: true, transaction: `0xt${i}`, network: "eip155:1" })));
+      const done = await Promise.all(plain.map((e, i) => ledger.complete(e.key, i % 2 === 0 ? `tok${i + 2}` : "wrong", settled(`0xt${i}`))));
       expect(done).toEqual(plain.map((_, i) => i % 2 === 0));
       expect(await ledger.get(plain[0]!.key)).toMatchObject({ status: "settled", transaction: "0xt0" });
       expect(await ledger.get(plain[1]!.key)).toMatchObject({ status: "pending" });

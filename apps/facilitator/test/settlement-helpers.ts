@@ -19,6 +19,17 @@ export interface Payment {
   amount: bigint;
 }
 
+/** The devnet's token as a config `assets` entry: a local chain has no USDC in the network table, so it is listed. */
+export function localAssets(net: RunningLocalNetwork) {
+  return [{ address: net.usdc.address, name: net.usdc.name, version: net.usdc.version, decimals: net.usdc.decimals }];
+}
+
+/** The hash a failed or pending /settle answer names in our extension (its `transaction` is ""). */
+export function extensionTransaction(json: { extensions?: Record<string, unknown> }): string | undefined {
+  const ext = json.extensions?.["tollgate-settlement"] as { transaction?: unknown } | undefined;
+  return typeof ext?.transaction === "string" ? ext.transaction : undefined;
+}
+
 export function requirementsFor(net: RunningLocalNetwork, amount: string): PaymentRequirements {
   return {
     scheme: "exact",

@@ -3,8 +3,8 @@
  * - 500 distinct concurrent payments, batching on, two fee payers: all settle, balances add up,
  *   far fewer transactions than payments, no nonce error;
  * - 150 with batching off: one transaction each, all settle;
- * - a receipt that does not come in time: /settle answers pending with the hash and our extension,
- *   the background finishes it, and later /settle calls return the stored final result;
+ * - a receipt that does not come in time: /settle answers pending (the hash in our extension), the
+ *   background finishes it, the next /settle hands out the success once, a later one is a duplicate;
  * - the RPC going away right after a send reached the chain (its answer lost), then coming back:
  *   nothing settled twice, nothing lost, the ledger agrees with the chain;
  * - a signer balance floor: /ready names the signer, /settle answers facilitator_not_ready, nothing sent.
@@ -14,7 +14,7 @@ import { devAccount, startLocalNetwork, type RunningLocalNetwork } from "@tollga
 import type { Address, PublicClient } from "viem";
 import { createLedger, type Ledger } from "../src/ledger/ledger.ts";
 import { startFacilitator, type RunningFacilitator } from "../src/start.ts";
-import { authorizationUsed, chainOf, rpcProxy, settle, settledIn, settleUntilFinal, signPayments, tokenBalance, type Payment } from "./settlement-helpers.ts";
+import { authorizationUsed, chainOf, extensionTransaction, localAssets, rpcProxy, settle, settledIn, settleUntilFinal, signPayments, tokenBalance, type Payment } from "./settlement-helpers.ts";
 
 let net: RunningLocalNetwork;
 let chain: PublicClient;
@@ -39,7 +39,7 @@ function facilitator(overrides: Record<string, unknown> = {}, rpcUrl = net.rpcUr
   return startFacilitator({
     port: 0,
     logLevel: "silent",
-    networks: [{ network: net.network, rpcUrl, ...(batchSettler ? { batchSettler } : {}) }],
+    networks: [{ network: net.network, rpcUrl, assets: localAssets(net), ...(batchSettler ? { batchSettler } : {}) }],
     privateKeys: keys.map((k) => k.privateKey),
     settle: { pollMs: 20, waitMs: 300 },
     ...overrides,
@@ -106,13 +106,16 @@ describe("settlement engine behind /settle", () => {
     try {
       const first = await settle(service.url, p!.body);
       expect(first.status).toBe(200);
-      expect(first.json).toMatchObject({ success: false, errorReason: "settlement_pending", extensions: { "tollgate-settlement": { status: "pending" } } });
-      expect(first.json.transaction).toMatch(/^0x[0-9a-f]{64}$/);
+      // Spec: a settle that did not settle has transaction ""; the hash is in our extension.
+      expect(first.json).toMatchObject({ success: false, errorReason: "settlement_pending", transaction: "", extensions: { "tollgate-settlement": { status: "pending" } } });
+      const hash = extensionTransaction(first.json);
+      expect(hash).toMatch(/^0x[0-9a-f]{64}$/);
       const row = await service.ledger.get(`${net.network}|${net.usdc.address.toLowerCase()}|${p!.from.toLowerCase()}|${p!.nonce.toLowerCase()}`);
-      expect(row).toMatchObject({ status: "pending", transaction: first.json.transaction });
+      expect(row).toMatchObject({ status: "pending", transaction: hash });
       // A duplicate meanwhile: still pending, same hash, nothing new sent.
       const dup = await settle(service.url, p!.body);
-      expect(dup.json).toMatchObject({ success: false, errorReason: "settlement_pending", transaction: first.json.transaction });
+      expect(dup.json).toMatchObject({ success: false, errorReason: "settlement_pending" });
+      expect(extensionTransaction(dup.json)).toBe(hash);
       await chain.request({ method: "evm_mine" as never, params: [] as never });
     } finally {
       await chain.request({ method: "evm_setAutomine" as never, params: [true] as never });
@@ -121,7 +124,10 @@ describe("settlement engine behind /settle", () => {
     expect(final).toMatchObject({ success: true, transaction: expect.any(String) });
     expect(await settledIn(chain, final.transaction, p!)).toBe(true);
     expect(await tokenBalance(chain, net, net.accounts.payee.address)).toBe(payeeBefore + p!.amount);
-    expect(JSON.stringify((await settle(service.url, p!.body)).json)).toBe(JSON.stringify(final));
+    // The success was handed out once; the same payload again buys nothing (no payment-identifier).
+    const again = (await settle(service.url, p!.body)).json;
+    expect(again).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: "" });
+    expect(extensionTransaction(again)).toBe(final.transaction);
   }, 60_000);
 
   it("the RPC going away mid-settle (a send reached the chain, its answer was lost): no double settlement, correct end state", async () => {

@@ -23,6 +23,7 @@ import {
   settle,
   settledIn,
   settleUntilFinal,
+  localAssets,
   signPayments,
   spawnFacilitator,
   tokenBalance,
@@ -59,7 +60,7 @@ function config(dataDir: string) {
   return {
     port: 0,
     logLevel: "warn",
-    networks: [{ network: net.network, rpcUrl: net.rpcUrl, batchSettler: net.batchSettler.address }],
+    networks: [{ network: net.network, rpcUrl: net.rpcUrl, batchSettler: net.batchSettler.address, assets: localAssets(net) }],
     privateKeys: keys.map((k) => k.privateKey),
     dataDir,
     settle: { leaseMs: 2000, waitMs: 300, pollMs: 30 },

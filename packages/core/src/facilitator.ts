@@ -80,7 +80,11 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       return { ok: false, reason: Reason.invalidPayload, message: "request body must be a JSON object" };
     }
-    const version = (body as Record<string, unknown>).x402Version ?? (body as { paymentPayload?: { x402Version?: unknown } }).paymentPayload?.x402Version;
+    // Required at the top level (spec): the version decides how the rest is read, so it is never guessed.
+    const version = (body as Record<string, unknown>).x402Version;
+    if (version === undefined) {
+      return { ok: false, reason: Reason.invalidX402Version, message: "x402Version: is required at the top level of the request (1 or 2)" };
+    }
     if (version === 1) {
       const r = parseWith<VerifyRequestV1>(verifyRequestV1Schema, body);
       if (!r.ok) return { ok: false, reason: reasonFor(r.message), message: r.message };
@@ -96,7 +100,7 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
       const requirements = requirementsFromV1(q, network);
       return { ok: true, request: { x402Version: 1, payload: payloadFromV1(p, requirements), requirements, v1Network: q.network } };
     }
-    if (version !== 2 && version !== undefined) {
+    if (version !== 2) {
       return { ok: false, reason: Reason.invalidX402Version, message: `x402Version: unsupported version ${JSON.stringify(version)} (1 and 2 are supported)` };
     }
     // Valid bodies (the common case) skip zod; anything else gets zod's field-named message.

@@ -85,7 +85,7 @@ export const paymentPayloadV1Schema = z.looseObject({
 });
 
 export const verifyRequestSchema = z.looseObject({
-  x402Version: z.literal(2, "must be 2").optional(),
+  x402Version: z.literal(2, "must be 2"),
   paymentPayload: paymentPayloadSchema,
   paymentRequirements: paymentRequirementsSchema,
 });
@@ -194,7 +194,7 @@ function fastRequirements(q: unknown): boolean {
  * only what the schema accepts and gives what it gives (unknown fields kept), tested against it.
  */
 export function fastVerifyRequest(body: unknown): { paymentPayload: PaymentPayload; paymentRequirements: PaymentRequirements } | undefined {
-  if (!plain(body) || (body.x402Version !== undefined && body.x402Version !== 2)) return undefined;
+  if (!plain(body) || body.x402Version !== 2) return undefined;
   const p = body.paymentPayload;
   if (!plain(p) || p.x402Version !== 2 || !plain(p.payload) || !optionalPlain(p.extensions) || !fastRequirements(p.accepted)) return undefined;
   const r = p.resource;

@@ -129,6 +129,8 @@ export interface SettleResponseV1 {
   payer?: string;
   transaction: string;
   network: string;
+  /** Not in the v1 spec; our facilitator's `tollgate-settlement` (pending, replay) rides along. */
+  extensions?: Extensions;
 }
 
 /** The HTTP header names of each protocol version. */

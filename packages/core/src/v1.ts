@@ -89,5 +89,7 @@ export function settleResponseToV1(r: SettleResponse, v1Name: string): SettleRes
   const out: SettleResponseV1 = { success: r.success, transaction: r.transaction, network: v1Name };
   if (r.errorReason) out.errorReason = r.errorReason;
   if (r.payer) out.payer = r.payer;
+  // Kept so a v1 caller (our paywall on a v1 route) still sees a pending hash or a replay mark.
+  if (r.extensions) out.extensions = r.extensions;
   return out;
 }

@@ -59,7 +59,7 @@ describe("coalesced verification", () => {
   it("100 concurrent verifies take far fewer eth_calls, each with its own verdict", async () => {
     const { client, state } = countingClient();
     const signer = privateKeyToAccount(net.accounts.facilitator.privateKey);
-    const f = exactEvmFacilitator({ networks: [{ network: net.network, publicClient: client }], signer });
+    const f = exactEvmFacilitator({ networks: [{ network: net.network, publicClient: client, assets: [net.usdc] }], signer });
     const payers = net.accounts.payers.map((p) => p.privateKey);
 
     const spent = await sign(payers[0]);
@@ -102,11 +102,11 @@ describe("coalesced verification", () => {
 
   it("a payer's second authorization is judged as if alone when the first exhausts the balance", async () => {
     const { client, state } = countingClient();
-    const f = exactEvmFacilitator({ networks: [{ network: net.network, publicClient: client }], signer: privateKeyToAccount(net.accounts.facilitator.privateKey) });
+    const f = exactEvmFacilitator({ networks: [{ network: net.network, publicClient: client, assets: [net.usdc] }], signer: privateKeyToAccount(net.accounts.facilitator.privateKey) });
     // A payer holding exactly one payment: two different authorizations are each valid alone.
     const key = generatePrivateKey();
     const a = await sign(key);
-    const fund = exactEvmFacilitator({ networks: [{ network: net.network, rpcUrl: net.rpcUrl }], signer: privateKeyToAccount(net.accounts.facilitator.privateKey) });
+    const fund = exactEvmFacilitator({ networks: [{ network: net.network, rpcUrl: net.rpcUrl, assets: [net.usdc] }], signer: privateKeyToAccount(net.accounts.facilitator.privateKey) });
     const giftReq = { ...requirements(), payTo: privateKeyToAccount(key).address };
     const giftPayload = await exactEvmClient({ account: privateKeyToAccount(net.accounts.payers[3]!.privateKey) }).createPayload(giftReq, { x402Version: 2 });
     expect(await fund.settle({ x402Version: 2, accepted: giftReq, payload: giftPayload }, giftReq)).toMatchObject({ success: true });
@@ -120,7 +120,7 @@ describe("coalesced verification", () => {
 
   it("maps a failed eth_call to unexpected_verify_error for every waiting verify", async () => {
     const { client, state } = countingClient();
-    const f = exactEvmFacilitator({ networks: [{ network: net.network, publicClient: client }], signer: privateKeyToAccount(net.accounts.facilitator.privateKey) });
+    const f = exactEvmFacilitator({ networks: [{ network: net.network, publicClient: client, assets: [net.usdc] }], signer: privateKeyToAccount(net.accounts.facilitator.privateKey) });
     const payloads = await Promise.all(net.accounts.payers.map((p) => sign(p.privateKey)));
     expect(await f.verify(payloads[0]!, requirements())).toMatchObject({ isValid: true }); // warm: chain id, Multicall3 probe
     state.failEthCall = true;

@@ -220,7 +220,7 @@ describe("exact EVM on anvil", () => {
         return { ...t, request: (async (args: { method: string }) => { methods.push(args.method); return t.request(args as never); }) as typeof t.request };
       },
     });
-    const f = exactEvmFacilitator({ networks: [{ network: net.network, publicClient: counting }], signer: facilitatorSigner });
+    const f = exactEvmFacilitator({ networks: [{ network: net.network, publicClient: counting, assets: [net.usdc] }], signer: facilitatorSigner });
     const p = await sign(requirements());
     expect(await f.verify(p, requirements())).toMatchObject({ isValid: true }); // first: chain id + Multicall3 probe + batch
     methods.length = 0;
@@ -237,33 +237,49 @@ describe("exact EVM on anvil", () => {
     await expectRefused(await sign(requirements(), { account: privateKeyToAccount(generatePrivateKey()) }), requirements(), Reason.insufficientFunds, plain);
   });
 
-  it("settles concurrent submissions of one authorization exactly once", async () => {
+  it("concurrent settles of one authorization share one transaction (which one may answer success is the ledger's call)", async () => {
     const p = await sign(requirements());
     const from = inner(p).authorization.from;
     const before = await balanceOf(from);
+    const sentBefore = await chain.getTransactionCount({ address: facilitatorSigner.address });
     const results = await Promise.all([facilitator.settle(p, requirements()), facilitator.settle(p, requirements())]);
-    expect(results.filter((r) => r.success)).toHaveLength(1);
-    expect(results.find((r) => !r.success)).toMatchObject({ errorReason: Reason.evmNonceUsed });
+    // No in-flight set in the scheme refuses the copy: the sender merges it into the first send.
+    expect(results[0]).toMatchObject({ success: true });
+    expect(results[1]).toEqual(results[0]);
     expect(await balanceOf(from)).toBe(before - 10000n);
+    expect(await chain.getTransactionCount({ address: facilitatorSigner.address })).toBe(sentBefore + 1);
+    // Afterwards the chain answers: the nonce is used.
+    expect(await facilitator.settle(p, requirements())).toMatchObject({ success: false, errorReason: Reason.evmNonceUsed });
   });
 
-  it("hands settlement to a custom submitter and reports pending without sending again", async () => {
+  it("hands settlement to a custom submitter and passes its pending result on as a value", async () => {
     const calls: unknown[] = [];
     const pendingHash = `0x${"ab".repeat(32)}` as Hex;
     const hooked = makeFacilitator({
       submit: async (call) => {
         calls.push(call);
-        return { transaction: pendingHash, status: "pending" };
+        return { status: "pending", transaction: pendingHash };
       },
     });
     const p = await sign(requirements());
     const s = await hooked.settle(p, requirements());
-    expect(s).toMatchObject({ success: false, errorReason: Reason.settlementPending, transaction: pendingHash });
+    // Spec: a settle that did not settle has transaction ""; the hash travels in our extension.
+    expect(s).toMatchObject({
+      success: false,
+      errorReason: Reason.settlementPending,
+      transaction: "",
+      extensions: { "tollgate-settlement": { status: "pending", transaction: pendingHash } },
+    });
     expect(calls).toEqual([
       expect.objectContaining({ network: net.network, asset: net.usdc.address, signature: inner(p).signature, data: expect.stringMatching(/^0x/) }),
     ]);
-    expect(await hooked.settle(p, requirements())).toMatchObject({ success: false, errorReason: Reason.evmNonceUsed });
-    expect(calls).toHaveLength(1);
+    // The scheme keeps no in-flight set: a second settle reaches the submitter, whose job (with the
+    // facilitator's ledger) it is to merge or refuse it.
+    expect(await hooked.settle(p, requirements())).toMatchObject({ success: false, errorReason: Reason.settlementPending });
+    expect(calls).toHaveLength(2);
+    // A submitter that throws answers a failure, never a crash.
+    const throwing = makeFacilitator({ submit: async () => Promise.reject(new Error("boom")) });
+    expect(await throwing.settle(await sign(requirements()), requirements())).toMatchObject({ success: false, errorReason: Reason.unexpectedSettleError, transaction: "" });
   });
 
   it("settleDryRun: false leaves the dry run to the submitter and keeps every other check", async () => {
@@ -276,7 +292,7 @@ describe("exact EVM on anvil", () => {
       settleDryRun: false,
       submit: async (call) => {
         calls.push(call);
-        return { transaction: `0x${"cd".repeat(32)}` as Hex, status: "success" };
+        return { status: "settled", transaction: `0x${"cd".repeat(32)}` as Hex };
       },
     });
     const expired = await sign(requirements(), { now: now - 3590 });
@@ -289,7 +305,7 @@ describe("exact EVM on anvil", () => {
     expect(await lagging.settle(poor, requirements())).toMatchObject({ success: false, errorReason: Reason.insufficientFunds });
     const used = await sign(requirements());
     expect(await facilitator.settle(used, requirements())).toMatchObject({ success: true });
-    const usedLagging = makeFacilitator({ settleDryRun: false, submit: async (call) => (calls.push(call), { transaction: `0x${"ef".repeat(32)}` as Hex, status: "success" }) });
+    const usedLagging = makeFacilitator({ settleDryRun: false, submit: async (call) => (calls.push(call), { status: "settled", transaction: `0x${"ef".repeat(32)}` as Hex }) });
     expect(await usedLagging.settle(used, requirements())).toMatchObject({ success: false, errorReason: Reason.evmNonceUsed });
     expect(calls).toHaveLength(1);
   });
@@ -308,9 +324,11 @@ describe("exact EVM on anvil", () => {
       await test.mine({ blocks: 1 });
       await test.setAutomine(true);
     }
-    expect(s).toMatchObject({ success: false, errorReason: Reason.settlementPending, transaction: expect.stringMatching(/^0x[0-9a-f]{64}$/) });
+    const hash = (s.extensions?.["tollgate-settlement"] as { transaction?: Hex } | undefined)?.transaction;
+    expect(s).toMatchObject({ success: false, errorReason: Reason.settlementPending, transaction: "" });
+    expect(hash).toMatch(/^0x[0-9a-f]{64}$/);
     // It landed after all: the reported hash is the real transaction.
-    const receipt = await chain.waitForTransactionReceipt({ hash: s.transaction as Hex, timeout: 5_000 });
+    const receipt = await chain.waitForTransactionReceipt({ hash: hash!, timeout: 5_000 });
     expect(receipt.status).toBe("success");
     expect(await balanceOf(from)).toBe(before - 10000n);
   });

@@ -1,11 +1,17 @@
 // Unit tests of the exact EVM scheme that need no chain: pricing, payload creation, payload parsing.
-import type { PaymentRequirements } from "@tollgate/core";
-import { decodeFunctionData, getAddress, recoverTypedDataAddress, type Hex } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { Reason, type PaymentRequirements } from "@tollgate/core";
+import { createPublicClient, custom, decodeFunctionData, encodeFunctionData, getAddress, recoverTypedDataAddress, type Hex, type PublicClient } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
+import { batchSettleItem, encodeBatchSettle } from "../src/exact/encode.ts";
 import {
+  batchSettlerAbi,
+  createPayerBackoff,
   encodeTransferWithAuthorization,
   exactEvmClient,
+  exactEvmFacilitator,
+  normalizeSignature,
+  redactRpcUrl,
   exactEvmServer,
   eip3009Abi,
   parseExactEvmPayload,
@@ -179,5 +185,92 @@ describe("exactEvmServer default assets", () => {
       expect(server.parsePrice("$0.000001", n).amount).toBe("1");
     }
     expect(() => server.parsePrice("$0.01", "eip155:31337")).toThrow(/no USD stablecoin/);
+  });
+});
+
+describe("one encoder for transferWithAuthorization (single, batch, dry run)", () => {
+  const auth = {
+    from: getAddress("0x857b06519e91e3a54538791bdbb0e22373e36b66"),
+    to: getAddress("0x209693bc6afc0c5328ba36faf03c514ef312287c"),
+    value: "10000",
+    validAfter: "0",
+    validBefore: "1740672154",
+    nonce: `0x${"ab".repeat(32)}` as Hex,
+  };
+  const rs = `0x${"11".repeat(32)}${"22".repeat(32)}`;
+
+  it("v = 0/1 encodes exactly as v = 27/28 (viem's encoding), in the single call and in a batch item", () => {
+    for (const [yParity, v] of [["00", 27], ["01", 28]] as const) {
+      const viem = encodeFunctionData({
+        abi: eip3009Abi,
+        functionName: "transferWithAuthorization",
+        args: [auth.from, auth.to, 10000n, 0n, 1740672154n, auth.nonce, v, `0x${"11".repeat(32)}`, `0x${"22".repeat(32)}`],
+      });
+      expect(encodeTransferWithAuthorization(auth, `${rs}${yParity}` as Hex)).toBe(viem);
+      expect(encodeTransferWithAuthorization(auth, `${rs}${v.toString(16)}` as Hex)).toBe(viem);
+      // BatchSettler hands the raw bytes to the token, whose ecrecover wants 27/28.
+      expect(batchSettleItem(auth, `${rs}${yParity}` as Hex).signature).toBe(`${rs}${v.toString(16)}`);
+      expect(normalizeSignature(`${rs}${yParity}` as Hex)).toBe(`${rs}${v.toString(16)}`);
+    }
+    const batch = encodeBatchSettle(USDC_BASE.address, [{ authorization: auth, signature: `${rs}00` as Hex }]);
+    const decoded = decodeFunctionData({ abi: batchSettlerAbi, data: batch });
+    expect((decoded.args![1] as ReadonlyArray<{ signature: Hex }>)[0]!.signature).toBe(`${rs}1b`);
+  });
+
+  it("a contract wallet's signature goes through the bytes overload untouched, even at 65 bytes", () => {
+    const sig = `${rs}00` as Hex;
+    const data = encodeTransferWithAuthorization(auth, sig, { ecdsa: false });
+    const decoded = decodeFunctionData({ abi: eip3009Abi, data });
+    expect(decoded.args).toHaveLength(7);
+    expect(decoded.args![6]).toBe(sig);
+    expect(batchSettleItem(auth, sig, { ecdsa: false }).signature).toBe(sig);
+  });
+});
+
+describe("asset allowlist, zero amount and payer back-off need no chain", () => {
+  /** A client whose every call fails: any RPC would show up as an unexpected error. */
+  const noChain = createPublicClient({ transport: custom({ request: async ({ method }) => Promise.reject(new Error(`no RPC expected (${method})`)) }) }) as PublicClient;
+  const signer = privateKeyToAccount(generatePrivateKey());
+  const requirements: PaymentRequirements = { scheme: "exact", network: "eip155:8453", amount: "10000", asset: USDC_BASE.address, payTo: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C", maxTimeoutSeconds: 60, extra: { name: "USD Coin", version: "2" } };
+  const payload = async (req: PaymentRequirements) => ({ x402Version: 2 as const, accepted: req, payload: await exactEvmClient({ account: privateKeyToAccount(generatePrivateKey()) }).createPayload(req, { x402Version: 2 }) });
+
+  it("without `assets`, a network accepts its USDC from the table and nothing else", async () => {
+    const f = exactEvmFacilitator({ networks: [{ network: "eip155:8453", publicClient: noChain }], signer });
+    const eurc = { ...requirements, asset: EURC_BASE.address, extra: { name: "EURC", version: "2" } };
+    expect(await f.verify(await payload(eurc), eurc)).toMatchObject({ isValid: false, invalidReason: Reason.evmAssetNotAllowed });
+    expect(await f.settle(await payload(eurc), eurc)).toMatchObject({ success: false, errorReason: Reason.evmAssetNotAllowed, transaction: "" });
+    // USDC passes the allowlist (and then needs the chain: no verdict on the payment from this stub).
+    expect(await f.verify(await payload(requirements), requirements)).toMatchObject({ isValid: false, invalidReason: Reason.unexpectedVerifyError });
+  });
+
+  it("zero amount is refused with invalid_amount_zero", async () => {
+    const f = exactEvmFacilitator({ networks: [{ network: "eip155:8453", publicClient: noChain }], signer });
+    const zero = { ...requirements, amount: "0" };
+    expect(await f.verify(await payload(zero), zero)).toMatchObject({ isValid: false, invalidReason: Reason.amountZero });
+    expect(await f.settle(await payload(zero), zero)).toMatchObject({ success: false, errorReason: Reason.amountZero, transaction: "" });
+  });
+
+  it("a suspended payer is refused before the chain is asked, until the back-off ends", async () => {
+    let now = 1_000_000;
+    const backoff = createPayerBackoff({ backoffMs: 60_000, now: () => now });
+    const f = exactEvmFacilitator({ networks: [{ network: "eip155:8453", publicClient: noChain }], signer, payerBackoff: backoff });
+    const p = await payload(requirements);
+    const from = (p.payload as unknown as ExactEvmPayload).authorization.from;
+    backoff.suspend("eip155:8453", from.toLowerCase());
+    expect(await f.verify(p, requirements)).toMatchObject({ isValid: false, invalidReason: Reason.payerSuspended });
+    expect(backoff.suspendedUntil("eip155:1", from)).toBeUndefined();
+    now += 60_001;
+    expect(backoff.suspendedUntil("eip155:8453", from)).toBeUndefined();
+  });
+});
+
+describe("redactRpcUrl", () => {
+  it("keeps scheme and host; hides credentials, query values and path segments that look like keys", () => {
+    expect(redactRpcUrl("https://base-mainnet.g.alchemy.com/v2/abcDEF123456ghiJKL789")).toBe("https://base-mainnet.g.alchemy.com/v2/[redacted]");
+    expect(redactRpcUrl("https://mainnet.infura.io/v3/0123456789abcdef0123456789abcdef")).toBe("https://mainnet.infura.io/v3/[redacted]");
+    expect(redactRpcUrl("https://rpc.ankr.com/eth/deadbeefcafe1234")).toBe("https://rpc.ankr.com/eth/[redacted]");
+    expect(redactRpcUrl("https://u:pw@rpc.example.com/rpc?apikey=s3cret")).toBe("https://rpc.example.com/rpc?apikey=[redacted]");
+    expect(redactRpcUrl("http://127.0.0.1:8545")).toBe("http://127.0.0.1:8545");
+    expect(redactRpcUrl("not a url with a key 0123456789abcdef")).toBe("<invalid URL>");
   });
 });

@@ -20,8 +20,8 @@ import { batchSettlerAbi, eip3009Abi } from "../src/contracts/index.ts";
 import { exactEvmClient, exactEvmFacilitator, type ExactEvmSubmit } from "../src/exact/index.ts";
 import {
   createSettlementEngine,
-  SettlementError,
   type FinalEvent,
+  type SettlementResult,
   type SettlementCall,
   type SettlementEngineConfig,
   type SubmittedEvent,
@@ -116,6 +116,12 @@ async function authorizations(n: number, value: bigint): Promise<SettlementCall[
   return Promise.all(Array.from({ length: n }, (_, i) => authorize(net.accounts.payers[i % net.accounts.payers.length]!, value)));
 }
 
+/** The hash a result names (settled, pending, or a mined failure). */
+function txOf(r: SettlementResult): Hex {
+  if (!r.transaction) throw new Error(`no transaction in ${JSON.stringify(r)}`);
+  return r.transaction;
+}
+
 async function countTransactions(fromBlock: bigint, toBlock: bigint): Promise<number> {
   let n = 0;
   for (let b = fromBlock; b <= toBlock; b++) n += await client.getBlockTransactionCount({ blockNumber: b });
@@ -136,7 +142,7 @@ async function settleAll(batching: boolean, n: number) {
   await engine.close();
   const blockAfter = await client.getBlockNumber({ cacheTime: 0 });
 
-  expect(results.filter((r) => r.status !== "success")).toEqual([]);
+  expect(results.filter((r) => r.status !== "settled")).toEqual([]);
   expect(errors).toEqual([]);
   expect(await balance(payee)).toBe(payeeBefore + 1_000n * BigInt(n));
   const payersAfter = await Promise.all(net.accounts.payers.map((p) => balance(p.address)));
@@ -177,23 +183,23 @@ describe("settlement engine on anvil", () => {
     const engine = engineFor({ preflight: false, maxWaitMs: 50, onFinal: (e) => void finals.push(e) });
     const [r0, r1, rBad, r2] = await Promise.all([good[0]!, good[1]!, tampered, good[2]!].map((c) => engine.submit(c)));
     await engine.close();
-    for (const r of [r0, r1, r2]) expect(r).toEqual({ transaction: r0!.transaction, status: "success" });
-    expect(rBad).toEqual({ transaction: r0!.transaction, status: "reverted", reason: Reason.evmSignature });
+    for (const r of [r0, r1, r2]) expect(r).toEqual({ transaction: txOf(r0!), status: "settled" });
+    expect(rBad).toEqual({ transaction: txOf(r0!), status: "failed", reason: Reason.evmSignature, message: expect.any(String) });
     expect(finals).toHaveLength(1);
     expect(finals[0]!.status).toBe("success");
     expect(finals[0]!.items.map((i) => i.status)).toEqual(["success", "success", "reverted", "success"]);
     // BatchSettler logs only the failure (ItemFailed, with the token's revert data); the settled
     // items are proven by the token's own logs (Transfer + AuthorizationUsed each).
-    const receipt = await client.getTransactionReceipt({ hash: r0!.transaction });
+    const receipt = await client.getTransactionReceipt({ hash: txOf(r0!) });
     const fromSettler = receipt.logs.filter((l) => l.address.toLowerCase() === net.batchSettler.address.toLowerCase());
     expect(fromSettler).toHaveLength(1);
     const failed = decodeEventLog({ abi: batchSettlerAbi, data: fromSettler[0]!.data, topics: fromSettler[0]!.topics });
     expect(failed).toMatchObject({ eventName: "ItemFailed", args: { index: 2n, nonce: tampered.authorization.nonce, from: tampered.authorization.from } });
     expect(receipt.logs.filter((l) => l.address.toLowerCase() === net.usdc.address.toLowerCase())).toHaveLength(6);
     // And resuming from the hash tells the same story per item.
-    const asBad = await engine.reconcile(r0!.transaction, { item: { from: tampered.authorization.from, nonce: tampered.authorization.nonce } });
+    const asBad = await engine.reconcile(txOf(r0!), { token: net.usdc.address, item: { from: tampered.authorization.from, nonce: tampered.authorization.nonce } });
     expect(asBad.status).toBe("reverted");
-    const asGood = await engine.reconcile(r0!.transaction, { item: { from: good[1]!.authorization.from, nonce: good[1]!.authorization.nonce } });
+    const asGood = await engine.reconcile(txOf(r0!), { token: net.usdc.address, item: { from: good[1]!.authorization.from, nonce: good[1]!.authorization.nonce } });
     expect(asGood.status).toBe("success");
   });
 
@@ -201,14 +207,12 @@ describe("settlement engine on anvil", () => {
     const good = await authorizations(2, 5n);
     const expired = await authorize(net.accounts.payers[1]!, 5n, { validBefore: 1n });
     const engine = engineFor({ maxWaitMs: 50 });
-    const settled = await Promise.allSettled([good[0]!, expired, good[1]!].map((c) => engine.submit(c)));
+    const settled = await Promise.all([good[0]!, expired, good[1]!].map((c) => engine.submit(c)));
     await engine.close();
-    expect(settled[0]).toMatchObject({ status: "fulfilled", value: { status: "success" } });
-    expect(settled[2]).toMatchObject({ status: "fulfilled", value: { status: "success" } });
-    expect(settled[1]!.status).toBe("rejected");
-    const err = (settled[1] as PromiseRejectedResult).reason;
-    expect(err).toBeInstanceOf(SettlementError);
-    expect((err as SettlementError).reason).toBe(Reason.evmValidBefore);
+    expect(settled[0]).toMatchObject({ status: "settled" });
+    expect(settled[2]).toMatchObject({ status: "settled" });
+    // A value, not a thrown error; no transaction: nothing was sent for it.
+    expect(settled[1]).toEqual({ status: "failed", reason: Reason.evmValidBefore, message: expect.any(String) });
     expect(engine.stats().transactions).toBe(1);
   });
 
@@ -258,27 +262,28 @@ describe("settlement engine on anvil", () => {
       maxWaitMs: 50,
     });
     const good = await authorizations(3, 4n);
-    const used = good[0]!; // the same authorization twice: the second copy must fail
-    const settled = await Promise.allSettled([...good, { ...used, authorization: { ...used.authorization } }].map((c) => engine.submit(c)));
+    const used = good[0]!; // the same authorization twice: the copy joins the first (one send, one result)
+    const settled = await Promise.all([...good, { ...used, authorization: { ...used.authorization } }].map((c) => engine.submit(c)));
     await engine.close();
-    // The duplicate is refused while queued; the three distinct ones settle in one batch.
-    expect(settled.slice(0, 3).map((s) => s.status === "fulfilled" && s.value.status)).toEqual(["success", "success", "success"]);
-    expect(settled[3]).toMatchObject({ status: "rejected", reason: { reason: Reason.evmNonceUsed } });
+    // The three distinct ones settle in one batch; the copy got the first's answer, nothing more was sent.
+    expect(settled.slice(0, 3).map((s) => s.status)).toEqual(["settled", "settled", "settled"]);
+    expect(settled[3]).toEqual(settled[0]);
+    expect(engine.stats().items).toBe(3);
     expect(methods.filter((m) => m === "eth_simulateV1")).toHaveLength(1);
     expect(methods).toContain("eth_estimateGas");
     // A direct one whose nonce is already used is refused with the token's reason.
     const again = createSettlementEngine({ networks: [{ network: net.network, client: noSimulate }], signers: [signerA.privateKey] });
-    await expect(again.submit(used)).rejects.toMatchObject({ reason: Reason.evmNonceUsed });
+    expect(await again.submit(used)).toMatchObject({ status: "failed", reason: Reason.evmNonceUsed });
     await again.close();
   });
 
   it("refuses bad input and settlements above the gas cap without sending anything", async () => {
     const engine = engineFor({ batching: false, maxGasPerSettlement: 20_000n });
     const call = await authorize(net.accounts.payers[2]!, 3n);
-    await expect(engine.submit({ ...call, network: "eip155:1" })).rejects.toMatchObject({ reason: Reason.invalidNetwork });
-    await expect(engine.submit({ ...call, authorization: { ...call.authorization, value: "-1" } })).rejects.toThrow(/authorization\.value/);
-    await expect(engine.submit({ ...call, signature: "0x1234" })).rejects.toMatchObject({ reason: Reason.evmSignature });
-    await expect(engine.submit(call)).rejects.toThrow(/exceeds the cap/);
+    expect(await engine.submit({ ...call, network: "eip155:1" })).toMatchObject({ status: "failed", reason: Reason.invalidNetwork });
+    expect(await engine.submit({ ...call, authorization: { ...call.authorization, value: "-1" } })).toMatchObject({ status: "failed", message: expect.stringMatching(/authorization\.value/) });
+    expect(await engine.submit({ ...call, signature: "0x1234" })).toMatchObject({ status: "failed", reason: Reason.evmSignature });
+    expect(await engine.submit(call)).toMatchObject({ status: "failed", message: expect.stringMatching(/exceeds the cap/) });
     expect(engine.stats().transactions).toBe(0);
     await engine.close();
   });
@@ -286,14 +291,14 @@ describe("settlement engine on anvil", () => {
   it("resyncs after the signer's nonce moved behind its back, and honours the fee cap", async () => {
     const cap = 3_000_000_000n;
     const engine = engineFor({ batching: false, signers: [signerA.privateKey], maxFeePerGasCap: cap });
-    expect((await engine.submit(await authorize(net.accounts.payers[0]!, 2n))).status).toBe("success");
+    expect((await engine.submit(await authorize(net.accounts.payers[0]!, 2n))).status).toBe("settled");
     // Someone else uses the same key: the engine's local counter is now stale.
     const wallet = createWalletClient({ account: privateKeyToAccount(signerA.privateKey), transport: http(net.rpcUrl) });
     const outside = await wallet.sendTransaction({ chain: null, to: signerB.address, value: 1n });
     await client.waitForTransactionReceipt({ hash: outside });
     const r = await engine.submit(await authorize(net.accounts.payers[0]!, 2n));
-    expect(r.status).toBe("success");
-    const tx = await client.getTransaction({ hash: r.transaction });
+    expect(r.status).toBe("settled");
+    const tx = await client.getTransaction({ hash: txOf(r) });
     expect(tx.maxFeePerGas! <= cap).toBe(true);
     await engine.close();
   });
@@ -311,7 +316,7 @@ describe("settlement engine on anvil", () => {
     const r = await engine.submit(call);
     const ms = performance.now() - started;
     await engine.close();
-    expect(r.status).toBe("success");
+    expect(r.status).toBe("settled");
     expect(ms).toBeLessThan(1_000);
   });
 
@@ -327,7 +332,7 @@ describe("settlement engine on anvil", () => {
     }
     const results = (await Promise.all(pending)) as { status: string }[];
     await engine.close();
-    expect(results.every((r) => r.status === "success")).toBe(true);
+    expect(results.every((r) => r.status === "settled")).toBe(true);
     const stats = engine.stats();
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(300);
     expect(300 / stats.transactions).toBeGreaterThanOrEqual(20);
@@ -361,7 +366,7 @@ describe("settlement engine on anvil", () => {
     open();
     const results = [await first, ...((await Promise.all(rest)) as unknown[])] as { status: string; transaction: Hex }[];
     await engine.close();
-    expect(results.every((r) => r.status === "success")).toBe(true);
+    expect(results.every((r) => r.status === "settled")).toBe(true);
     expect(sizes).toEqual([1, 20]);
     expect(new Set(results.slice(1).map((r) => r.transaction)).size).toBe(1);
   });
@@ -387,7 +392,7 @@ describe("settlement engine on anvil", () => {
       }),
     );
     await engine.close();
-    expect(results.every((r) => r.status === "success")).toBe(true);
+    expect(results.every((r) => r.status === "settled")).toBe(true);
     expect(order).toEqual(["submitted:3", "final:3", "resolved", "resolved", "resolved"]);
   });
 
@@ -407,16 +412,16 @@ describe("settlement engine on anvil", () => {
       signerUsable: (signer) => usable.has(signer),
     });
     const sentBy = () => Object.fromEntries(engine.stats().signers.map((x) => [x.address, x.sent]));
-    expect((await engine.submit(await authorize(net.accounts.payers[0]!, 1n))).status).toBe("success"); // A's nonce is now cached
+    expect((await engine.submit(await authorize(net.accounts.payers[0]!, 1n))).status).toBe("settled"); // A's nonce is now cached
 
     usable = new Set([signerB.address]);
     const results = await Promise.all((await authorizations(4, 1n)).map((c) => engine.submit(c)));
-    expect(results.map((r) => `${r.status}${r.reason ? ` ${r.reason}` : ""}`)).toEqual(["success", "success", "success", "success"]);
+    expect(results.map((r) => `${r.status}${r.status === "failed" ? ` ${r.reason}` : ""}`)).toEqual(["settled", "settled", "settled", "settled"]);
     expect(sentBy()).toEqual({ [signerA.address]: 1, [signerB.address]: 1 });
 
     usable = new Set();
     const before = engine.stats().transactions;
-    await expect(engine.submit(await authorize(net.accounts.payers[1]!, 1n))).rejects.toMatchObject({ reason: Reason.facilitatorNotReady });
+    expect(await engine.submit(await authorize(net.accounts.payers[1]!, 1n))).toMatchObject({ status: "failed", reason: Reason.facilitatorNotReady });
     expect(engine.stats().transactions).toBe(before);
 
     // While A was withdrawn, another process used its key: its cached nonce is stale.
@@ -424,7 +429,7 @@ describe("settlement engine on anvil", () => {
     await client.waitForTransactionReceipt({ hash: await wallet.sendTransaction({ chain: null, to: signerB.address, value: 1n }) });
     usable = new Set([signerA.address]);
     const sendsBefore = sends;
-    expect((await engine.submit(await authorize(net.accounts.payers[2]!, 1n))).status).toBe("success");
+    expect((await engine.submit(await authorize(net.accounts.payers[2]!, 1n))).status).toBe("settled");
     expect(sends - sendsBefore).toBe(1); // re-read, not a nonce error and a retry
     expect(sentBy()[signerA.address]).toBe(2);
     await engine.close();
@@ -459,11 +464,29 @@ describe("settlement engine on anvil", () => {
     });
     try {
       const r = await engine.submit(await authorize(net.accounts.payers[0]!, 1n));
-      expect(r.status, log.join("\n")).toBe("success");
+      expect(r.status, log.join("\n")).toBe("settled");
       expect([...misses.values()]).toEqual([2]);
     } finally {
       await engine.close({ timeoutMs: 1_000 });
     }
+  });
+
+  it("consumeNonce: a nonce whose transaction never reached the node gets used by a no-op, so that transaction can never land", async () => {
+    const engine = engineFor({ batching: false, signers: [signerB.privateKey] });
+    const account = privateKeyToAccount(signerB.privateKey);
+    const next = await client.getTransactionCount({ address: signerB.address, blockTag: "pending" });
+    // Signed and "written ahead" at `next`, never broadcast (the process died).
+    const call = await authorize(net.accounts.payers[1]!, 1n);
+    const lost = await account.signTransaction({ type: "eip1559", chainId: net.chainId, nonce: next, to: net.usdc.address, data: "0x", gas: 100_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+    expect(await engine.consumeNonce(net.network, signerB.address, next)).toBe("filled");
+    expect(await client.getTransactionCount({ address: signerB.address })).toBe(next + 1);
+    await expect(client.sendRawTransaction({ serializedTransaction: lost })).rejects.toThrow(/nonce/i);
+    // Used already: nothing sent; an unknown signer: nothing either.
+    expect(await engine.consumeNonce(net.network, signerB.address, next)).toBe("taken");
+    expect(await engine.consumeNonce(net.network, signerA.address, next)).toBe("unknown");
+    // The lane re-reads its nonce: the next settlement goes through.
+    expect(await engine.submit(call)).toMatchObject({ status: "settled" });
+    await engine.close();
   });
 
   describe("without automine", () => {
@@ -482,17 +505,17 @@ describe("settlement engine on anvil", () => {
       const r = await engine.submit(call);
       expect(r.status).toBe("pending");
       expect(Date.now() - started).toBeLessThan(3_000);
-      expect((await engine.reconcile(r.transaction)).status).toBe("pending");
-      const waiting = engine.waitFor(r.transaction, { item: { from: call.authorization.from, nonce: call.authorization.nonce } });
+      expect((await engine.reconcile(txOf(r))).status).toBe("pending");
+      const waiting = engine.waitFor(txOf(r), { item: { from: call.authorization.from, nonce: call.authorization.nonce } });
       await test.mine({ blocks: 1 });
       const outcome = await waiting;
-      expect(outcome).toMatchObject({ transaction: r.transaction, status: "success" });
+      expect(outcome).toMatchObject({ transaction: txOf(r), status: "success" });
       await engine.close();
-      expect(finals.map((f) => f.transaction)).toEqual([r.transaction]);
+      expect(finals.map((f) => f.transaction)).toEqual([txOf(r)]);
 
       // A fresh engine (as after a restart) reads the same outcome from the chain.
       const restarted = engineFor();
-      expect(await restarted.waitFor(r.transaction, { timeoutMs: 1_000 })).toMatchObject({ status: "success" });
+      expect(await restarted.waitFor(txOf(r), { timeoutMs: 1_000, token: net.usdc.address, item: { from: call.authorization.from, nonce: call.authorization.nonce } })).toMatchObject({ status: "success" });
       await restarted.close();
     });
 
@@ -507,7 +530,7 @@ describe("settlement engine on anvil", () => {
         await new Promise((r) => setTimeout(r, 100)); // the poller has looked once and found nothing
         await test.mine({ blocks });
         const r = await result;
-        expect(r).toEqual({ transaction: submitted[0]!.transaction, status: "success" });
+        expect(r).toEqual({ transaction: submitted[0]!.transaction, status: "settled" });
       }
       await engine.close();
     });
@@ -537,17 +560,17 @@ describe("settlement engine on anvil", () => {
       await expect(client.getTransaction({ hash: first!.transaction })).rejects.toThrow();
       await test.mine({ blocks: 1 });
       const r = await result;
-      const landed = submitted.map((s) => s.transaction).filter((h) => h === r.transaction);
+      const landed = submitted.map((s) => s.transaction).filter((h) => h === txOf(r));
       expect(landed).toHaveLength(1);
-      expect(r.status).toBe("success");
+      expect(r.status).toBe("settled");
       await engine.close();
       expect(finals).toHaveLength(1);
-      expect(finals[0]!.transaction).toBe(r.transaction);
+      expect(finals[0]!.transaction).toBe(txOf(r));
       expect(engine.stats().replacements).toBeGreaterThanOrEqual(1);
       // Resuming with all hashes of that nonce finds the one that landed.
       const resumed = engineFor();
       const outcome = await resumed.waitFor(submitted.map((s) => s.transaction), { timeoutMs: 1_000 });
-      expect(outcome).toMatchObject({ transaction: r.transaction, status: "success" });
+      expect(outcome).toMatchObject({ transaction: txOf(r), status: "success" });
       await resumed.close();
     });
   });

@@ -1,51 +1,168 @@
 /**
- * x402 payments for hono. After the handler ran, its response is buffered and the payment
- * settled: a failed settlement replaces the response with a 402 (none of the body is sent),
- * a handler error (status >= 400) is passed through and nothing is charged.
+ * x402 payments for hono. After the handler ran, its response is held (up to
+ * `maxResponseBytes`) and the payment settled: a failed settlement replaces the response with a
+ * 402 (none of the body is sent), a handler error (status >= 400) is passed through and nothing
+ * is charged, a response too large to hold is a 500 and nothing is charged.
  * The verified payment is available to handlers as `c.get("payment")`.
+ *
+ * Two forms:
+ * - `app.use(paymentMiddleware({ ..., routes }))`: route keys are matched on the path hono
+ *   routes on (`c.req.path`, percent-decoded as hono decodes it; the raw path too).
+ * - `app.get("/report", paymentRoute(paywall, { price, network, payTo }), handler)`: hono's own
+ *   match is the paywall's match.
  */
-import type { MiddlewareHandler } from "hono";
-import { createPaywall, mergeHeaderValue, type Payment, type Paywall, type PaywallConfig, type Respond } from "@tollgate/server";
+import type { Context, MiddlewareHandler } from "hono";
+import {
+  createPaywall,
+  mergeHeaderValue,
+  type Decision,
+  type PaidDecision,
+  type Payment,
+  type Paywall,
+  type PaywallConfig,
+  type PaywallRequest,
+  type Respond,
+  type RouteConfig,
+} from "@tollgate/server";
 
-export type { Payment, PaywallConfig, RouteConfig, PaymentOption } from "@tollgate/server";
+export { createPaywall } from "@tollgate/server";
+export type { Payment, Paywall, PaywallConfig, RouteConfig, PaymentOption } from "@tollgate/server";
 
 export type PaymentEnv = { Variables: { payment: Payment } };
 
+/** The paywall for every route in `config.routes` (or of a paywall made with `createPaywall`). */
 export function paymentMiddleware(config: PaywallConfig | Paywall): MiddlewareHandler<PaymentEnv> {
   const paywall = "handle" in config ? config : createPaywall(config);
+  return middleware((request) => paywall.handle(request));
+}
+
+/**
+ * The paywall for the one route this handler is attached to. Share one `paywall` between
+ * routes: its in-flight guard is what keeps one payment from being served twice at once.
+ */
+export function paymentRoute(paywall: Paywall, route: RouteConfig, name?: string): MiddlewareHandler<PaymentEnv> {
+  const guard = paywall.route(route, name);
+  return middleware((request) => guard.handle(request));
+}
+
+function middleware(decide: (request: PaywallRequest) => Promise<Decision>): MiddlewareHandler<PaymentEnv> {
   return async (c, next) => {
-    const decision = await paywall.handle({ method: c.req.method, url: c.req.url, headers: (name) => c.req.header(name) });
+    const decision = await decide(paywallRequest(c));
     if (decision.kind === "free") return next();
     if (decision.kind === "respond") return toResponse(decision);
     c.set("payment", decision.payment);
-    await next();
-    const res = c.res;
-    // Read the whole body first: a streaming handler that fails midway must not be charged.
-    let body: ArrayBuffer | null;
-    let status = res.status;
-    try {
-      body = res.body === null ? null : await res.arrayBuffer();
-    } catch {
-      body = null;
-      status = 500;
-    }
-    const outcome = await decision.settle({ status });
-    // Assigning undefined first stops hono from merging the old response's headers into the new one.
-    c.res = undefined as unknown as Response;
-    if (outcome.kind === "respond") {
-      c.res = toResponse(outcome);
-      return;
-    }
-    if (status !== res.status) {
-      c.res = new Response(JSON.stringify({ error: "the resource failed while sending its response" }), { status, headers: { "Content-Type": "application/json" } });
-      return;
-    }
-    const headers = new Headers(res.headers);
-    for (const [k, v] of Object.entries(outcome.headers)) headers.set(k, mergeHeaderValue(k, headers.get(k), v));
-    c.res = new Response(body, { status: res.status, statusText: res.statusText, headers });
+    if (decision.settled) return settledBefore(c, next, decision);
+    return settleAfter(c, next, decision);
   };
 }
 
+/**
+ * What the paywall needs of a hono request: the path hono routes on, and the raw one. The
+ * resource URL is named after the Host header as on every other adapter (an absolute-form
+ * request target's own host, which node's adapter puts in `c.req.url`, is the client's word).
+ */
+export function paywallRequest(c: Context): PaywallRequest {
+  const headers = (name: string) => c.req.header(name);
+  let url: URL;
+  try {
+    url = new URL(c.req.url);
+  } catch {
+    return { method: c.req.method, path: c.req.path, url: c.req.url, headers };
+  }
+  return {
+    method: c.req.method,
+    path: c.req.path,
+    altPaths: [url.pathname],
+    url: { protocol: url.protocol, host: c.req.header("host") ?? url.host, target: url.pathname + url.search },
+    headers,
+  };
+}
+
+/** Settled before the handler: its response streams through with the payment headers added. */
+async function settledBefore(c: Context<PaymentEnv>, next: () => Promise<void>, decision: PaidDecision): Promise<void> {
+  try {
+    await next();
+  } finally {
+    await decision.settle({ status: c.res.status });
+  }
+  const res = c.res;
+  const headers = new Headers(res.headers);
+  for (const [k, v] of Object.entries(decision.settled!.headers)) headers.set(k, mergeHeaderValue(k, headers.get(k), v));
+  c.res = undefined as unknown as Response;
+  c.res = new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+}
+
+async function settleAfter(c: Context<PaymentEnv>, next: () => Promise<void>, decision: PaidDecision): Promise<void> {
+  try {
+    await next();
+  } catch (e) {
+    await decision.settle({ status: 500, aborted: true });
+    throw e;
+  }
+  const res = c.res;
+  // Read the whole body first: a streaming handler that fails midway must not be charged.
+  const read = await readCapped(res, decision.maxResponseBytes);
+  const status = read.kind === "failed" ? 500 : res.status;
+  const body = read.kind === "ok" ? read.body : null;
+  const outcome = await decision.settle({
+    status,
+    headers: headerPairs(res.headers),
+    ...(body ? { body } : {}),
+    tooLarge: read.kind === "tooLarge",
+    aborted: c.req.raw.signal?.aborted === true,
+  });
+  // Assigning undefined first stops hono from merging the old response's headers into the new one.
+  c.res = undefined as unknown as Response;
+  if (outcome.kind === "respond") {
+    c.res = toResponse(outcome);
+    return;
+  }
+  if (read.kind === "failed") {
+    c.res = new Response(JSON.stringify({ error: "the resource failed while sending its response" }), { status, headers: { "Content-Type": "application/json" } });
+    return;
+  }
+  const headers = new Headers(res.headers);
+  for (const [k, v] of Object.entries(outcome.headers)) headers.set(k, mergeHeaderValue(k, headers.get(k), v));
+  c.res = new Response(body, { status: res.status, statusText: res.statusText, headers });
+}
+
+function headerPairs(headers: Headers): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  headers.forEach((value, name) => out.push([name, value]));
+  return out;
+}
+
+type Read = { kind: "ok"; body: Uint8Array<ArrayBuffer> | null } | { kind: "tooLarge" } | { kind: "failed" };
+
+/** The whole body, unless it passes `limit` bytes (the stream is then cancelled) or fails midway. */
+async function readCapped(res: Response, limit: number): Promise<Read> {
+  if (res.body === null) return { kind: "ok", body: null };
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        await reader.cancel().catch(() => {});
+        return { kind: "tooLarge" };
+      }
+      chunks.push(value);
+    }
+  } catch {
+    return { kind: "failed" };
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { kind: "ok", body };
+}
+
 function toResponse(r: Respond): Response {
-  return new Response(r.body, { status: r.status, headers: r.headers });
+  return new Response(r.body as BodyInit, { status: r.status, headers: r.headers });
 }

@@ -2,12 +2,12 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
-import { paymentMiddleware, type PaymentEnv } from "@tollgate/hono";
-import { adapterSuite } from "../../server/test/adapter-suite.ts";
+import { paymentMiddleware, paymentRoute, type PaymentEnv } from "@tollgate/hono";
+import { adapterSuite, PER_ROUTE } from "../../server/test/adapter-suite.ts";
 
-adapterSuite("hono", async (config, runs) => {
+adapterSuite("hono", async (paywall, runs) => {
   const app = new Hono<PaymentEnv>();
-  app.use(paymentMiddleware(config));
+  app.use(paymentMiddleware(paywall));
   app.get("/free", (c) => c.text("free"));
   app.get("/weather", (c) => {
     runs.count++;
@@ -27,6 +27,30 @@ adapterSuite("hono", async (config, runs) => {
       await s.write("SECRET-2");
     });
   });
+  app.get("/big", (c) => {
+    runs.count++;
+    return stream(c, async (s) => {
+      for (let i = 0; i < 3; i++) await s.write("B".repeat(1000));
+    });
+  });
+  app.all("/any", (c) => {
+    runs.count++;
+    return c.text("any");
+  });
+  app.get("/before", (c) => {
+    runs.count++;
+    runs.settlesSeenByBefore.push(runs.facilitator?.settleCalls.length ?? -1);
+    return c.text("before");
+  });
+  app.get("/per-route", paymentRoute(paywall, PER_ROUTE, "per-route"), (c) => {
+    runs.count++;
+    return c.text("per-route");
+  });
+  app.get("/slow", async (c) => {
+    runs.count++;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return c.text("slow");
+  });
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     // Room for the oversized-header test to reach the middleware instead of Node's 431.
     const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1", serverOptions: { maxHeaderSize: 64 * 1024 } }, () => resolve(s));
@@ -34,6 +58,10 @@ adapterSuite("hono", async (config, runs) => {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }),
   };
 });

@@ -2,14 +2,32 @@ export {
   createPaywall,
   EXPOSED_HEADERS,
   type Decision,
+  type HeldResponse,
+  type PaidDecision,
   type Payment,
   type PaywallConfig,
   type Paywall,
   type PaywallRequest,
   type Proceed,
-  type Respond,
+  type RouteGuard,
   type SettledEvent,
 } from "./paywall.ts";
-export { PaywallConfigError, parseRouteKey, type PaymentOption, type RouteConfig, type RouteResource } from "./routes.ts";
+export { type Respond } from "./responses.ts";
+export {
+  PaywallConfigError,
+  matchRoute,
+  normalizePath,
+  parseRouteKey,
+  type PaymentOption,
+  type RouteBehavior,
+  type RouteConfig,
+  type RouteResource,
+} from "./routes.ts";
+export { isPreflight, requestMethods, requestPaths, resourceUrl, type HeaderLookup, type UrlParts } from "./request.ts";
+export { createInFlight, authorizationKeyOf, payloadHash, type InFlight } from "./inflight.ts";
+export { createReplayCache, type CachedResponse, type ReplayCache, type ReplayCacheOptions } from "./replay-cache.ts";
+export { settleUntilFinal, isPending, isReplay, SETTLEMENT_EXTENSION, type SettleOutcome } from "./settlement.ts";
+export { PAYMENT_IDENTIFIER, PAYMENT_IDENTIFIER_ADVERTISEMENT, readPaymentIdentifier } from "./extensions.ts";
+export { publicMessage } from "./responses.ts";
 export { escapeHtml, renderPaywallPage, type PaywallPageOptions } from "./paywall-page.ts";
 export { mergeHeaderValue } from "./headers.ts";

@@ -32,8 +32,23 @@ export interface RouteResource {
   mimeType?: string;
 }
 
+/** How the paywall runs a paid route's handler. */
+export interface RouteBehavior {
+  /**
+   * When the payment is settled. "after" (default): the handler runs, its response is held, and
+   * the payment is settled only when the handler succeeded; the payer is never charged for a
+   * failure. "before": verified AND settled before the handler runs, for handlers whose effects
+   * cannot be undone (sending a message, starting a job). The payer has then paid whatever the
+   * handler does: a handler failure is the merchant's to make good. The response is streamed,
+   * not held, and not cached for payment-identifier replays.
+   */
+  settle?: "after" | "before";
+  /** Largest response held for settlement (settle "after"), in bytes. Default: the paywall's `maxResponseBytes`. */
+  maxResponseBytes?: number;
+}
+
 /** A single option inline, or several under `accepts` (e.g. different prices per network). */
-export type RouteConfig = (PaymentOption & RouteResource) | ({ accepts: PaymentOption[] } & RouteResource);
+export type RouteConfig = ((PaymentOption & RouteResource) | ({ accepts: PaymentOption[] } & RouteResource)) & RouteBehavior;
 
 export interface CompiledRequirement {
   requirements: PaymentRequirements;
@@ -46,8 +61,12 @@ export interface CompiledRoute {
   key: string;
   method: string | undefined;
   pattern: RegExp;
+  /** The same pattern ignoring ASCII case, as Express routes by default. */
+  patternIgnoringCase: RegExp;
   resource: RouteResource;
   options: CompiledRequirement[];
+  settle: "after" | "before";
+  maxResponseBytes: number | undefined;
 }
 
 export class PaywallConfigError extends Error {
@@ -58,39 +77,78 @@ const DEFAULT_TIMEOUT_SECONDS = 60;
 
 export function compileRoutes(routes: Record<string, RouteConfig>, schemes: readonly SchemeServer[]): CompiledRoute[] {
   return Object.entries(routes).map(([key, config]) => {
-    const { method, pattern } = parseRouteKey(key);
-    const options = "accepts" in config ? config.accepts : [config];
-    if (!Array.isArray(options) || options.length === 0) throw new PaywallConfigError(`route "${key}": accepts must list at least one payment option`);
-    const compiled = options.flatMap((option, i) => compileOption(option, schemes, options.length > 1 ? `route "${key}" accepts[${i}]` : `route "${key}"`));
-    const resource: RouteResource = {};
-    if (config.description !== undefined) resource.description = config.description;
-    if (config.mimeType !== undefined) resource.mimeType = config.mimeType;
-    return { key, method, pattern, resource, options: compiled };
+    const { method, pattern, patternIgnoringCase } = parseRouteKey(key);
+    return { key, method, pattern, patternIgnoringCase, ...compileRouteConfig(key, config, schemes) };
   });
 }
 
-/** "GET /a/*" -> method GET, path pattern. `*` matches any characters, including "/". */
-export function parseRouteKey(key: string): { method: string | undefined; pattern: RegExp } {
+/**
+ * A route attached by the framework itself (the per-route form): no key to match, the
+ * framework's routing decided. `name` labels it in errors and events.
+ */
+export function compileRoute(name: string, config: RouteConfig, schemes: readonly SchemeServer[]): CompiledRoute {
+  const never = /(?!)/;
+  return { key: name, method: undefined, pattern: never, patternIgnoringCase: never, ...compileRouteConfig(name, config, schemes) };
+}
+
+function compileRouteConfig(key: string, config: RouteConfig, schemes: readonly SchemeServer[]): Omit<CompiledRoute, "key" | "method" | "pattern" | "patternIgnoringCase"> {
+  if (typeof config !== "object" || config === null) throw new PaywallConfigError(`route "${key}": expected a route configuration object`);
+  const options = "accepts" in config ? config.accepts : [config];
+  if (!Array.isArray(options) || options.length === 0) throw new PaywallConfigError(`route "${key}": accepts must list at least one payment option`);
+  const compiled = options.flatMap((option, i) => compileOption(option, schemes, options.length > 1 ? `route "${key}" accepts[${i}]` : `route "${key}"`));
+  const resource: RouteResource = {};
+  if (config.description !== undefined) resource.description = config.description;
+  if (config.mimeType !== undefined) resource.mimeType = config.mimeType;
+  const settle = config.settle ?? "after";
+  if (settle !== "after" && settle !== "before") throw new PaywallConfigError(`route "${key}": settle must be "after" or "before", got ${JSON.stringify(settle)}`);
+  const max = config.maxResponseBytes;
+  if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) throw new PaywallConfigError(`route "${key}": maxResponseBytes must be a non-negative whole number of bytes`);
+  return { resource, options: compiled, settle, maxResponseBytes: max };
+}
+
+/** "GET /a/*" -> method GET, path pattern. `*` matches any characters, including "/"; a trailing "/*" also matches the bare prefix. */
+export function parseRouteKey(key: string): { method: string | undefined; pattern: RegExp; patternIgnoringCase: RegExp } {
   const m = /^\s*(?:([A-Za-z]+)\s+)?(\/\S*)\s*$/.exec(key);
   if (!m) throw new PaywallConfigError(`route key ${JSON.stringify(key)}: expected "[METHOD] /path", e.g. "GET /weather" or "/api/*"`);
   const path = normalizePath(m[2]!);
-  const source = path
+  let source = path
     .split("*")
     .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
     .join(".*");
-  return { method: m[1]?.toUpperCase(), pattern: new RegExp(`^${source}$`) };
+  // "/api/*" covers "/api" itself too: a handler mounted with app.use("/api") answers both.
+  if (source.endsWith("/.*")) source = `${source.slice(0, -3)}(?:/.*)?`;
+  // No "u" flag: case folding then follows the same (ASCII-centred) rules as Express's path-to-regexp.
+  return { method: m[1]?.toUpperCase(), pattern: new RegExp(`^${source}$`), patternIgnoringCase: new RegExp(`^${source}$`, "i") };
 }
 
-export function matchRoute(routes: readonly CompiledRoute[], method: string, pathname: string): CompiledRoute | undefined {
-  const path = normalizePath(pathname);
-  const verb = method.toUpperCase();
-  // HEAD is GET without a body: a GET route covers it.
-  return routes.find((r) => (r.method === undefined || r.method === verb || (verb === "HEAD" && r.method === "GET")) && r.pattern.test(path));
+export interface MatchOptions {
+  /** Match paths ignoring case (Express routes this way unless "case sensitive routing" is on). */
+  ignoreCase?: boolean;
 }
 
-/** "/a/" and "/a" are the same resource. */
-function normalizePath(path: string): string {
-  return path.length > 1 && path.endsWith("/") ? path.replace(/\/+$/, "") || "/" : path;
+/**
+ * The first route priced for any of `methods` on any of `paths`. Callers pass every method and
+ * path the framework might route the request on: pricing a request the framework would not
+ * route to a paid handler costs nothing, missing one that it would gives the resource away.
+ */
+export function matchRoute(routes: readonly CompiledRoute[], methods: string | readonly string[], paths: string | readonly string[], options: MatchOptions = {}): CompiledRoute | undefined {
+  const verbs = (typeof methods === "string" ? [methods] : methods).map((m) => m.toUpperCase());
+  const candidates = (typeof paths === "string" ? [paths] : paths).map(normalizePath);
+  return routes.find((r) => {
+    if (r.method !== undefined && !verbs.some((v) => v === r.method || (v === "HEAD" && r.method === "GET"))) return false;
+    const pattern = options.ignoreCase ? r.patternIgnoringCase : r.pattern;
+    return candidates.some((p) => pattern.test(p));
+  });
+}
+
+/**
+ * "/a/", "/a//" and "//a" are matched as "/a": frameworks differ on repeated and trailing
+ * slashes (Express without strict routing ignores one trailing slash), and treating them as the
+ * same resource can only price more requests, never fewer.
+ */
+export function normalizePath(path: string): string {
+  const collapsed = path.replace(/\/{2,}/g, "/");
+  return collapsed.length > 1 && collapsed.endsWith("/") ? collapsed.slice(0, -1) : collapsed;
 }
 
 function compileOption(option: PaymentOption, schemes: readonly SchemeServer[], where: string): CompiledRequirement[] {

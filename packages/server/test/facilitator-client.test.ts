@@ -54,13 +54,50 @@ describe("httpFacilitatorClient", () => {
     expect(JSON.parse(seen[0]!.body)).toEqual({ x402Version: 2, paymentPayload: payload, paymentRequirements: requirements });
   });
 
-  it("returns a well-formed negative verdict even on an error status", async () => {
+  it("returns a well-formed negative verdict on a 4xx about the payment, throws on a 5xx or 401", async () => {
     reply = () => ({ status: 400, body: JSON.stringify({ isValid: false, invalidReason: "invalid_payload", invalidMessage: "x", payer: null }) });
     const client = httpFacilitatorClient({ url: base });
     expect(await client.verify(payload, requirements)).toEqual({ isValid: false, invalidReason: "invalid_payload", invalidMessage: "x" });
-    reply = () => ({ status: 500, body: JSON.stringify({ success: false, errorReason: "unexpected_settle_error", transaction: "", network: "eip155:84532" }) });
-    expect(await client.settle(payload, requirements)).toMatchObject({ success: false, errorReason: "unexpected_settle_error" });
+    reply = () => ({ status: 429, body: JSON.stringify({ success: false, errorReason: "rate_limited", transaction: "", network: "eip155:84532" }) });
+    expect(await client.settle(payload, requirements)).toMatchObject({ success: false, errorReason: "rate_limited" });
     expect(seen[1]!.url).toBe("/settle");
+    // The facilitator failing is not a verdict on the payment, whatever its body says.
+    reply = () => ({ status: 500, body: JSON.stringify({ success: false, errorReason: "unexpected_settle_error", transaction: "", network: "eip155:84532" }) });
+    await expect(client.settle(payload, requirements)).rejects.toMatchObject({ name: "FacilitatorError", status: 500, endpoint: "settle" });
+    reply = () => ({ status: 401, body: JSON.stringify({ isValid: false, invalidReason: "unauthorized" }) });
+    await expect(client.verify(payload, requirements)).rejects.toMatchObject({ name: "FacilitatorError", status: 401 });
+  });
+
+  it("sends a v1 body when told the kind is v1-only, and maps the v1 network name back", async () => {
+    const client = httpFacilitatorClient({ url: base });
+    reply = () => ({ status: 200, body: JSON.stringify({ success: true, transaction: TX, network: "base-sepolia", payer: PAYER }) });
+    const v1 = { v1: { network: "base-sepolia", resource: { url: "https://api.example.com/x", description: "d" } } };
+    expect(await client.settle(payload, requirements, v1)).toEqual({ success: true, transaction: TX, network: "eip155:84532", payer: PAYER });
+    expect(JSON.parse(seen[0]!.body)).toEqual({
+      x402Version: 1,
+      paymentPayload: { x402Version: 1, scheme: "exact", network: "base-sepolia", payload: payload.payload },
+      paymentRequirements: {
+        scheme: "exact",
+        network: "base-sepolia",
+        maxAmountRequired: "10000",
+        resource: "https://api.example.com/x",
+        description: "d",
+        mimeType: "",
+        payTo: PAY_TO,
+        maxTimeoutSeconds: 60,
+        asset: ASSET,
+        extra: null,
+      },
+    });
+  });
+
+  it("waits longer for /settle than for /verify (above the facilitator's 30 s receipt wait by default)", async () => {
+    reply = () => ({ status: 200, body: JSON.stringify({ success: true, transaction: TX, network: "eip155:84532" }), delayMs: 150 });
+    const client = httpFacilitatorClient({ url: base, timeoutMs: 50, settleTimeoutMs: 1_000 });
+    expect(await client.settle(payload, requirements)).toMatchObject({ success: true });
+    await expect(client.verify(payload, requirements)).rejects.toThrow(/timed out after 50 ms/);
+    const slowSettle = httpFacilitatorClient({ url: base, settleTimeoutMs: 50 });
+    await expect(slowSettle.settle(payload, requirements)).rejects.toThrow(/settle: timed out after 50 ms/);
   });
 
   it("throws a FacilitatorError with status and excerpt for anything else", async () => {
@@ -106,6 +143,21 @@ describe("httpFacilitatorClient", () => {
 });
 
 describe("localFacilitatorClient", () => {
+  it("passes a v1 call on as a v1 request", async () => {
+    const seenRequests: unknown[] = [];
+    const scheme: SchemeFacilitator = {
+      scheme: "exact",
+      networks: ["eip155:84532"],
+      signers: () => [],
+      verify: async () => ({ isValid: true }),
+      settle: async () => ({ success: true, transaction: TX, network: "eip155:84532" }),
+    };
+    const core = createFacilitator({ schemes: [scheme] });
+    const client = localFacilitatorClient({ ...core, verify: async (r) => (seenRequests.push(r), core.verify(r)) });
+    await client.verify(payload, requirements, { v1: { network: "base-sepolia", resource: { url: "u" } } });
+    expect(seenRequests[0]).toMatchObject({ x402Version: 1, v1Network: "base-sepolia", requirements });
+  });
+
   it("routes to an in-process facilitator's scheme", async () => {
     const scheme: SchemeFacilitator = {
       scheme: "exact",

@@ -5,6 +5,7 @@
  */
 import {
   decimalToAtomic,
+  type FacilitatorCallOptions,
   parseMoney,
   type FacilitatorClient,
   type PaymentPayload,
@@ -19,6 +20,16 @@ export const ASSET = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 export const PAY_TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
 export const PAYER = "0x857b06519E91e3A54538791bDbb0E22373e36b66";
 export const TX = "0x" + "ab".repeat(32);
+
+/** The facilitator's answer while a sent transaction has no receipt yet. */
+export const PENDING: SettleResponse = {
+  success: false,
+  errorReason: "settlement_pending",
+  transaction: "",
+  network: "eip155:84532",
+  payer: PAYER,
+  extensions: { "tollgate-settlement": { status: "pending", transaction: TX } },
+};
 
 export const stubScheme: SchemeServer = {
   scheme: "exact",
@@ -35,10 +46,15 @@ export const stubScheme: SchemeServer = {
 };
 
 export interface StubFacilitator extends FacilitatorClient {
-  verifyCalls: { payload: PaymentPayload; requirements: PaymentRequirements }[];
-  settleCalls: { payload: PaymentPayload; requirements: PaymentRequirements }[];
+  verifyCalls: { payload: PaymentPayload; requirements: PaymentRequirements; options?: FacilitatorCallOptions }[];
+  settleCalls: { payload: PaymentPayload; requirements: PaymentRequirements; options?: FacilitatorCallOptions }[];
   verifyResult: VerifyResponse;
   settleResult: SettleResponse | Error;
+  /** Answers for the next settle calls, in order, before `settleResult` applies. */
+  settleQueue: (SettleResponse | Error)[];
+  /** How long each settle takes. */
+  settleDelayMs: number;
+  supportedResult: SupportedResponse;
   reset(): void;
 }
 
@@ -58,23 +74,31 @@ export function stubFacilitator(): StubFacilitator {
     settleCalls: [],
     verifyResult: { isValid: true, payer: PAYER },
     settleResult: { success: true, transaction: TX, network: "eip155:84532", payer: PAYER },
+    settleQueue: [],
+    settleDelayMs: 0,
+    supportedResult: SUPPORTED,
     reset() {
       f.verifyCalls = [];
       f.settleCalls = [];
       f.verifyResult = { isValid: true, payer: PAYER };
       f.settleResult = { success: true, transaction: TX, network: "eip155:84532", payer: PAYER };
+      f.settleQueue = [];
+      f.settleDelayMs = 0;
+      f.supportedResult = SUPPORTED;
     },
-    async verify(payload, requirements) {
-      f.verifyCalls.push({ payload, requirements });
+    async verify(payload, requirements, options) {
+      f.verifyCalls.push({ payload, requirements, ...(options ? { options } : {}) });
       return f.verifyResult;
     },
-    async settle(payload, requirements) {
-      f.settleCalls.push({ payload, requirements });
-      if (f.settleResult instanceof Error) throw f.settleResult;
-      return { ...f.settleResult, network: f.settleResult.network };
+    async settle(payload, requirements, options) {
+      f.settleCalls.push({ payload, requirements, ...(options ? { options } : {}) });
+      if (f.settleDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, f.settleDelayMs));
+      const result = f.settleQueue.length > 0 ? f.settleQueue.shift()! : f.settleResult;
+      if (result instanceof Error) throw result;
+      return { ...result, network: result.network };
     },
     async supported() {
-      return SUPPORTED;
+      return f.supportedResult;
     },
   };
   return f;

@@ -1,7 +1,7 @@
 /** The transport-neutral core, without HTTP: configuration errors, route matching, edge decisions. */
 import { describe, expect, it } from "vitest";
 import { decodeBase64Json, type PaymentRequired } from "@tollgate/core";
-import { createPaywall, escapeHtml, mergeHeaderValue, parseRouteKey, PaywallConfigError, type PaywallConfig } from "@tollgate/server";
+import { createPaywall, escapeHtml, mergeHeaderValue, parseRouteKey, PaywallConfigError, type PaywallConfig, type PaywallRequest } from "@tollgate/server";
 import { ASSET, PAY_TO, stubFacilitator, stubScheme } from "./fixtures.ts";
 
 const base = (routes: PaywallConfig["routes"], extra: Partial<PaywallConfig> = {}): PaywallConfig => ({
@@ -53,11 +53,81 @@ describe("handle", () => {
     }),
   );
 
-  it("matches method and path; other requests and preflights are free", async () => {
+  it("matches method and path; other requests and real preflights are free", async () => {
     expect((await paywall.handle(request("GET", "/buy"))).kind).toBe("free");
     expect((await paywall.handle(request("POST", "/buy/"))).kind).toBe("respond");
-    expect((await paywall.handle(request("OPTIONS", "/api/x"))).kind).toBe("free");
+    expect((await paywall.handle(request("POST", "//buy//"))).kind).toBe("respond");
+    expect((await paywall.handle(request("OPTIONS", "/api/x", { origin: "https://a.example", "access-control-request-method": "DELETE" }))).kind).toBe("free");
+    // OPTIONS without the preflight headers is a request like any other (an app.all handler answers it).
+    expect((await paywall.handle(request("OPTIONS", "/api/x"))).kind).toBe("respond");
+    expect((await paywall.handle(request("OPTIONS", "/api/x", { origin: "https://a.example" }))).kind).toBe("respond");
     expect((await paywall.handle(request("GET", "/apix"))).kind).toBe("free");
+  });
+
+  it("matches the routed path and its decoded and override variants, case-insensitively when told", async () => {
+    const routed = (method: string, path: string, extra: Partial<PaywallRequest> = {}, headers: Record<string, string> = {}) =>
+      paywall.handle({ method, path, url: { protocol: "http", host: "api.example.com", target: path }, headers: (n) => headers[n.toLowerCase()], ...extra });
+    expect((await routed("POST", "/BUY")).kind).toBe("free");
+    expect((await routed("POST", "/BUY", { ignoreCase: true })).kind).toBe("respond");
+    expect((await routed("POST", "/bu%79")).kind).toBe("respond");
+    expect((await routed("GET", "/buy", {}, { "x-http-method-override": "POST" })).kind).toBe("respond");
+    expect((await routed("GET", "/buy?_method=POST")).kind).toBe("free");
+    expect((await routed("GET", "/static", {}, { "x-original-url": "/buy?x=1", "x-http-method-override": "POST" })).kind).toBe("respond");
+    expect((await routed("GET", "/v1/x", { altPaths: ["/api/x"] })).kind).toBe("respond");
+  });
+
+  it("answers 400 invalid_request for what it cannot read, never free", async () => {
+    const answer = async (r: PaywallRequest) => {
+      const d = await paywall.handle(r);
+      if (d.kind !== "respond") throw new Error(`expected a response, got ${d.kind}`);
+      return { status: d.status, body: JSON.parse(String(d.body)) as { reason: string; field: string; error: string } };
+    };
+    const none = () => undefined;
+    expect(await answer({ method: "POST", url: "not a url", headers: none })).toMatchObject({ status: 400, body: { reason: "invalid_request", field: "request target" } });
+    expect(await answer({ method: "POST", path: "*", url: "https://api.example.com/buy", headers: none })).toMatchObject({ status: 400, body: { reason: "invalid_request" } });
+    for (const host of ["", "evil.example/x", "a b", "[zz]"]) {
+      const r = await answer({ method: "POST", path: "/buy", url: { protocol: "http", host, target: "/buy" }, headers: none });
+      expect(r, host).toMatchObject({ status: 400, body: { reason: "invalid_request", field: "host" } });
+    }
+  });
+
+  it("names the resource from publicUrl, never from an absolute-form target's host", async () => {
+    const p = createPaywall(base({ "POST /buy": { price: "$1", network: "eip155:84532", payTo: PAY_TO } }, { publicUrl: "https://shop.example" }));
+    const d = await p.handle({ method: "POST", path: "/buy", url: { protocol: "http", host: "bad host", target: "http://evil.example/buy?x=1" }, headers: () => undefined });
+    if (d.kind !== "respond") throw new Error("expected 402");
+    const required = (decodeBase64Json(d.headers["PAYMENT-REQUIRED"], "h") as { value: PaymentRequired }).value;
+    expect(required.resource.url).toBe("https://shop.example/buy?x=1");
+    const q = createPaywall(base({ "POST /buy": { price: "$1", network: "eip155:84532", payTo: PAY_TO } }));
+    const e = await q.handle({ method: "POST", path: "/buy", url: { protocol: "http", host: "API.example.com:8080", target: "http://evil.example/buy" }, headers: () => undefined });
+    if (e.kind !== "respond") throw new Error("expected 402");
+    expect((decodeBase64Json(e.headers["PAYMENT-REQUIRED"], "h") as { value: PaymentRequired }).value.resource.url).toBe("http://api.example.com:8080/buy");
+    expect(() => createPaywall(base({}, { publicUrl: "ftp://x" }))).toThrow(/publicUrl/);
+    expect(() => createPaywall(base({}, { settlementTimeoutMs: -1 }))).toThrow(/settlementTimeoutMs/);
+    expect(() => createPaywall(base({ "/x": { price: "$1", network: "eip155:84532", payTo: PAY_TO, settle: "later" as "before" } }))).toThrow(/settle must be/);
+  });
+
+  it("sends a v1 body to a facilitator that serves the route's kind over v1 only", async () => {
+    const facilitator = stubFacilitator();
+    facilitator.supportedResult = { kinds: [{ x402Version: 1, scheme: "exact", network: "base-sepolia" }], extensions: [], signers: {} };
+    const p = createPaywall(base({ "GET /x": { price: "$1", network: "eip155:84532", payTo: PAY_TO } }, { facilitator }));
+    const first = await p.handle(request("GET", "/x"));
+    if (first.kind !== "respond") throw new Error("expected 402");
+    const required = (decodeBase64Json(first.headers["PAYMENT-REQUIRED"], "h") as { value: PaymentRequired }).value;
+    const header = Buffer.from(JSON.stringify({ x402Version: 2, accepted: required.accepts[0], payload: { n: 1 } })).toString("base64");
+    const d = await p.handle(request("GET", "/x", { "payment-signature": header }));
+    if (d.kind !== "paid") throw new Error("expected paid");
+    await d.settle({ status: 200 });
+    expect(facilitator.verifyCalls[0]!.options).toEqual({ v1: { network: "base-sepolia", resource: { url: "https://api.example.com/x" } } });
+    expect(facilitator.settleCalls[0]!.options).toEqual(facilitator.verifyCalls[0]!.options);
+  });
+
+  it("route(): a guard for a route the framework matched, without path matching", async () => {
+    const facilitator = stubFacilitator();
+    const p = createPaywall(base({}, { facilitator }));
+    const guard = p.route({ price: "$1", network: "eip155:84532", payTo: PAY_TO }, "GET /report");
+    expect((await guard.handle(request("GET", "/anything/at/all"))).kind).toBe("respond");
+    expect((await guard.handle(request("OPTIONS", "/x", { origin: "https://a.example", "access-control-request-method": "GET" }))).kind).toBe("free");
+    expect(() => p.route({ price: "$1", network: "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", payTo: PAY_TO })).toThrow(PaywallConfigError);
   });
 
   it("offers every accepts entry the facilitator supports, each with its own price", async () => {

@@ -10,6 +10,13 @@ export const LIGHTHOUSE_PROGRAM = "L2TExMFKdjpN9kozasaurPirfHy9P8sbXoAN1qA3S95";
 export const MAX_COMPUTE_UNIT_PRICE_MICROLAMPORTS = 5_000_000n;
 export const DEFAULT_COMPUTE_UNIT_PRICE_MICROLAMPORTS = 1n;
 export const DEFAULT_COMPUTE_UNIT_LIMIT = 20_000;
+/** Default cap on SetComputeUnitLimit: the official SDK's smart-wallet maximum. */
+export const MAX_COMPUTE_UNIT_LIMIT = 400_000;
+/**
+ * Default cap on the priority fee the fee payer pays per settlement: limit × price, in lamports.
+ * The price cap alone lets a payload ask for 400k units × 5 lamports = 0.002 SOL per transaction.
+ */
+export const MAX_PRIORITY_FEE_LAMPORTS = 10_000n;
 export const MAX_MEMO_BYTES = 256;
 
 /** Instruction discriminators. */

@@ -54,7 +54,7 @@ beforeEach(async () => {
     maxTimeoutSeconds: 60,
     extra: { feePayer: net.feePayer.address },
   };
-  facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc: net.chain }], feePayer: net.feePayer.signer, pollIntervalMs: 10 });
+  facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc: net.chain, assets: [net.mint] }], feePayer: net.feePayer.signer, pollIntervalMs: 10 });
 });
 
 const payloadOf = (transaction: string, accepted = requirements): PaymentPayload => ({ x402Version: 2, accepted, payload: { transaction } });
@@ -92,7 +92,7 @@ async function craft(instructions: Instruction[], feePayer: Address = net.feePay
   return getBase64EncodedWireTransaction(await partiallySignTransactionMessageWithSigners(message));
 }
 
-const limitIx = () => getSetComputeUnitLimitInstruction({ units: 20_000 });
+const limitIx = (units = 20_000) => getSetComputeUnitLimitInstruction({ units });
 const priceIx = (microLamports = 1n) => getSetComputeUnitPriceInstruction({ microLamports });
 const memoIx = (text = "0123456789abcdef0123456789abcdef", accounts: Instruction["accounts"] = []): Instruction => ({
   programAddress: address(MEMO_PROGRAM),
@@ -186,33 +186,58 @@ describe("exact on Solana (litesvm)", () => {
     expect(snapshot()).toEqual(before);
 
     // A fresh facilitator (no in-memory cache) still refuses: the chain knows the signature.
-    const other = exactSvmFacilitator({ networks: [{ network: net.network, rpc: net.chain }], feePayer: net.feePayer.signer });
+    const other = exactSvmFacilitator({ networks: [{ network: net.network, rpc: net.chain, assets: [net.mint] }], feePayer: net.feePayer.signer });
     expect((await other.settle(payloadOf(tx), requirements)).errorReason).toBe(Reason.duplicateSettlement);
 
+    // Concurrent copies in one process share one send and one answer (which /settle may hand the
+    // success out is the facilitator ledger's decision); the money moves once.
     const tx2 = await clientPayload();
     const results = await Promise.all([facilitator.settle(payloadOf(tx2), requirements), facilitator.settle(payloadOf(tx2), requirements)]);
-    expect(results.filter((r) => r.success)).toHaveLength(1);
-    expect(results.find((r) => !r.success)?.errorReason).toBe(Reason.duplicateSettlement);
+    // In-process litesvm may finish the first before the second is checked: then the chain answers it.
+    const won = results.find((r) => r.success)!;
+    expect(won).toMatchObject({ success: true });
+    for (const r of results) {
+      if (!r.success) expect(r).toMatchObject({ errorReason: Reason.duplicateSettlement, extensions: { "tollgate-settlement": { status: "settled", transaction: won.transaction } } });
+      else expect(r).toEqual(won);
+    }
     expect(snapshot().payee).toBe(before.payee + AMOUNT);
+    // Later, the chain has it: refused, with the chain's verdict and the id for the ledger.
+    expect(await facilitator.settle(payloadOf(tx2), requirements)).toMatchObject({
+      success: false,
+      errorReason: Reason.duplicateSettlement,
+      transaction: "",
+      extensions: { "tollgate-settlement": { status: "settled", transaction: won.transaction } },
+    });
   });
 
-  it("concurrent settles of one transaction succeed once even when the RPC hides duplicates", async () => {
+  it("concurrent and quick repeated settles of one transaction send it once even when the RPC hides duplicates", async () => {
     // A real RPC accepts a duplicate submission and reports the original's success: the spec's
-    // duplicate-settlement race. Model that, so only the in-flight cache stands in the way.
+    // duplicate-settlement race. Model that: only this process's own record of what it sent stands in the way.
+    let sends = 0;
     const hiding = {
       ...net.chain,
+      async getSignatureStatus(signature: string) {
+        return sends > 0 && Date.now() - lastSend < 30 ? null : net.chain.getSignatureStatus(signature); // status lags the send
+      },
       async sendTransaction(wire: string) {
+        sends++;
+        lastSend = Date.now();
         const t = getTransactionDecoder().decode(Buffer.from(wire, "base64"));
         setTimeout(() => void net.chain.sendTransaction(wire), 30); // lands a little later; duplicates dropped silently
         return { signature: getBase58Decoder().decode(Object.values(t.signatures)[0]!) };
       },
     };
-    facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc: hiding }], feePayer: net.feePayer.signer, pollIntervalMs: 10 });
+    let lastSend = 0;
+    facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc: hiding, assets: [net.mint] }], feePayer: net.feePayer.signer, pollIntervalMs: 10 });
     const before = snapshot();
     const tx = await clientPayload();
     const results = await Promise.all([1, 2, 3].map(() => facilitator.settle(payloadOf(tx), requirements)));
-    expect(results.filter((r) => r.success)).toHaveLength(1);
-    expect(results.filter((r) => r.errorReason === Reason.duplicateSettlement)).toHaveLength(2);
+    expect(results.map((r) => r.success)).toEqual([true, true, true]);
+    expect(new Set(results.map((r) => r.transaction)).size).toBe(1);
+    // At once again, before the RPC shows the id: this process sent it, so it is not sent again.
+    lastSend = Date.now();
+    expect(await facilitator.settle(payloadOf(tx), requirements)).toMatchObject({ success: false, errorReason: Reason.duplicateSettlement });
+    expect(sends).toBe(1);
     expect(snapshot().payee).toBe(before.payee + AMOUNT);
   });
 
@@ -250,9 +275,49 @@ describe("exact on Solana (litesvm)", () => {
 
   it("rejects a compute unit price over the cap (spec cap and a stricter configured one)", async () => {
     await expectRejected(await craft([limitIx(), priceIx(5_000_001n), await transferIx(), memoIx()]), Reason.svmComputePriceTooHigh);
-    facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc: net.chain }], feePayer: net.feePayer.signer, maxComputeUnitPrice: 1_000n });
+    facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc: net.chain, assets: [net.mint] }], feePayer: net.feePayer.signer, maxComputeUnitPrice: 1_000n });
     await expectRejected(await craft([limitIx(), priceIx(1_001n), await transferIx(), memoIx()]), Reason.svmComputePriceTooHigh);
     expect(() => exactSvmFacilitator({ networks: [], feePayer: net.feePayer.signer, maxComputeUnitPrice: 6_000_000n })).toThrow(/maxComputeUnitPrice/);
+  });
+
+  it("fee drain: caps the compute unit limit and limit × price (the priority fee), not only the price; no lamport leaves the fee payer", async () => {
+    // A limit far above what a transfer needs, at the smallest price.
+    await expectRejected(await craft([limitIx(1_400_000), priceIx(1n), await transferIx(), memoIx()]), Reason.svmComputeLimitTooHigh);
+    // Each within its own cap (400k units, 5 lamports per unit), together 2,000,000 lamports of priority fee.
+    await expectRejected(await craft([limitIx(400_000), priceIx(5_000_000n), await transferIx(), memoIx()]), Reason.svmComputePriceTooHigh);
+    // Just under the default total (10,000 lamports): accepted and settled, the fee payer paying that fee.
+    const ok = await craft([limitIx(20_000), priceIx(499_999n), await transferIx(), memoIx()]);
+    expect(await facilitator.verify(payloadOf(ok), requirements)).toMatchObject({ isValid: true });
+    // A stricter configured total and limit.
+    facilitator = exactSvmFacilitator({
+      networks: [{ network: net.network, rpc: net.chain, assets: [net.mint] }],
+      feePayer: net.feePayer.signer,
+      maxPriorityFeeLamports: 100n,
+      maxComputeUnitLimit: 50_000,
+    });
+    await expectRejected(await craft([limitIx(20_000), priceIx(5_001n), await transferIx(), memoIx()]), Reason.svmComputePriceTooHigh);
+    await expectRejected(await craft([limitIx(50_001), priceIx(1n), await transferIx(), memoIx()]), Reason.svmComputeLimitTooHigh);
+    expect(await facilitator.verify(payloadOf(await craft([limitIx(20_000), priceIx(5_000n), await transferIx(), memoIx()])), requirements)).toMatchObject({ isValid: true });
+  });
+
+  it("zero amount: refused before any RPC call, nothing moves", async () => {
+    const zero = { ...requirements, amount: "0" };
+    const calls: string[] = [];
+    const counting = new Proxy(net.chain, { get: (t, k) => (typeof (t as never)[k] === "function" ? (...a: unknown[]) => (calls.push(String(k)), (t as never as Record<string, (...x: unknown[]) => unknown>)[k as string]!(...a)) : (t as never)[k]) });
+    facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc: counting, assets: [net.mint] }], feePayer: net.feePayer.signer });
+    await expectRejected(await craft([limitIx(), priceIx(), await transferIx({ amount: 0n }), memoIx()], undefined), Reason.amountZero, zero);
+    expect(calls).toEqual([]);
+  });
+
+  it("asset allowlist: a mint not listed is refused before decoding; without a list only the network's USDC is accepted", async () => {
+    const other = await setupLocalSolanaNetwork({ svm: net.svm });
+    const foreign = { ...requirements, asset: other.mint };
+    await expectRejected(await craft([limitIx(), priceIx(), await transferIx({ mint: other.mint }), memoIx()]), Reason.svmAssetNotAllowed, foreign);
+    // No list on a network without USDC in the table (a local validator): nothing is accepted.
+    facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc: net.chain }], feePayer: net.feePayer.signer });
+    const v = await facilitator.verify(payloadOf(await clientPayload()), requirements);
+    expect(v).toMatchObject({ isValid: false, invalidReason: Reason.svmAssetNotAllowed });
+    expect(v.invalidMessage).toMatch(/none configured/);
   });
 
   it("rejects a wrong destination", async () => {

@@ -32,7 +32,7 @@ it("@x402/svm client -> local RPC -> tollgate facilitator", async () => {
   };
   const client = new ExactSvmScheme(net.payer.signer as never, { rpcUrl: local.url });
   const { payload } = await client.createPaymentPayload(2, requirements as never);
-  const facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc: local.url }], feePayer: net.feePayer.signer, pollIntervalMs: 20 });
+  const facilitator = exactSvmFacilitator({ networks: [{ network: net.network, rpc: local.url, assets: [net.mint] }], feePayer: net.feePayer.signer, pollIntervalMs: 20 });
   const paymentPayload = { x402Version: 2 as const, accepted: requirements, payload: payload as Record<string, unknown> };
 
   expect(await facilitator.verify(paymentPayload, requirements)).toEqual({ isValid: true, payer: net.payer.address });
@@ -47,7 +47,7 @@ it("@x402/fetch + @x402/svm client -> tollgate server (hono) -> tollgate facilit
   const net = await setupLocalSolanaNetwork({ svm: local.svm, network });
 
   // Our facilitator core, asked the way the HTTP service asks it (request bodies parsed and routed).
-  const core = createFacilitator({ schemes: [exactSvmFacilitator({ networks: [{ network, rpc: local.url }], feePayer: net.feePayer.signer, pollIntervalMs: 20 })] });
+  const core = createFacilitator({ schemes: [exactSvmFacilitator({ networks: [{ network, rpc: local.url, assets: [net.mint] }], feePayer: net.feePayer.signer, pollIntervalMs: 20 })] });
   const ask = (payload: PaymentPayload, paymentRequirements: PaymentRequirements) => {
     const parsed = core.parseRequest({ x402Version: payload.x402Version, paymentPayload: payload, paymentRequirements });
     if (!parsed.ok) throw new Error(`${parsed.reason}: ${parsed.message}`);

@@ -55,7 +55,7 @@ describe("local Solana JSON-RPC endpoint", () => {
       payTo: net.payee.address,
       maxTimeoutSeconds: 60,
     };
-    const scheme = exactSvmFacilitator({ networks: [{ network: net.network, rpc: local.url }], feePayer: net.feePayer.signer, pollIntervalMs: 20 });
+    const scheme = exactSvmFacilitator({ networks: [{ network: net.network, rpc: local.url, assets: [net.mint] }], feePayer: net.feePayer.signer, pollIntervalMs: 20 });
     const facilitator = createFacilitator({ schemes: [scheme] });
     const kind = facilitator.supported().kinds.find((k) => k.network === net.network);
     expect(kind?.extra).toEqual({ feePayer: net.feePayer.address });

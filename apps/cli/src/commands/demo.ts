@@ -144,7 +144,7 @@ export async function demo(options: DemoOptions = {}): Promise<DemoResult> {
     const receiptRaw = decodeBase64Json(paid.headers.get(X402Headers.v2.response), X402Headers.v2.response);
     const receipt = receiptRaw.ok ? parseSettleResponse(receiptRaw.value) : undefined;
     if (paid.status !== 200 || !receipt?.ok || !receipt.value.success) {
-      payment.release();
+      // Not released: the signed authorization was handed over and may still settle.
       throw new Error(`the paid request failed: HTTP ${paid.status} ${body}`);
     }
     payment.commit();
@@ -230,7 +230,7 @@ async function payOnSolana(stack: DevStack, { out, bold, show, evmPayer }: Narra
   const receiptRaw = decodeBase64Json(paid.headers.get(X402Headers.v2.response), X402Headers.v2.response);
   const receipt = receiptRaw.ok ? parseSettleResponse(receiptRaw.value) : undefined;
   if (paid.status !== 200 || !receipt?.ok || !receipt.value.success) {
-    payment.release();
+    // Not released: the signed transaction was handed over and may still settle.
     throw new Error(`the paid request on Solana failed: HTTP ${paid.status} ${body}`);
   }
   payment.commit();

@@ -6,7 +6,7 @@
  * The fee-payer key is a secret: parse errors never contain it, and nothing here logs.
  */
 import { isAddress, type KeyPairSigner } from "@solana/kit";
-import { isCaip2, Reason, type Network, type SchemeFacilitator } from "@tollgate/core";
+import { isCaip2, type Network, type SchemeFacilitator } from "@tollgate/core";
 import { decodeSolanaSecretKey, exactSvmFacilitator, solanaSignerFromSecret } from "@tollgate/svm";
 import { z } from "zod";
 import type { ReadinessProbe } from "../app.ts";
@@ -22,8 +22,15 @@ export const solanaNetworkSchema = z.strictObject({
     .string()
     .refine((n) => isCaip2(n) && n.startsWith("solana:"), "expected a Solana CAIP-2 network id such as solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"),
   rpcUrl: z.url({ protocol: /^https?$/, error: "expected an http(s) URL" }),
-  /** Allowlist of mints; omitted means any SPL Token / Token-2022 mint. */
+  /**
+   * Allowlist of mints; omitted means the network's USDC from the built-in table and nothing else
+   * (a local validator's mint must be listed). A mint outside it is refused before any RPC call.
+   */
   assets: z.array(solanaAssetSchema).optional(),
+  /** Largest SetComputeUnitLimit accepted (default 400 000). */
+  maxComputeUnitLimit: z.number().int().min(0).max(1_400_000).optional(),
+  /** Largest priority fee (limit × price) the fee payer pays per settlement, in lamports (default 10 000). */
+  maxPriorityFeeLamports: z.number().int().min(0).optional(),
 });
 
 export const solanaSecretKeySchema = z
@@ -50,34 +57,16 @@ export async function buildSvmSchemes(config: SolanaConfig): Promise<SchemeFacil
   if (config.solanaNetworks.length === 0) return [];
   if (!config.solanaFeePayerKey) throw new Error("solanaFeePayerKey (SOLANA_FEE_PAYER_KEY): a fee-payer key is required to serve Solana networks");
   const feePayer = await solanaSignerFromKey(config.solanaFeePayerKey);
+  // One scheme for every Solana network; caps are per scheme, so the strictest configured one applies.
+  const limits = config.solanaNetworks.map((n) => n.maxComputeUnitLimit).filter((x): x is number => x !== undefined);
+  const fees = config.solanaNetworks.map((n) => n.maxPriorityFeeLamports).filter((x): x is number => x !== undefined);
   const scheme = exactSvmFacilitator({
-    networks: config.solanaNetworks.map((n) => ({ network: n.network as Network, rpc: n.rpcUrl })),
+    networks: config.solanaNetworks.map((n) => ({ network: n.network as Network, rpc: n.rpcUrl, ...(n.assets ? { assets: n.assets.map((a) => a.address) } : {}) })),
     feePayer,
+    ...(limits.length > 0 ? { maxComputeUnitLimit: Math.min(...limits) } : {}),
+    ...(fees.length > 0 ? { maxPriorityFeeLamports: BigInt(Math.min(...fees)) } : {}),
   });
-  const allowed = new Map<string, Set<string>>();
-  for (const n of config.solanaNetworks) if (n.assets) allowed.set(n.network, new Set(n.assets.map((a) => a.address)));
-  return [allowed.size > 0 ? restrictAssets(scheme, allowed) : scheme];
-}
-
-/** Refuses, before any chain call or signature, a mint outside a network's allowlist. */
-function restrictAssets(inner: SchemeFacilitator, allowed: ReadonlyMap<string, ReadonlySet<string>>): SchemeFacilitator {
-  const refusal = (network: string, asset: string) => {
-    const list = allowed.get(network);
-    return list && !list.has(asset) ? `paymentRequirements.asset: ${asset} is not accepted on ${network}` : undefined;
-  };
-  return {
-    ...inner,
-    async verify(payload, requirements) {
-      const message = refusal(requirements.network, requirements.asset);
-      if (message) return { isValid: false, invalidReason: Reason.svmAssetNotAllowed, invalidMessage: message };
-      return inner.verify(payload, requirements);
-    },
-    async settle(payload, requirements) {
-      const message = refusal(requirements.network, requirements.asset);
-      if (message) return { success: false, errorReason: Reason.svmAssetNotAllowed, errorMessage: message, transaction: "", network: requirements.network };
-      return inner.settle(payload, requirements);
-    },
-  };
+  return [scheme];
 }
 
 /** `/ready` checks each Solana RPC answers `getHealth`. */

@@ -250,3 +250,19 @@ export const multicall3Abi = [
     outputs: [{ name: "balance", type: "uint256" }],
   },
 ] as const;
+
+/** ERC-1271: a contract wallet's signature check; `0x1626ba7e` (the selector) means valid. */
+export const erc1271Abi = [
+  {
+    type: "function",
+    name: "isValidSignature",
+    stateMutability: "view",
+    inputs: [
+      { name: "hash", type: "bytes32" },
+      { name: "signature", type: "bytes" },
+    ],
+    outputs: [{ name: "magicValue", type: "bytes4" }],
+  },
+] as const;
+
+export const ERC1271_MAGIC_VALUE = "0x1626ba7e";

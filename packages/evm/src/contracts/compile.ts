@@ -86,15 +86,32 @@ export function buildContracts(opts: { force?: boolean } = {}): { compiled: bool
     return { compiled: false, contracts: files.map((f) => f.slice(0, -4)) };
   }
   const hash = sourcesHash();
+  const sources: Record<string, string> = {};
+  for (const file of files) sources[file] = readFileSync(join(CONTRACTS_DIR, file), "utf8");
+  const compiled = compileSolidity(sources);
+
+  mkdirSync(ARTIFACTS_DIR, { recursive: true });
+  const written: string[] = [];
+  for (const artifact of Object.values(compiled)) {
+    writeAtomic(join(ARTIFACTS_DIR, `${artifact.contractName}.json`), `${JSON.stringify(artifact, null, 2)}\n`);
+    written.push(artifact.contractName);
+  }
+  writeAtomic(STAMP_FILE, `${hash}\n`);
+  return { compiled: true, contracts: written };
+}
+
+/**
+ * Compiles Solidity sources (file name → content) with the build's settings: every contract of
+ * every given file, by name. Imports resolve to @openzeppelin in node_modules only. Also used by
+ * tests for contracts that must never ship (hostile tokens, griefing wallets).
+ */
+export function compileSolidity(sources: Record<string, string>): Record<string, Artifact> {
   const solc = require("solc") as Solc;
-
-  const sources: Record<string, { content: string }> = {};
-  for (const file of files) sources[file] = { content: readFileSync(join(CONTRACTS_DIR, file), "utf8") };
+  const files = Object.keys(sources);
   const outputSelection: Record<string, Record<string, string[]>> = {};
-  // Only our own files produce output; imported library code is only type-checked.
+  // Only the given files produce output; imported library code is only type-checked.
   for (const file of files) outputSelection[file] = { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] };
-
-  const input = { language: "Solidity", sources, settings: { ...SETTINGS, outputSelection } };
+  const input = { language: "Solidity", sources: Object.fromEntries(files.map((f) => [f, { content: sources[f]! }])), settings: { ...SETTINGS, outputSelection } };
   const findImports = (path: string): { contents: string } | { error: string } => {
     if (!path.startsWith("@openzeppelin/")) return { error: `unresolvable import ${path}` };
     try {
@@ -105,24 +122,12 @@ export function buildContracts(opts: { force?: boolean } = {}): { compiled: bool
   };
   const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports })) as SolcOutput;
   const errors = (output.errors ?? []).filter((e) => e.severity === "error");
-  if (errors.length > 0) {
-    throw new Error(`solc ${solc.version()} failed:\n${errors.map((e) => e.formattedMessage).join("\n")}`);
-  }
-
-  mkdirSync(ARTIFACTS_DIR, { recursive: true });
-  const written: string[] = [];
+  if (errors.length > 0) throw new Error(`solc ${solc.version()} failed:\n${errors.map((e) => e.formattedMessage).join("\n")}`);
+  const out: Record<string, Artifact> = {};
   for (const file of files) {
     for (const [contractName, c] of Object.entries(output.contracts?.[file] ?? {})) {
-      const artifact: Artifact = {
-        contractName,
-        abi: c.abi,
-        bytecode: `0x${c.evm.bytecode.object}`,
-        deployedBytecode: `0x${c.evm.deployedBytecode.object}`,
-      };
-      writeAtomic(join(ARTIFACTS_DIR, `${contractName}.json`), `${JSON.stringify(artifact, null, 2)}\n`);
-      written.push(contractName);
+      out[contractName] = { contractName, abi: c.abi, bytecode: `0x${c.evm.bytecode.object}`, deployedBytecode: `0x${c.evm.deployedBytecode.object}` };
     }
   }
-  writeAtomic(STAMP_FILE, `${hash}\n`);
-  return { compiled: true, contracts: written };
+  return out;
 }

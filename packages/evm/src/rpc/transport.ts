@@ -89,19 +89,39 @@ interface Exchange {
 const DEFAULT_MAX_BODY = 10_485_760;
 
 /**
- * Strips `user:password@` from a URL for messages. Unparsable input gives a placeholder rather
- * than the raw string, which could hold a secret.
+ * A URL safe to show in messages and logs: scheme and host kept; credentials, query values and
+ * any path segment that looks like a key hidden. Providers put API keys in the path
+ * (`https://x.g.alchemy.com/v2/<key>`, `https://mainnet.infura.io/v3/<key>`) as often as in the
+ * query. Unparsable input gives a placeholder rather than the raw string, which could hold a secret.
  */
 export function redactRpcUrl(url: string): string {
   try {
     const u = new URL(url);
-    if (!u.username && !u.password) return url;
     u.username = "";
     u.password = "";
-    return u.toString();
+    u.hash = "";
+    u.pathname = u.pathname
+      .split("/")
+      .map((segment) => (looksLikeKey(segment) ? "[redacted]" : segment))
+      .join("/");
+    const keys = [...new Set(u.searchParams.keys())];
+    u.search = keys.length > 0 ? `?${keys.map((k) => `${encodeURIComponent(k)}=[redacted]`).join("&")}` : "";
+    const redacted = u.toString();
+    // Nothing hidden: the URL as given (so messages match viem's own, which print it unchanged).
+    return redacted === new URL(url).toString() ? url : redacted;
   } catch {
     return "<invalid URL>";
   }
+}
+
+/**
+ * A path segment that could be a secret: long, or mixing letters and digits beyond a short
+ * version tag (`v2`, `v3`, `rpc`, `ext`, `bc` stay readable).
+ */
+function looksLikeKey(segment: string): boolean {
+  if (segment.length === 0) return false;
+  if (segment.length >= 16) return true;
+  return segment.length >= 8 && /[0-9]/.test(segment) && /[a-zA-Z]/.test(segment);
 }
 
 /**

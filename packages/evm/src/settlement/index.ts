@@ -1,3 +1,4 @@
 export { createSettlementEngine, detectPollingInterval, SettlementError } from "./engine.ts";
-export { itemStatus, outcomeFromReceipt, reasonFromRevertData } from "./receipt.ts";
+export { firstReceipt, itemStatus, outcomeFromReceipt, readSettlementOutcome, reasonFromRevertData, type ReadOutcomeOptions } from "./receipt.ts";
+export { SETTLEMENT_EXTENSION, settleResponseOf, settlementFailed, type SettlementResult } from "./result.ts";
 export type * from "./types.ts";

@@ -1,15 +1,23 @@
-// Reading settlement results back from receipts and revert data. The token's own
-// `AuthorizationUsed(authorizer, nonce)` log is the proof an item settled; BatchSettler's
-// `ItemFailed(reason)` only explains a failure.
+// Reading settlement results back from receipts and revert data: the one reader shared by the
+// engine (its poller and waitFor) and the facilitator's reconciler, so both judge a receipt the
+// same way.
+//
+// The proof an item settled is the token's own `AuthorizationUsed(authorizer, nonce)` log, and
+// only a log emitted BY THE TOKEN counts: any contract a transaction touches can emit an event
+// with that signature (a hostile token's hook, a wallet), and a forged one must not turn an
+// unsettled payment into "settled". BatchSettler's `ItemFailed` only explains a failure, and is
+// read only from the contract the transaction called.
 import { Reason } from "@tollgate/core";
 import {
-  BaseError,
   decodeErrorResult,
   decodeEventLog,
+  formatTransactionReceipt,
   getAddress,
   hexToString,
   toEventSelector,
+  type Address,
   type Hex,
+  type PublicClient,
   type TransactionReceipt,
 } from "viem";
 import { batchSettlerAbi, eip3009Abi } from "../contracts/abi.ts";
@@ -18,16 +26,20 @@ import type { ReceiptItem, TransactionOutcome } from "./types.ts";
 const AUTHORIZATION_USED = toEventSelector("AuthorizationUsed(address,bytes32)");
 const ITEM_FAILED = toEventSelector("ItemFailed(bytes32,address,address,uint256,bytes)");
 
-export function outcomeFromReceipt(receipt: TransactionReceipt): TransactionOutcome {
+/** The items a receipt reports on; `token` is the EIP-3009 token whose logs prove settlement. */
+export function outcomeFromReceipt(receipt: TransactionReceipt, token: Address): TransactionOutcome {
   const items: ReceiptItem[] = [];
   if (receipt.status === "success") {
+    const tokenAddress = token.toLowerCase();
+    const called = receipt.to?.toLowerCase();
     for (const log of receipt.logs) {
       const topic = log.topics[0];
+      const emitter = log.address.toLowerCase();
       try {
-        if (topic === AUTHORIZATION_USED && log.topics.length === 3) {
+        if (topic === AUTHORIZATION_USED && log.topics.length === 3 && emitter === tokenAddress) {
           // Both arguments are indexed: read from the topics (one per settled item, on the hot path).
           items.push({ from: getAddress(`0x${log.topics[1]!.slice(26)}`), nonce: log.topics[2]!, status: "success" });
-        } else if (topic === ITEM_FAILED) {
+        } else if (topic === ITEM_FAILED && emitter === called) {
           const { args } = decodeEventLog({ abi: batchSettlerAbi, eventName: "ItemFailed", data: log.data, topics: log.topics });
           items.push({ from: args.from, nonce: args.nonce, status: "reverted", reason: reasonFromRevertData(args.reason) });
         }
@@ -40,18 +52,47 @@ export function outcomeFromReceipt(receipt: TransactionReceipt): TransactionOutc
 }
 
 /** This item's status in a mined transaction: settled only if the token logged its authorization. */
-export function itemStatus(
-  outcome: TransactionOutcome,
-  from: string,
-  nonce: string,
-): { status: "success" | "reverted"; reason?: string } {
+export function itemStatus(outcome: TransactionOutcome, from: string, nonce: string): { status: "success" | "reverted"; reason?: string } {
   const f = from.toLowerCase();
   const n = nonce.toLowerCase();
   const mine = outcome.items.filter((i) => i.from.toLowerCase() === f && i.nonce.toLowerCase() === n);
   if (mine.some((i) => i.status === "success")) return { status: "success" };
   const failed = mine.find((i) => i.status === "reverted");
-  if (failed) return { status: "reverted", reason: failed.reason ?? Reason.invalidTransactionState };
-  return { status: "reverted", reason: Reason.invalidTransactionState };
+  return { status: "reverted", reason: failed?.reason ?? Reason.invalidTransactionState };
+}
+
+/**
+ * The first receipt among `hashes` (all hashes sent for one nonce: at most one can land), or
+ * undefined. Not deduplicated (viem's getTransactionReceipt is): a lookup already in flight may
+ * have started before the caller's view of the head, and its "not found" says nothing about it.
+ */
+export async function firstReceipt(client: PublicClient, hashes: readonly Hex[]): Promise<TransactionReceipt | undefined> {
+  const receipts = await Promise.all(
+    hashes.map(async (hash) => {
+      const raw = await client.request({ method: "eth_getTransactionReceipt", params: [hash] }, { dedupe: false });
+      return raw ? formatTransactionReceipt(raw) : undefined;
+    }),
+  );
+  return receipts.find((r) => r !== undefined);
+}
+
+export interface ReadOutcomeOptions {
+  /** The EIP-3009 token the settlement called (directly or through BatchSettler). */
+  token: Address;
+  /** Report this item's status rather than the transaction's. */
+  item?: { from: string; nonce: string };
+}
+
+/** One look: the outcome if one of `hashes` was mined, else "pending" (with the last hash). */
+export async function readSettlementOutcome(client: PublicClient, hashes: readonly Hex[], options: ReadOutcomeOptions): Promise<TransactionOutcome> {
+  const receipt = await firstReceipt(client, hashes);
+  if (!receipt) return { transaction: hashes[hashes.length - 1]!, status: "pending", items: [] };
+  return shapeOutcome(outcomeFromReceipt(receipt, options.token), options.item);
+}
+
+/** With `item`, the outcome's status (and reason) is that item's. */
+export function shapeOutcome(outcome: TransactionOutcome, item: { from: string; nonce: string } | undefined): TransactionOutcome {
+  return item && outcome.status !== "pending" ? { ...outcome, ...itemStatus(outcome, item.from, item.nonce) } : outcome;
 }
 
 /** Maps a token revert (TollgateUSD custom errors, OpenZeppelin errors, FiatToken strings) to a reason code. */
@@ -92,15 +133,15 @@ export function reasonFromRevertData(data: Hex | undefined): string {
   return Reason.invalidTransactionState;
 }
 
-/** The raw revert data inside a viem error (eth_call / eth_estimateGas failures), if any. */
-export function revertDataOf(error: unknown): Hex | undefined {
-  if (!(error instanceof BaseError)) return undefined;
-  const found = error.walk((e) => typeof (e as { data?: unknown }).data === "string");
-  const data = (found as { data?: unknown } | null)?.data;
-  return typeof data === "string" && data.startsWith("0x") ? (data as Hex) : undefined;
-}
-
-export function shortMessage(error: unknown): string {
-  if (error instanceof BaseError) return error.shortMessage;
-  return error instanceof Error ? error.message : String(error);
+/** A human description of revert data (decoded error name and arguments when the ABI knows it). */
+export function describeRevert(data: Hex | undefined): string {
+  if (!data || data === "0x") return "reverted without a reason";
+  try {
+    const e = decodeErrorResult({ abi: eip3009Abi, data });
+    const args = (e.args ?? []) as readonly unknown[];
+    if ((e.errorName as string) === "Error" && typeof args[0] === "string") return args[0];
+    return `${e.errorName}(${args.map(String).join(", ")})`;
+  } catch {
+    return `reverted with data ${data.slice(0, 74)}`;
+  }
 }

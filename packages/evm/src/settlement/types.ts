@@ -1,5 +1,6 @@
 import type { Network } from "@tollgate/core";
 import type { Address, Hex, LocalAccount, PublicClient } from "viem";
+import type { SettlementResult } from "./result.ts";
 
 /** One EIP-3009 `transferWithAuthorization` to put on chain, as the exact facilitator hands it over. */
 export interface SettlementCall {
@@ -8,6 +9,12 @@ export interface SettlementCall {
   asset: Address;
   authorization: SettlementAuthorization;
   signature: Hex;
+  /**
+   * A contract-wallet (ERC-1271) signature, already judged on-chain by the scheme: encoded with
+   * the `bytes` overload as it is, and always sent alone (a wallet that misbehaves when mined must
+   * not take a batch's gas with it).
+   */
+  contractWallet?: boolean;
 }
 
 /** Numbers may come as bigint or as decimal strings (the wire form). */
@@ -23,16 +30,12 @@ export interface SettlementAuthorization {
 export type TransactionStatus = "success" | "reverted" | "pending";
 
 /**
- * What `submit` resolves to. `status` is this call's own outcome: a batch transaction can
- * succeed while one of its items fails, and that item's caller gets "reverted" with a `reason`.
- * "pending" means the receipt did not arrive within `receiptTimeoutMs`; tracking goes on
- * in the background (see `onFinal`, `waitFor`).
+ * What `submit` resolves to: this call's own outcome (a batch transaction can succeed while one
+ * of its items fails; that item's caller gets "failed" with the token's reason and the hash).
+ * "pending" means the receipt did not arrive within `receiptTimeoutMs`; tracking goes on in the
+ * background (see `onFinal`, `waitFor`).
  */
-export interface SubmitResult {
-  transaction: Hex;
-  status: TransactionStatus;
-  reason?: string;
-}
+export type SubmitResult = SettlementResult;
 
 export interface ItemResult {
   call: SettlementCall;
@@ -150,7 +153,7 @@ export interface SettlementEngineConfig {
   /**
    * Whether a signer may take new work on a network now (e.g. it holds a lease, its balance is
    * above a floor). Asked on every dispatch, so keep it cheap. A signer refused and later usable
-   * again re-reads its nonce from the node. With no usable signer, `submit` throws
+   * again re-reads its nonce from the node. With no usable signer, `submit` answers failed with
    * `Reason.facilitatorNotReady` (nothing sent). Default: every signer is usable.
    */
   signerUsable?: (signer: Address, network: Network) => boolean;
@@ -161,6 +164,12 @@ export interface SettlementEngineConfig {
 export interface WaitForOptions {
   /** Give up and answer "pending" after this long. Default: wait until the receipt arrives. */
   timeoutMs?: number;
+  /**
+   * The EIP-3009 token the transaction settles: only logs emitted by it prove an item settled.
+   * Needed for a transaction this engine does not follow (after a restart); without it the
+   * transaction's own recipient is taken, which is the token only for a direct call.
+   */
+  token?: Address;
   /** Report this item's status rather than the transaction's. */
   item?: { from: Address; nonce: Hex };
 }
@@ -186,8 +195,10 @@ export interface EngineStats {
 
 export interface SettlementEngine {
   /**
-   * Exactly the exact-scheme facilitator's `submit` hook. Throws `SettlementError` when nothing was
-   * sent (also `Reason.evmNonceUsed` for an authorization this engine has queued or is sending).
+   * Exactly the exact-scheme facilitator's `submit` hook. Never throws: refusals are "failed"
+   * results (no `transaction`: nothing was sent). The same authorization submitted again while
+   * the first is not final joins the first (one send, the same result for both); different
+   * content for the same authorization waits for the first to finish, then is judged on its own.
    */
   submit(call: SettlementCall): Promise<SubmitResult>;
   /**
@@ -201,4 +212,20 @@ export interface SettlementEngine {
   stats(): EngineStats;
   /** Stops taking work, sends what is queued and waits (up to `timeoutMs`, default 60 s) for it to be final. */
   close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+/**
+ * What `consumeNonce` did: `filled` sent no-op transactions (0 ETH to itself) at the node's next
+ * nonces up to the one asked; `taken` found the node already has a transaction at that nonce (or
+ * past it), so nothing was sent; `unknown` does not hold that signer on that network.
+ */
+export type NonceFill = "filled" | "taken" | "unknown";
+
+export interface NonceFiller {
+  /**
+   * Makes sure `nonce` of `signer` gets used: a transaction signed but perhaps never broadcast
+   * (the process died between the write-ahead record and the send) can then never land later,
+   * so whoever follows it can tell it was dropped. Fills at most 16 nonces.
+   */
+  consumeNonce(network: Network, signer: Address, nonce: number): Promise<NonceFill>;
 }

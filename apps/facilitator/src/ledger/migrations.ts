@@ -1,0 +1,110 @@
+/**
+ * The ledger's schema, as numbered migrations applied once each, in order, under an advisory
+ * lock (two processes starting together must not both create the tables). Append only: a
+ * released migration is never edited.
+ */
+import type { Sql } from "./sql.ts";
+
+export const MIGRATIONS: Array<{ version: number; name: string; up: (s: string) => string }> = [
+  {
+    version: 1,
+    name: "payments",
+    up: (s) => `
+      CREATE TABLE ${s}.payments (
+        id bigserial PRIMARY KEY,
+        payment_key text NOT NULL UNIQUE,
+        network text NOT NULL,
+        scheme text NOT NULL,
+        asset text NOT NULL,
+        payer text NOT NULL,
+        payee text NOT NULL,
+        amount numeric(78, 0) NOT NULL CHECK (amount >= 0),
+        nonce text NOT NULL,
+        status text NOT NULL CHECK (status IN ('verified', 'pending', 'settled', 'failed')),
+        transaction_hash text,
+        reason text,
+        payment_identifier text,
+        request_hash text NOT NULL,
+        response text,
+        claim_token text,
+        lease_until timestamptz,
+        attempts integer NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        settled_at timestamptz
+      );
+      CREATE UNIQUE INDEX payments_payer_identifier ON ${s}.payments (payer, payment_identifier) WHERE payment_identifier IS NOT NULL;
+      CREATE INDEX payments_status ON ${s}.payments (status, updated_at);
+      CREATE TABLE ${s}.payment_events (
+        id bigserial PRIMARY KEY,
+        payment_key text,
+        kind text NOT NULL,
+        network text NOT NULL,
+        payer text,
+        outcome text NOT NULL,
+        reason text,
+        transaction_hash text,
+        at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX payment_events_key ON ${s}.payment_events (payment_key);
+    `,
+  },
+  {
+    version: 2,
+    name: "settlement transactions and signer leases",
+    up: (s) => `
+      CREATE TABLE ${s}.payment_transactions (
+        payment_key text NOT NULL,
+        transaction_hash text NOT NULL,
+        network text NOT NULL,
+        signer text NOT NULL,
+        tx_nonce bigint NOT NULL,
+        sent boolean NOT NULL DEFAULT false,
+        outcome text CHECK (outcome IN ('success', 'reverted', 'dropped')),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (payment_key, transaction_hash)
+      );
+      CREATE INDEX payment_transactions_hash ON ${s}.payment_transactions (transaction_hash);
+      CREATE TABLE ${s}.signer_leases (
+        network text NOT NULL,
+        signer text NOT NULL,
+        holder text NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (network, signer)
+      );
+      CREATE TABLE ${s}.facilitator_instances (
+        holder text PRIMARY KEY,
+        expires_at timestamptz NOT NULL
+      )
+    `,
+  },
+  {
+    version: 3,
+    name: "answered successes and on-chain failures",
+    // answered_at: the one success:true of an authorization was handed out (a payment buys one
+    // response). reverted_at: an attempt was mined and reverted, so it is never sent again.
+    // Rows settled before this migration were answered (every copy got the success then).
+    up: (s) => `
+      ALTER TABLE ${s}.payments ADD COLUMN answered_at timestamptz;
+      ALTER TABLE ${s}.payments ADD COLUMN reverted_at timestamptz;
+      UPDATE ${s}.payments SET answered_at = COALESCE(settled_at, updated_at) WHERE status = 'settled'
+    `,
+  },
+];
+
+export const LATEST_MIGRATION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+export async function migrate(sql: Sql, schema: string): Promise<void> {
+  await sql.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`tollgate-ledger:${schema}`]);
+    await tx.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS ${schema}.tollgate_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const rows = await tx.query<{ version: number }>(`SELECT version FROM ${schema}.tollgate_migrations`);
+    const applied = new Set(rows.map((r) => Number(r.version)));
+    for (const m of MIGRATIONS) {
+      if (applied.has(m.version)) continue;
+      for (const statement of m.up(schema).split(";").map((x) => x.trim()).filter(Boolean)) await tx.query(statement);
+      await tx.query(`INSERT INTO ${schema}.tollgate_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+    }
+  });
+}

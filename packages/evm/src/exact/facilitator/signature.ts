@@ -1,0 +1,41 @@
+/**
+ * Who signed: an ECDSA signature is recovered off-chain and must be `authorization.from`'s.
+ * Anything else is a contract-wallet (ERC-1271) signature, refused before any chain call unless
+ * the network opted into them; then the payer must have code (judged on chain later, see
+ * contract-wallet.ts).
+ */
+import { Reason } from "@tollgate/core";
+import { isErc6492Signature, size } from "viem";
+import { signatureProblem } from "../authenticate.ts";
+import { domainSeparator } from "../digest.ts";
+import { recoverCached, type FacilitatorContext } from "./context.ts";
+import { hasCode } from "./network.ts";
+import { fail, type Failure, type Request } from "./requirements.ts";
+
+/** `{ ecdsa: true }` for the payer's own ECDSA signature, `{ ecdsa: false }` for an accepted contract wallet's. */
+export async function judgeSignature(ctx: FacilitatorContext, req: Request): Promise<{ ecdsa: boolean } | Failure> {
+  const { net, payer, signature } = req;
+  if (size(signature) === 65) {
+    const problem = signatureProblem(signature);
+    if (problem) return fail(Reason.evmSignature, `paymentPayload.payload.signature: ${problem}`, payer);
+    const separator = domainSeparator({ name: req.name, version: req.version, chainId: net.chainId, verifyingContract: req.asset });
+    const recovered = recoverCached(ctx, separator, req.auth, signature);
+    if (recovered && recovered === payer.toLowerCase()) return { ecdsa: true };
+    if (!net.contractWallets) {
+      return fail(Reason.evmSignature, "paymentPayload.payload.signature: does not recover to authorization.from for this token, chain and message", payer);
+    }
+  } else if (!net.contractWallets) {
+    return fail(
+      Reason.evmContractWalletNotAllowed,
+      "paymentPayload.payload.signature: not a 65-byte ECDSA signature; this facilitator does not accept contract-wallet (ERC-1271) signatures",
+      payer,
+    );
+  }
+  // Contract wallets accepted here: the payer must be a deployed contract.
+  if (await hasCode(net, payer)) return { ecdsa: false };
+  if (size(signature) === 65) {
+    return fail(Reason.evmSignature, "paymentPayload.payload.signature: does not recover to authorization.from for this token, chain and message", payer);
+  }
+  if (isErc6492Signature(signature)) return fail(Reason.evmSignature, "paymentPayload.payload.signature: undeployed (ERC-6492) smart wallets are not supported", payer);
+  return fail(Reason.evmSignature, "paymentPayload.payload.signature: not a 65-byte ECDSA signature, and authorization.from has no contract code", payer);
+}
