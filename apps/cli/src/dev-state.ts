@@ -52,7 +52,8 @@ export function readDevState(env: Record<string, string | undefined> = process.e
   return state;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, under another user). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -129,10 +129,13 @@ JSON array), from the environment or the config file; never from a flag.`,
   --solana-rpc URL               Solana JSON-RPC (default: the public cluster RPCs)
   --prefer PATTERN               pay on these networks first, e.g. "solana:*" (repeatable)
   --timeout SECONDS              give up after this long (default 120)
+  --budget "$5/day"              a budget kept across runs (per payer, under ~/.config/tollgate;
+                                 periods hour, day, week, month, or none for a total); safe
+                                 when several runs spend from it at once
   --json                         print one JSON object (status, body, receipt, amount, network,
                                  payer) and nothing else on stdout
-Keys: TOLLGATE_PRIVATE_KEY (EVM, env) unless --keystore; TOLLGATE_SOLANA_KEY (Solana, base58 or a
-solana-keygen JSON array); with both, the agent can pay on either.
+Keys: --keystore FILE, else TOLLGATE_PRIVATE_KEY (EVM, env), else the wallet of \`tollgate wallet new\`;
+TOLLGATE_SOLANA_KEY (Solana, base58 or a solana-keygen JSON array); with both, the agent can pay on either.
 Exit codes: 0 paid (or free) and HTTP 2xx; 1 refused, failed, or a non-2xx answer; 2 usage error.`,
     positionals: true,
     options: {
@@ -145,6 +148,7 @@ Exit codes: 0 paid (or free) and HTTP 2xx; 1 refused, failed, or a non-2xx answe
       "solana-rpc": { type: "string" },
       prefer: { type: "string", multiple: true },
       timeout: { type: "string" },
+      budget: { type: "string" },
       json: { type: "boolean" },
     },
     async run(values, positionals) {
@@ -169,7 +173,42 @@ Exit codes: 0 paid (or free) and HTTP 2xx; 1 refused, failed, or a non-2xx answe
         ...(str(values["solana-rpc"]) ? { solanaRpc: str(values["solana-rpc"])! } : {}),
         ...(list(values.prefer) ? { prefer: list(values.prefer)! } : {}),
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        ...(str(values.budget) ? { budget: str(values.budget)! } : {}),
         json: values.json === true,
+      });
+    },
+  },
+  wallet: {
+    summary: "an agent's key in an encrypted keystore: new, import, address, balance",
+    usage: `tollgate wallet new | import | address | balance [options]
+
+  new                            create a key, encrypted (scrypt) in the keystore
+  import                         encrypt an existing key (TOLLGATE_PRIVATE_KEY, or typed hidden)
+  address                        print the keystore's address (no password needed)
+  balance --rpc-url URL          native and USDC balance (--asset ADDR for another token)
+  --keystore FILE                default ~/.config/tollgate/wallet.json (used by \`tollgate pay\`)
+  --force                        replace an existing keystore
+The password comes from TOLLGATE_KEYSTORE_PASSWORD, or a hidden prompt on a terminal.`,
+    positionals: true,
+    options: {
+      keystore: { type: "string" },
+      "rpc-url": { type: "string" },
+      network: { type: "string" },
+      asset: { type: "string" },
+      force: { type: "boolean" },
+    },
+    async run(values, positionals) {
+      const action = positionals[0];
+      if (!action || positionals.length > 1) throw new UsageError("wallet takes one action: new, import, address or balance");
+      if (!["new", "import", "address", "balance"].includes(action)) throw new UsageError(`wallet: unknown action ${JSON.stringify(action)} (new, import, address, balance)`);
+      const { wallet } = await import("./commands/wallet.ts");
+      return wallet({
+        action,
+        ...(str(values.keystore) ? { keystore: str(values.keystore)! } : {}),
+        ...(str(values["rpc-url"]) ? { rpcUrl: str(values["rpc-url"])! } : {}),
+        ...(str(values.network) ? { network: str(values.network)! } : {}),
+        ...(str(values.asset) ? { asset: str(values.asset)! } : {}),
+        force: values.force === true,
       });
     },
   },

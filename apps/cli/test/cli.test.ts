@@ -10,11 +10,12 @@ import { facilitator } from "../src/commands/facilitator.ts";
 import { pay } from "../src/commands/pay.ts";
 import { startDevStack, type DevStack } from "../src/stack.ts";
 import { getBase58Decoder } from "@solana/kit";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PayResult } from "../src/commands/pay.ts";
 import { readDevState } from "../src/dev-state.ts";
+import { wallet } from "../src/commands/wallet.ts";
 
 describe("tollgate demo (npm start)", () => {
   it("narrates the seven steps, then the Solana run, and moves exactly the price on both chains", async () => {
@@ -107,6 +108,45 @@ describe("tollgate pay", () => {
     expect(r).toMatchObject({ ok: true, status: 200, paid: true, amount: "10000", amountUsd: "0.01", network: stack.chain.network, payer: stack.chain.accounts.payers[1]!.address });
     expect(JSON.parse(r.body!)).toMatchObject({ city: "Lisbon" });
     expect(r.receipt?.transaction).toMatch(/^0x[0-9a-f]{64}$/);
+  });
+
+  it("--budget is kept across runs and holds when two runs spend from it at once", async () => {
+    const env = { XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "tollgate-budget-")), TOLLGATE_PRIVATE_KEY: stack.chain.accounts.payers[2]!.privateKey };
+    const run = () => {
+      const out: string[] = [];
+      return pay({ url: `${stack.apiUrl}/weather`, usdAssets: [usdAsset()], budget: "$0.015/day", json: true, env, out: (l) => out.push(l) }).then(() => JSON.parse(out[0]!) as PayResult);
+    };
+    const results = await Promise.all([run(), run()]);
+    expect(results.filter((r) => r.ok).length).toBe(1);
+    expect(results.find((r) => !r.ok)?.error?.code).toBe("refused_by_policy");
+    const third = await run();
+    expect(third.error?.message).toMatch(/budget/);
+    const file = JSON.parse(readFileSync(join(env.XDG_CONFIG_HOME, "tollgate", "budgets.json"), "utf8")) as Record<string, { spent: string }>;
+    expect(Object.values(file).map((e) => e.spent)).toEqual(["10000"]);
+  });
+
+  it("wallet new / import / address / balance keep the key encrypted and never print it", async () => {
+    const env = { XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "tollgate-wallet-")), TOLLGATE_KEYSTORE_PASSWORD: "correct horse battery" };
+    const out: string[] = [];
+    const noPrompt = async () => undefined;
+    const key = stack.chain.accounts.payers[0]!.privateKey;
+    await wallet({ action: "import", env: { ...env, TOLLGATE_PRIVATE_KEY: key }, out: (l) => out.push(l), prompt: noPrompt, kdf: { n: 1024 } });
+    const path = join(env.XDG_CONFIG_HOME, "tollgate", "wallet.json");
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(readFileSync(path, "utf8")).not.toContain(key.slice(2));
+    await expect(wallet({ action: "new", env, prompt: noPrompt, kdf: { n: 1024 } })).rejects.toThrow(/already exists/);
+    await wallet({ action: "address", env, out: (l) => out.push(l) });
+    expect(out.at(-1)).toBe(stack.chain.accounts.payers[0]!.address);
+    await wallet({ action: "balance", env, rpcUrl: stack.chain.rpcUrl, out: (l) => out.push(l) });
+    expect(out.join("\n")).toMatch(/USDC\s+\d+(\.\d+)?\s+\(0x/);
+    expect(out.join("\n")).not.toContain(key.slice(2));
+    // pay uses the default wallet when no key is in the environment
+    const paid: string[] = [];
+    expect(await pay({ url: `${stack.apiUrl}/weather`, usdAssets: [usdAsset()], env, out: (l) => paid.push(l) })).toBe(0);
+    const other = mkdtempSync(join(tmpdir(), "tollgate-wallet-"));
+    await wallet({ action: "new", keystore: join(other, "w.json"), env, out: (l) => out.push(l), prompt: noPrompt, kdf: { n: 1024 } });
+    expect(out.at(-1)).toMatch(/^created 0x[0-9a-fA-F]{40} in /);
+    await expect(wallet({ action: "new", keystore: join(other, "x.json"), env: {}, prompt: noPrompt })).rejects.toThrow(/TOLLGATE_KEYSTORE_PASSWORD/);
   });
 
   it("names the URL and the cause when nothing answers, and never says no payment was needed", async () => {

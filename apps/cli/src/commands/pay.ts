@@ -9,11 +9,26 @@
  * stdout. Errors name the URL and the cause (refused, DNS, timeout, TLS, the server's reason).
  */
 import { readFile } from "node:fs/promises";
-import { atomicToDecimal, PaymentRefusedError, preferNetworks, spendingPolicy, type SchemeClient, type SettleResponse, type UsdAsset } from "@tollgate/core";
+import {
+  atomicToDecimal,
+  knownUsdAssets,
+  PaymentRefusedError,
+  preferNetworks,
+  spendingPolicy,
+  type Network,
+  type PaymentRequirements,
+  type SchemeClient,
+  type SettleResponse,
+  type SpendingPolicy,
+  type UsdAsset,
+} from "@tollgate/core";
 import { exactEvmClient } from "@tollgate/evm";
 import { accountFromEnv, accountFromKeystore, getPaymentReceipt, PaymentFailedError, wrapFetch } from "@tollgate/fetch";
 import { exactSvmClient, solanaSignerFromSecret } from "@tollgate/svm";
 import type { LocalAccount } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { defaultWalletKey } from "./wallet.ts";
+import { openBudget, parseBudget } from "../budget-file.ts";
 import { readDevState } from "../dev-state.ts";
 
 /** Public RPCs of the Solana clusters in the network table, used when --solana-rpc is not given. */
@@ -42,6 +57,8 @@ export interface PayOptions {
   timeoutMs?: number;
   /** One JSON object on stdout, nothing else. */
   json?: boolean;
+  /** A budget kept across runs under the config directory: "$5/day", "$20" (in total). */
+  budget?: string;
   env?: Record<string, string | undefined>;
   out?: (line: string) => void;
   err?: (line: string) => void;
@@ -79,6 +96,7 @@ export async function pay(options: PayOptions): Promise<number> {
 async function payUrl(options: PayOptions, env: Record<string, string | undefined>): Promise<PayResult> {
   const schemes: SchemeClient[] = [];
   if (options.keystore || env.TOLLGATE_PRIVATE_KEY !== undefined || env.TOLLGATE_SOLANA_KEY === undefined) {
+    // --keystore, else TOLLGATE_PRIVATE_KEY, else the default wallet (`tollgate wallet new`).
     schemes.push(exactEvmClient({ account: await loadAccount(options.keystore, env) }));
   }
   if (env.TOLLGATE_SOLANA_KEY !== undefined) {
@@ -88,7 +106,21 @@ async function payUrl(options: PayOptions, env: Record<string, string | undefine
   // USDC on every network of core's table counts as dollars (the policy knows them); so do the
   // tokens of a running `tollgate dev`; add others with --usd-asset.
   const usdAssets: UsdAsset[] = [...(readDevState(env)?.usdAssets ?? []), ...(options.usdAssets ?? []).map(parseUsdAsset)];
-  const policy = spendingPolicy({ maxPerRequest: options.max ?? "$0.10", usdAssets });
+  const budget = options.budget ? await openBudget(schemes.map((s) => s.payer(s.networks[0] as Network)).join("+"), parseBudget(options.budget), { env }) : undefined;
+  try {
+    const policy = spendingPolicy({ maxPerRequest: options.max ?? "$0.10", usdAssets, ...(budget ? { budget: `$${budget.remaining}` } : {}) });
+    const result = await fetchPaid(options, schemes, policy, usdAssets);
+    budget?.finish(result.handedOver ? microUsd(result.handedOver, usdAssets) : 0n);
+    delete result.handedOver;
+    return result;
+  } catch (e) {
+    // Nothing known to be handed over when the run itself failed before paying.
+    budget?.finish(0n);
+    throw e;
+  }
+}
+
+async function fetchPaid(options: PayOptions, schemes: SchemeClient[], policy: SpendingPolicy, usdAssets: readonly UsdAsset[]): Promise<PayResult & { handedOver?: HandedOver }> {
   const paidFetch = wrapFetch(fetch, { schemes, policy, ...(options.prefer?.length ? { choose: preferNetworks(options.prefer) } : {}) });
   const headers = new Headers();
   for (const h of options.headers ?? []) {
@@ -114,18 +146,33 @@ async function payUrl(options: PayOptions, env: Record<string, string | undefine
       Object.assign(result, { amount: info.requirements.amount, asset: info.requirements.asset, network: info.requirements.network, payer: info.payer, ...(usd ? { amountUsd: usd } : {}), ...(info.receipt ? { receipt: info.receipt } : {}) });
     }
     if (!res.ok) result.error = { code: `http_${res.status}`, message: `${options.url} answered HTTP ${res.status}` };
-    return result;
+    return info ? { ...result, handedOver: info.requirements } : result;
   } catch (e) {
-    return { ...base, ...failure(e, options.url, timeoutMs) };
+    const handed = e instanceof PaymentFailedError && e.charged !== false ? { handedOver: e.requirements } : {};
+    return { ...base, ...failure(e, options.url, timeoutMs), ...handed };
   }
+}
+
+type HandedOver = Pick<PaymentRequirements, "network" | "asset" | "amount">;
+
+/** What a payment counts against a dollar budget, in micro-dollars (rounded up: never under-counted). */
+function microUsd(p: HandedOver, extra: readonly UsdAsset[]): bigint {
+  const same = (a: string, b: string) => (p.network.startsWith("eip155:") ? a.toLowerCase() === b.toLowerCase() : a === b);
+  const asset = [...extra, ...knownUsdAssets()].find((u) => u.network === p.network && same(u.asset, p.asset));
+  // The policy refuses what it cannot value when a budget is set, so this is a fallback only.
+  if (!asset) return 0n;
+  const amount = BigInt(p.amount);
+  if (asset.decimals <= 6) return amount * 10n ** BigInt(6 - asset.decimals);
+  const div = 10n ** BigInt(asset.decimals - 6);
+  return (amount + div - 1n) / div;
 }
 
 function failure(e: unknown, url: string, timeoutMs: number): Pick<PayResult, "error" | "status" | "paid" | "receipt"> {
   if (e instanceof PaymentRefusedError) return { paid: false, error: { code: "refused_by_policy", message: `not paid: ${e.message} (nothing was signed)` } };
   if (e instanceof PaymentFailedError) {
-    const charged = e.charged ? "you were charged" : "the server reports no charge";
+    const charged = e.charged === true ? "you were charged" : e.charged === false ? "the server reports no charge" : "the charge is unknown: the signed payment may still settle";
     return {
-      paid: e.charged === true,
+      paid: e.charged !== false,
       ...(e.status !== undefined ? { status: e.status } : {}),
       ...(e.receipt ? { receipt: e.receipt } : {}),
       error: { code: e.reason, message: `${url}: payment failed: ${e.reason} (${charged})` },
@@ -186,6 +233,10 @@ async function loadAccount(keystore: string | undefined, env: Record<string, str
     const password = env.TOLLGATE_KEYSTORE_PASSWORD;
     if (!password) throw new Error("TOLLGATE_KEYSTORE_PASSWORD is not set (needed to open --keystore)");
     return accountFromKeystore(await readFile(keystore, "utf8"), password);
+  }
+  if (env.TOLLGATE_PRIVATE_KEY === undefined) {
+    const key = await defaultWalletKey(env);
+    if (key) return privateKeyToAccount(key);
   }
   return accountFromEnv("TOLLGATE_PRIVATE_KEY", env);
 }
