@@ -1,6 +1,23 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
+// Tests run the TypeScript sources; what is published is the compiled dist/ (npm run build).
+const source = (dir: string) => fileURLToPath(new URL(`./${dir}/src/index.ts`, import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    alias: {
+      "@tollgate/core": source("packages/core"),
+      "@tollgate/evm": source("packages/evm"),
+      "@tollgate/svm": source("packages/svm"),
+      "@tollgate/server": source("packages/server"),
+      "@tollgate/express": source("packages/express"),
+      "@tollgate/hono": source("packages/hono"),
+      "@tollgate/fetch": source("packages/fetch"),
+      "@tollgate/devnet": source("packages/devnet"),
+      "@tollgate/facilitator": source("apps/facilitator"),
+    },
+  },
   test: {
     include: ["packages/*/test/**/*.test.ts", "apps/*/test/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 60_000,

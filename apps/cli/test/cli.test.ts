@@ -10,6 +10,12 @@ import { facilitator } from "../src/commands/facilitator.ts";
 import { pay } from "../src/commands/pay.ts";
 import { startDevStack, type DevStack } from "../src/stack.ts";
 import { getBase58Decoder } from "@solana/kit";
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { PayResult } from "../src/commands/pay.ts";
+import { readDevState } from "../src/dev-state.ts";
+import { wallet } from "../src/commands/wallet.ts";
 
 describe("tollgate demo (npm start)", () => {
   it("narrates the seven steps, then the Solana run, and moves exactly the price on both chains", async () => {
@@ -85,10 +91,75 @@ describe("tollgate pay", () => {
   it("refuses a price over --max, signs nothing, and never prints the key", async () => {
     const key = stack.chain.accounts.payers[2]!.privateKey;
     const lines: string[] = [];
-    const err = await pay({ url: `${stack.apiUrl}/weather`, max: "$0.001", usdAssets: [usdAsset()], env: { TOLLGATE_PRIVATE_KEY: key }, out: (l) => lines.push(l) }).catch((e: Error) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toMatch(/max_per_request/);
-    expect((err as Error).message).not.toContain(key.slice(2));
+    const errors: string[] = [];
+    const code = await pay({ url: `${stack.apiUrl}/weather`, max: "$0.001", usdAssets: [usdAsset()], env: { TOLLGATE_PRIVATE_KEY: key }, out: (l) => lines.push(l), err: (l) => errors.push(l) });
+    expect(code).toBe(1);
+    expect(errors.join("\n")).toMatch(/max_per_request[\s\S]*nothing was signed/);
+    expect([...lines, ...errors].join("\n")).not.toContain(key.slice(2));
+    expect(lines.join("\n")).not.toMatch(/no payment was needed/);
+  });
+
+  it("--json prints one object with status, body, receipt, amount, network and payer", async () => {
+    const lines: string[] = [];
+    const code = await pay({ url: `${stack.apiUrl}/weather`, usdAssets: [usdAsset()], json: true, env: { TOLLGATE_PRIVATE_KEY: stack.chain.accounts.payers[1]!.privateKey }, out: (l) => lines.push(l) });
+    expect(code).toBe(0);
+    expect(lines).toHaveLength(1);
+    const r = JSON.parse(lines[0]!) as PayResult;
+    expect(r).toMatchObject({ ok: true, status: 200, paid: true, amount: "10000", amountUsd: "0.01", network: stack.chain.network, payer: stack.chain.accounts.payers[1]!.address });
+    expect(JSON.parse(r.body!)).toMatchObject({ city: "Lisbon" });
+    expect(r.receipt?.transaction).toMatch(/^0x[0-9a-f]{64}$/);
+  });
+
+  it("--budget is kept across runs and holds when two runs spend from it at once", async () => {
+    const env = { XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "tollgate-budget-")), TOLLGATE_PRIVATE_KEY: stack.chain.accounts.payers[2]!.privateKey };
+    const run = () => {
+      const out: string[] = [];
+      return pay({ url: `${stack.apiUrl}/weather`, usdAssets: [usdAsset()], budget: "$0.015/day", json: true, env, out: (l) => out.push(l) }).then(() => JSON.parse(out[0]!) as PayResult);
+    };
+    const results = await Promise.all([run(), run()]);
+    expect(results.filter((r) => r.ok).length).toBe(1);
+    expect(results.find((r) => !r.ok)?.error?.code).toBe("refused_by_policy");
+    const third = await run();
+    expect(third.error?.message).toMatch(/budget/);
+    const file = JSON.parse(readFileSync(join(env.XDG_CONFIG_HOME, "tollgate", "budgets.json"), "utf8")) as Record<string, { spent: string }>;
+    expect(Object.values(file).map((e) => e.spent)).toEqual(["10000"]);
+  });
+
+  it("wallet new / import / address / balance keep the key encrypted and never print it", async () => {
+    const env = { XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "tollgate-wallet-")), TOLLGATE_KEYSTORE_PASSWORD: "correct horse battery" };
+    const out: string[] = [];
+    const noPrompt = async () => undefined;
+    const key = stack.chain.accounts.payers[0]!.privateKey;
+    await wallet({ action: "import", env: { ...env, TOLLGATE_PRIVATE_KEY: key }, out: (l) => out.push(l), prompt: noPrompt, kdf: { n: 1024 } });
+    const path = join(env.XDG_CONFIG_HOME, "tollgate", "wallet.json");
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(readFileSync(path, "utf8")).not.toContain(key.slice(2));
+    await expect(wallet({ action: "new", env, prompt: noPrompt, kdf: { n: 1024 } })).rejects.toThrow(/already exists/);
+    await wallet({ action: "address", env, out: (l) => out.push(l) });
+    expect(out.at(-1)).toBe(stack.chain.accounts.payers[0]!.address);
+    await wallet({ action: "balance", env, rpcUrl: stack.chain.rpcUrl, out: (l) => out.push(l) });
+    expect(out.join("\n")).toMatch(/USDC\s+\d+(\.\d+)?\s+\(0x/);
+    expect(out.join("\n")).not.toContain(key.slice(2));
+    // pay uses the default wallet when no key is in the environment
+    const paid: string[] = [];
+    expect(await pay({ url: `${stack.apiUrl}/weather`, usdAssets: [usdAsset()], env, out: (l) => paid.push(l) })).toBe(0);
+    const other = mkdtempSync(join(tmpdir(), "tollgate-wallet-"));
+    await wallet({ action: "new", keystore: join(other, "w.json"), env, out: (l) => out.push(l), prompt: noPrompt, kdf: { n: 1024 } });
+    expect(out.at(-1)).toMatch(/^created 0x[0-9a-fA-F]{40} in /);
+    await expect(wallet({ action: "new", keystore: join(other, "x.json"), env: {}, prompt: noPrompt })).rejects.toThrow(/TOLLGATE_KEYSTORE_PASSWORD/);
+  });
+
+  it("names the URL and the cause when nothing answers, and never says no payment was needed", async () => {
+    const errors: string[] = [];
+    const lines: string[] = [];
+    const dead = `http://127.0.0.1:${await closedPort()}/weather`;
+    const code = await pay({ url: dead, env: { TOLLGATE_PRIVATE_KEY: stack.chain.accounts.payers[1]!.privateKey }, out: (l) => lines.push(l), err: (l) => errors.push(l) });
+    expect(code).toBe(1);
+    expect(errors.join("\n")).toContain(`${dead}: connection refused by ${new URL(dead).host}`);
+    expect(lines.join("\n")).not.toMatch(/no payment was needed/);
+    const json: string[] = [];
+    await pay({ url: "http://no-such-host.invalid/x", json: true, env: { TOLLGATE_PRIVATE_KEY: stack.chain.accounts.payers[1]!.privateKey }, out: (l) => json.push(l) });
+    expect(JSON.parse(json[0]!)).toMatchObject({ ok: false, paid: false, error: { code: "dns" } });
   });
 
   it("explains a missing or malformed key without echoing it", async () => {
@@ -102,7 +173,8 @@ describe("tollgate pay", () => {
 describe("tollgate dev and tollgate facilitator", () => {
   it("dev prints what a user needs, serves the paid API, and stops cleanly", async () => {
     const lines: string[] = [];
-    const stop = await dev({ out: (l) => lines.push(l), logLevel: "silent" });
+    const env = { XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "tollgate-cfg-")) };
+    const stop = await dev({ out: (l) => lines.push(l), logLevel: "silent", chainPort: 0, solanaPort: 0, facilitatorPort: 0, apiPort: 0, env });
     try {
       const text = lines.join("\n");
       const api = /paid API\s+(http:\/\/127\.0\.0\.1:\d+)\/weather/.exec(text)?.[1];
@@ -127,7 +199,17 @@ describe("tollgate dev and tollgate facilitator", () => {
         ["eip155:31337", "10000"],
         ["solana:localnet", "10000"],
       ]);
+
+      // The printed pay line works as printed: the local token counts as dollars without flags,
+      // and the payment shows up as one readable line.
+      const key = /payer 0\s+0x[0-9a-fA-F]{40}\s+key (0x[0-9a-f]{64})/.exec(text)![1]!;
+      const paid: string[] = [];
+      expect(await pay({ url: `${api}/weather`, env: { ...env, TOLLGATE_PRIVATE_KEY: key }, out: (l) => paid.push(l) })).toBe(0);
+      expect(paid.join("\n")).toMatch(/paid \$0\.01 on eip155:31337/);
+      expect(lines.join("\n")).toMatch(/paid {6}0x[0-9a-fA-F]{40} → 0x[0-9a-fA-F]{40} {2}\$0\.01 {2}eip155:31337 {2}tx 0x[0-9a-f]{64} {2}\d+ ms/);
+      expect(readDevState(env)?.apiUrl).toBe(api);
       await stop();
+      expect(readDevState(env)).toBeUndefined();
       await expect(fetch(`${api}/weather`)).rejects.toThrow();
     } finally {
       await stop();
@@ -168,3 +250,13 @@ describe("tollgate dev and tollgate facilitator", () => {
     }
   });
 });
+
+/** A loopback port nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}

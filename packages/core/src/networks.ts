@@ -55,6 +55,9 @@ const LIST: NetworkInfo[] = [
   { id: "eip155:80002", name: "Polygon Amoy", v1Name: "polygon-amoy", testnet: true, usdc: usdcEvm("0x41E94Eb019C0762f9Bfcf9Fb1E58725BfB0e7582", "USDC") },
   { id: "eip155:43114", name: "Avalanche C-Chain", v1Name: "avalanche", testnet: false, usdc: usdcEvm("0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E", "USD Coin") },
   { id: "eip155:43113", name: "Avalanche Fuji", v1Name: "avalanche-fuji", testnet: true, usdc: usdcEvm("0x5425890298aed601595a70AB815c96711a31Bc65", "USD Coin") },
+  // The local chain of `tollgate dev` (anvil, chain id 31337): its USD Coin is the first contract the
+  // dev accounts deploy on a fresh chain, so its address is always this one. Test money only.
+  { id: "eip155:31337", name: "Local (tollgate dev)", testnet: true, usdc: usdcEvm("0x5FbDB2315678afecb367f032d93F642f64180aa3", "USD Coin") },
   { id: "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp", name: "Solana", v1Name: "solana", testnet: false, usdc: usdcSolana("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v") },
   { id: "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", name: "Solana Devnet", v1Name: "solana-devnet", testnet: true, usdc: usdcSolana("4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU") },
 ];

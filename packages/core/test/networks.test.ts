@@ -22,18 +22,18 @@ describe("network table", () => {
       expect(n.usdc?.decimals).toBe(6);
       if (n.id.startsWith("eip155:")) expect(n.usdc?.address).toMatch(/^0x[0-9a-fA-F]{40}$/);
     }
-    expect(Object.keys(NETWORKS)).toHaveLength(14);
+    expect(Object.keys(NETWORKS)).toHaveLength(15);
     expect(getNetwork("eip155:1")?.testnet).toBe(false);
     expect(getNetwork("avalanche-fuji")).toMatchObject({ id: "eip155:43113", testnet: true });
   });
 
   it("adds a local chain as a new table without touching the built-in one", () => {
-    const local = { id: "eip155:31337" as const, name: "Anvil", testnet: true, usdc: { address: "0x5FbDB2315678afecb367f032d93F642f64180aa3", decimals: 6, symbol: "USDC", eip712: { name: "USD Coin", version: "2" } } };
+    const local = { id: "eip155:1337" as const, name: "Geth dev", testnet: true, usdc: { address: "0x5FbDB2315678afecb367f032d93F642f64180aa3", decimals: 6, symbol: "USDC", eip712: { name: "USD Coin", version: "2" } } };
     const table = withNetworks(NETWORKS, [local]);
-    expect(findUsdc("eip155:31337", table)?.address).toBe(local.usdc.address);
-    expect(findUsdc("eip155:31337")).toBeUndefined();
-    expect(defineNetworks([local])["eip155:31337"]?.name).toBe("Anvil");
-    expect(findToken("eip155:31337", local.usdc.address.toLowerCase(), table)?.symbol).toBe("USDC");
+    expect(findUsdc("eip155:1337", table)?.address).toBe(local.usdc.address);
+    expect(findUsdc("eip155:1337")).toBeUndefined();
+    expect(defineNetworks([local])["eip155:1337"]?.name).toBe("Geth dev");
+    expect(findToken("eip155:1337", local.usdc.address.toLowerCase(), table)?.symbol).toBe("USDC");
     expect(findToken("eip155:8453", "0x0000000000000000000000000000000000000001")).toBeUndefined();
     expect(Object.isFrozen(table)).toBe(true);
     expect(() => {

@@ -19,6 +19,7 @@ import {
 import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { MULTICALL3_ADDRESS, batchSettlerAbi, eip3009Abi, loadArtifact } from "@tollgate/evm";
+import { findUsdc } from "@tollgate/core";
 import { deployToken, mintTo, startLocalNetwork, type DevAccount, type RunningLocalNetwork, type TokenInfo } from "../src/index.ts";
 
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
@@ -104,6 +105,11 @@ describe("anvil + deployment", () => {
     expect(net.rpcUrl).toBe(`http://127.0.0.1:${net.anvil.port}`);
     expect(await client.getChainId()).toBe(31337);
     expect(net.network).toBe("eip155:31337");
+  });
+
+  it("deploys its USD Coin at the address core's network table names for eip155:31337 (dollar prices work locally)", () => {
+    expect(net.usdc.address).toBe(findUsdc("eip155:31337")?.address);
+    expect(findUsdc("eip155:31337")?.eip712).toEqual({ name: net.usdc.name, version: net.usdc.version });
   });
 
   it("deploys USDC with the FiatToken EIP-712 domain and funds payers", async () => {

@@ -4,19 +4,40 @@
  * key from TOLLGATE_SOLANA_KEY (base58 or a solana-keygen JSON array). With both, the agent
  * pays on whichever chain the server offers first, or the first of --prefer's patterns. A
  * spending policy (--max, default $0.10 per request) guards the payment.
+ *
+ * Output: the status, the body and the receipt; with --json one JSON object and nothing else on
+ * stdout. Errors name the URL and the cause (refused, DNS, timeout, TLS, the server's reason).
  */
 import { readFile } from "node:fs/promises";
-import { preferNetworks, spendingPolicy, type SchemeClient, type UsdAsset } from "@tollgate/core";
+import {
+  atomicToDecimal,
+  knownUsdAssets,
+  PaymentRefusedError,
+  preferNetworks,
+  spendingPolicy,
+  type Network,
+  type PaymentRequirements,
+  type SchemeClient,
+  type SettleResponse,
+  type SpendingPolicy,
+  type UsdAsset,
+} from "@tollgate/core";
 import { exactEvmClient } from "@tollgate/evm";
-import { accountFromEnv, accountFromKeystore, getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
+import { accountFromEnv, accountFromKeystore, getPaymentReceipt, PaymentFailedError, wrapFetch } from "@tollgate/fetch";
 import { exactSvmClient, solanaSignerFromSecret } from "@tollgate/svm";
 import type { LocalAccount } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { defaultWalletKey } from "./wallet.ts";
+import { openBudget, parseBudget } from "../budget-file.ts";
+import { readDevState } from "../dev-state.ts";
 
 /** Public RPCs of the Solana clusters in the network table, used when --solana-rpc is not given. */
 const SOLANA_PUBLIC_RPC: Record<string, string> = {
   "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp": "https://api.mainnet-beta.solana.com",
   "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1": "https://api.devnet.solana.com",
 };
+
+const DEFAULT_TIMEOUT_MS = 120_000;
 
 export interface PayOptions {
   url: string;
@@ -32,24 +53,74 @@ export interface PayOptions {
   solanaRpc?: string;
   /** Network patterns to pay on first, e.g. ["solana:*"]. */
   prefer?: string[];
+  /** Gives up (and says so) after this long. Default 120 000. */
+  timeoutMs?: number;
+  /** One JSON object on stdout, nothing else. */
+  json?: boolean;
+  /** A budget kept across runs under the config directory: "$5/day", "$20" (in total). */
+  budget?: string;
   env?: Record<string, string | undefined>;
   out?: (line: string) => void;
+  err?: (line: string) => void;
+}
+
+/** What `--json` prints. */
+export interface PayResult {
+  ok: boolean;
+  url: string;
+  status?: number;
+  body?: string;
+  /** Whether a payment was made for this response, and what it was. */
+  paid: boolean;
+  amount?: string;
+  /** The amount in dollars, when the asset is a known USD stablecoin (or the local dev token). */
+  amountUsd?: string;
+  asset?: string;
+  network?: string;
+  payer?: string;
+  receipt?: SettleResponse;
+  /** On failure: a stable code (the server's reason, `refused_by_policy`, `timeout`, `connection_refused`, …) and a sentence. */
+  error?: { code: string; message: string };
 }
 
 export async function pay(options: PayOptions): Promise<number> {
   const env = options.env ?? process.env;
   const out = options.out ?? ((l: string) => process.stdout.write(l + "\n"));
+  const err = options.err ?? ((l: string) => process.stderr.write(l + "\n"));
+  const result = await payUrl(options, env);
+  if (options.json) out(JSON.stringify(result));
+  else printResult(result, out, err);
+  return result.ok ? 0 : 1;
+}
+
+async function payUrl(options: PayOptions, env: Record<string, string | undefined>): Promise<PayResult> {
   const schemes: SchemeClient[] = [];
   if (options.keystore || env.TOLLGATE_PRIVATE_KEY !== undefined || env.TOLLGATE_SOLANA_KEY === undefined) {
+    // --keystore, else TOLLGATE_PRIVATE_KEY, else the default wallet (`tollgate wallet new`).
     schemes.push(exactEvmClient({ account: await loadAccount(options.keystore, env) }));
   }
   if (env.TOLLGATE_SOLANA_KEY !== undefined) {
     const signer = await solanaSignerFromSecret(env.TOLLGATE_SOLANA_KEY, "TOLLGATE_SOLANA_KEY");
     schemes.push(exactSvmClient({ signer, rpc: options.solanaRpc ?? SOLANA_PUBLIC_RPC }));
   }
-  // USDC on every network of core's table counts as dollars (the policy knows them); add local tokens with --usd-asset.
-  const usdAssets: UsdAsset[] = (options.usdAssets ?? []).map(parseUsdAsset);
-  const policy = spendingPolicy({ maxPerRequest: options.max ?? "$0.10", usdAssets });
+  // USDC on every network of core's table counts as dollars (the policy knows them); so do the
+  // tokens of a running `tollgate dev`; add others with --usd-asset.
+  const usdAssets: UsdAsset[] = [...(readDevState(env)?.usdAssets ?? []), ...(options.usdAssets ?? []).map(parseUsdAsset)];
+  const budget = options.budget ? await openBudget(schemes.map((s) => s.payer(s.networks[0] as Network)).join("+"), parseBudget(options.budget), { env }) : undefined;
+  try {
+    const policy = spendingPolicy({ maxPerRequest: options.max ?? "$0.10", usdAssets, ...(budget ? { budget: `$${budget.remaining}` } : {}) });
+    const result = await fetchPaid(options, schemes, policy, usdAssets);
+    budget?.finish(result.handedOver ? microUsd(result.handedOver, usdAssets) : 0n);
+    delete result.handedOver;
+    return result;
+  } catch (e) {
+    // Nothing known to be handed over when the run itself failed before paying.
+    budget?.finish(0n);
+    throw e;
+  }
+}
+
+async function fetchPaid(options: PayOptions, schemes: SchemeClient[], policy: SpendingPolicy, usdAssets: readonly UsdAsset[]): Promise<PayResult & { handedOver?: HandedOver }> {
   const paidFetch = wrapFetch(fetch, { schemes, policy, ...(options.prefer?.length ? { choose: preferNetworks(options.prefer) } : {}) });
   const headers = new Headers();
   for (const h of options.headers ?? []) {
@@ -57,14 +128,104 @@ export async function pay(options: PayOptions): Promise<number> {
     if (i <= 0) throw new Error(`--header: expected "Name: value", got ${JSON.stringify(h)}`);
     headers.set(h.slice(0, i).trim(), h.slice(i + 1).trim());
   }
-  const res = await paidFetch(options.url, { method: options.method ?? "GET", headers, ...(options.body !== undefined ? { body: options.body } : {}) });
-  const text = await res.text();
-  out(`HTTP ${res.status}`);
-  out(text);
-  const info = getPaymentReceipt(res);
-  if (info?.receipt) out(`receipt: ${JSON.stringify(info.receipt, null, 2)}`);
-  else if (res.status !== 402) out("no payment was needed");
-  return res.ok ? 0 : 1;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const base: PayResult = { ok: false, url: options.url, paid: false };
+  try {
+    const res = await paidFetch(options.url, {
+      method: options.method ?? "GET",
+      headers,
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(options.body !== undefined ? { body: options.body } : {}),
+    });
+    const body = await res.text();
+    const info = getPaymentReceipt(res);
+    const paid = info !== undefined;
+    const result: PayResult = { ...base, ok: res.ok, status: res.status, body, paid };
+    if (info) {
+      const usd = usdAmount(info.requirements.network, info.requirements.asset, info.requirements.amount, usdAssets);
+      Object.assign(result, { amount: info.requirements.amount, asset: info.requirements.asset, network: info.requirements.network, payer: info.payer, ...(usd ? { amountUsd: usd } : {}), ...(info.receipt ? { receipt: info.receipt } : {}) });
+    }
+    if (!res.ok) result.error = { code: `http_${res.status}`, message: `${options.url} answered HTTP ${res.status}` };
+    return info ? { ...result, handedOver: info.requirements } : result;
+  } catch (e) {
+    const handed = e instanceof PaymentFailedError && e.charged !== false ? { handedOver: e.requirements } : {};
+    return { ...base, ...failure(e, options.url, timeoutMs), ...handed };
+  }
+}
+
+type HandedOver = Pick<PaymentRequirements, "network" | "asset" | "amount">;
+
+/** What a payment counts against a dollar budget, in micro-dollars (rounded up: never under-counted). */
+function microUsd(p: HandedOver, extra: readonly UsdAsset[]): bigint {
+  const same = (a: string, b: string) => (p.network.startsWith("eip155:") ? a.toLowerCase() === b.toLowerCase() : a === b);
+  const asset = [...extra, ...knownUsdAssets()].find((u) => u.network === p.network && same(u.asset, p.asset));
+  // The policy refuses what it cannot value when a budget is set, so this is a fallback only.
+  if (!asset) return 0n;
+  const amount = BigInt(p.amount);
+  if (asset.decimals <= 6) return amount * 10n ** BigInt(6 - asset.decimals);
+  const div = 10n ** BigInt(asset.decimals - 6);
+  return (amount + div - 1n) / div;
+}
+
+function failure(e: unknown, url: string, timeoutMs: number): Pick<PayResult, "error" | "status" | "paid" | "receipt"> {
+  if (e instanceof PaymentRefusedError) return { paid: false, error: { code: "refused_by_policy", message: `not paid: ${e.message} (nothing was signed)` } };
+  if (e instanceof PaymentFailedError) {
+    const charged = e.charged === true ? "you were charged" : e.charged === false ? "the server reports no charge" : "the charge is unknown: the signed payment may still settle";
+    return {
+      paid: e.charged !== false,
+      ...(e.status !== undefined ? { status: e.status } : {}),
+      ...(e.receipt ? { receipt: e.receipt } : {}),
+      error: { code: e.reason, message: `${url}: payment failed: ${e.reason} (${charged})` },
+    };
+  }
+  return { paid: false, error: networkError(e, url, timeoutMs) };
+}
+
+/** What went wrong before any answer, in words: refused, DNS, timeout, TLS. */
+export function networkError(e: unknown, url: string, timeoutMs: number): { code: string; message: string } {
+  const name = (e as { name?: string })?.name;
+  if (name === "TimeoutError" || name === "AbortError") return { code: "timeout", message: `${url}: no answer within ${timeoutMs / 1000} s` };
+  const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
+  const code = cause?.code ?? (e as { code?: string })?.code;
+  const host = safeHost(url);
+  switch (code) {
+    case "ECONNREFUSED":
+      return { code: "connection_refused", message: `${url}: connection refused by ${host} (is the server running?)` };
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return { code: "dns", message: `${url}: the host name ${host} could not be resolved` };
+    case "ECONNRESET":
+    case "UND_ERR_SOCKET":
+      return { code: "connection_reset", message: `${url}: the connection was closed before an answer` };
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return { code: "timeout", message: `${url}: could not connect to ${host} in time` };
+    default:
+      if (code && /CERT|TLS|SSL/i.test(code)) return { code: "tls", message: `${url}: TLS failed (${code})` };
+      return { code: code ? code.toLowerCase() : "network_error", message: `${url}: ${cause?.message ?? (e instanceof Error ? e.message : String(e))}` };
+  }
+}
+
+function safeHost(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+function usdAmount(network: string, asset: string, amount: string, extra: readonly UsdAsset[]): string | undefined {
+  const same = (a: string, b: string) => (network.startsWith("eip155:") ? a.toLowerCase() === b.toLowerCase() : a === b);
+  const hit = extra.find((u) => u.network === network && same(u.asset, asset));
+  return hit ? atomicToDecimal(BigInt(amount), hit.decimals) : undefined;
+}
+
+function printResult(r: PayResult, out: (line: string) => void, err: (line: string) => void): void {
+  if (r.status !== undefined) out(`HTTP ${r.status}`);
+  if (r.body !== undefined) out(r.body);
+  if (r.receipt) out(`receipt: ${JSON.stringify(r.receipt, null, 2)}`);
+  if (r.error) err(`tollgate pay: ${r.error.message}`);
+  else if (!r.paid) out("no payment was needed");
+  else if (r.amount) out(`paid ${r.amountUsd ? `$${r.amountUsd}` : `${r.amount} atomic units of ${r.asset}`} on ${r.network} from ${r.payer}`);
 }
 
 async function loadAccount(keystore: string | undefined, env: Record<string, string | undefined>): Promise<LocalAccount> {
@@ -72,6 +233,10 @@ async function loadAccount(keystore: string | undefined, env: Record<string, str
     const password = env.TOLLGATE_KEYSTORE_PASSWORD;
     if (!password) throw new Error("TOLLGATE_KEYSTORE_PASSWORD is not set (needed to open --keystore)");
     return accountFromKeystore(await readFile(keystore, "utf8"), password);
+  }
+  if (env.TOLLGATE_PRIVATE_KEY === undefined) {
+    const key = await defaultWalletKey(env);
+    if (key) return privateKeyToAccount(key);
   }
   return accountFromEnv("TOLLGATE_PRIVATE_KEY", env);
 }
@@ -81,4 +246,3 @@ function parseUsdAsset(spec: string): UsdAsset {
   if (!m) throw new Error(`--usd-asset: expected network/asset:decimals, got ${JSON.stringify(spec)}`);
   return { network: m[1]!, asset: m[2]!, decimals: Number(m[3]) };
 }
-

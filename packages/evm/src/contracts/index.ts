@@ -1,7 +1,9 @@
 // Contract artifacts (compiled by scripts/build-contracts.ts) and the typed ABI fragments code calls.
-import { existsSync, readFileSync } from "node:fs";
+// In a checkout the Solidity sources sit next to this file and stale artifacts are recompiled; an
+// installed package ships only the artifacts (dist/contracts/artifacts) and never loads solc.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ARTIFACTS_DIR, artifactsUpToDate, buildContracts, type Artifact } from "./compile.ts";
+import { ARTIFACTS_DIR, CONTRACTS_DIR, artifactsUpToDate, buildContracts, type Artifact } from "./compile.ts";
 
 export type { Artifact } from "./compile.ts";
 export { buildContracts } from "./compile.ts";
@@ -16,7 +18,8 @@ export function loadArtifact(name: ContractName): Artifact {
   const hit = cache.get(name);
   if (hit) return hit;
   if (!checked) {
-    if (!artifactsUpToDate()) buildContracts();
+    const sources = readdirSync(CONTRACTS_DIR).some((f) => f.endsWith(".sol"));
+    if (sources && !artifactsUpToDate()) buildContracts();
     checked = true;
   }
   const path = join(ARTIFACTS_DIR, `${name}.json`);

@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// The outside-the-repository check (run by .ci/run after the tests): what a stranger gets from
+// `npm install`. It builds and packs every workspace, installs the tarballs into a new project in
+// a temporary folder with plain npm, then, with plain node and no TypeScript loader:
+//   1. starts `tollgate dev` from the packed CLI (its own anvil, local Solana, facilitator);
+//   2. runs an ESM program that serves a paid route with @tollgate/hono and pays it with
+//      @tollgate/fetch, checking the receipt and the on-chain balances;
+//   3. requires @tollgate/core from CommonJS (Node >= 20.19 loads ESM through require);
+//   4. type-checks a strict NodeNext TypeScript consumer against the shipped .d.ts (skipLibCheck off).
+// Plain JavaScript on purpose: nothing here may depend on the repository's dev tooling.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const work = mkdtempSync(join(tmpdir(), "tollgate-pack-"));
+const keep = process.argv.includes("--keep");
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+const step = (m) => console.log(`pack-check [${elapsed()}] ${m}`);
+const npm = (args, cwd) => execFileSync("npm", args, { cwd, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
+
+/** The first stdout line of `child` that parses as a JSON object with `facilitatorUrl`. */
+function firstJsonLine(child, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    let buffer = "";
+    const timer = setTimeout(() => reject(new Error(`tollgate dev printed no JSON within ${timeoutMs} ms`)), timeoutMs);
+    child.once("exit", (code) => reject(new Error(`tollgate dev exited (${code}) before it was up`)));
+    child.stdout.on("data", (chunk) => {
+      buffer += chunk;
+      for (let i; (i = buffer.indexOf("\n")) >= 0; ) {
+        const line = buffer.slice(0, i);
+        buffer = buffer.slice(i + 1);
+        try {
+          const value = JSON.parse(line);
+          if (value && value.facilitatorUrl) {
+            clearTimeout(timer);
+            resolve(value);
+          }
+        } catch {
+          // not the JSON line
+        }
+      }
+    });
+  });
+}
+
+const PAID_PROGRAM = `// A consumer's program: plain node, the installed packages only.
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import { paymentMiddleware } from "@tollgate/hono";
+import { exactEvmClient, exactEvmServer } from "@tollgate/evm";
+import { getPaymentReceipt, spendingPolicy, wrapFetch } from "@tollgate/fetch";
+import { createPublicClient, http, erc20Abi } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+
+const net = JSON.parse(process.env.TOLLGATE_DEV);
+const { usdc } = net.evm;
+const app = new Hono();
+app.use(paymentMiddleware({
+  facilitator: net.facilitatorUrl,
+  schemes: [exactEvmServer({ assets: [{ network: net.evm.network, address: usdc.address, decimals: usdc.decimals, name: usdc.name, version: usdc.version, symbol: "USDC" }] })],
+  routes: { "GET /report": { price: "$0.02", network: net.evm.network, payTo: net.evm.payee } },
+}));
+app.get("/report", (c) => c.json({ report: "all systems nominal" }));
+const server = await new Promise((resolve) => { const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s)); });
+const url = \`http://127.0.0.1:\${server.address().port}/report\`;
+
+const chain = createPublicClient({ transport: http(net.evm.rpcUrl) });
+const balance = (who) => chain.readContract({ address: usdc.address, abi: erc20Abi, functionName: "balanceOf", args: [who] });
+const before = await balance(net.evm.payee);
+const unpaid = await fetch(url);
+if (unpaid.status !== 402 || !unpaid.headers.get("payment-required")) throw new Error(\`expected a 402 with PAYMENT-REQUIRED, got \${unpaid.status}\`);
+
+const account = privateKeyToAccount(net.evm.payers[0].privateKey);
+const policy = spendingPolicy({ maxPerRequest: "$0.05", usdAssets: [{ network: net.evm.network, asset: usdc.address, decimals: usdc.decimals }] });
+const paidFetch = wrapFetch(fetch, { schemes: [exactEvmClient({ account })], policy });
+const res = await paidFetch(url);
+const body = await res.json();
+const receipt = getPaymentReceipt(res)?.receipt;
+const after = await balance(net.evm.payee);
+server.close();
+if (res.status !== 200 || body.report !== "all systems nominal") throw new Error(\`paid request: HTTP \${res.status} \${JSON.stringify(body)}\`);
+if (!receipt?.success || !/^0x[0-9a-f]{64}$/.test(receipt.transaction)) throw new Error(\`no receipt: \${JSON.stringify(receipt)}\`);
+if (after - before !== 20000n) throw new Error(\`payee received \${after - before}, expected 20000\`);
+console.log(\`paid $0.02 with plain node: tx \${receipt.transaction}\`);
+`;
+
+const TSCONFIG = {
+  compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, skipLibCheck: false, exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true, types: ["node"] },
+  files: ["consumer.ts"],
+};
+
+const TS_CONSUMER = `// A strict NodeNext TypeScript consumer: every package's main API, type-checked against the shipped .d.ts.
+import { parseMoney, spendingPolicy, createFacilitator, type PaymentRequirements, type SettleResponse } from "@tollgate/core";
+import { exactEvmClient, exactEvmServer, exactEvmFacilitator } from "@tollgate/evm";
+import { exactSvmServer } from "@tollgate/svm";
+import { createPaywall, type PaywallConfig } from "@tollgate/server";
+import { paymentMiddleware as honoPaywall } from "@tollgate/hono";
+import { paymentMiddleware as expressPaywall } from "@tollgate/express";
+import { wrapFetch, getPaymentReceipt } from "@tollgate/fetch";
+import { startLocalNetwork } from "@tollgate/devnet";
+import { startFacilitator, loadConfig } from "@tollgate/facilitator";
+import { privateKeyToAccount } from "viem/accounts";
+
+const price: string = parseMoney("$0.01").decimal;
+const config: PaywallConfig = {
+  facilitator: "http://127.0.0.1:4020",
+  schemes: [exactEvmServer(), exactSvmServer()],
+  routes: { "GET /x": { price: "$0.01", network: "eip155:8453", payTo: "0x0000000000000000000000000000000000000001" } },
+};
+const paywall = createPaywall(config);
+const hono = honoPaywall(config);
+const express = expressPaywall(config);
+const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+const paid = wrapFetch(fetch, { schemes: [exactEvmClient({ account })], policy: spendingPolicy({ maxPerRequest: "$0.05" }) });
+const receipt = (r: Response): SettleResponse | undefined => getPaymentReceipt(r)?.receipt;
+const requirements: PaymentRequirements | undefined = undefined;
+export { price, paywall, hono, express, paid, receipt, requirements, startLocalNetwork, startFacilitator, loadConfig, createFacilitator, exactEvmFacilitator };
+`;
+
+let dev;
+try {
+  step("building the packages (npm run build)");
+  execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" });
+
+  step("packing every workspace");
+  const tarballs = join(work, "tarballs");
+  mkdirSync(tarballs);
+  npm(["pack", "--workspaces", "--pack-destination", tarballs, "--silent"], root);
+  const files = readdirSync(tarballs).filter((f) => f.endsWith(".tgz")).map((f) => join(tarballs, f));
+  if (files.length < 10) throw new Error(`expected 10 tarballs, got ${files.length}: ${files.join(", ")}`);
+  for (const f of files) {
+    const listing = execFileSync("tar", ["-tzf", f], { encoding: "utf8" });
+    if (/\/(test|src)\//.test(listing)) throw new Error(`${f} ships tests or sources:\n${listing}`);
+  }
+
+  step("installing the tarballs into a new project with plain npm");
+  const app = join(work, "app");
+  mkdirSync(app);
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "tollgate-consumer", private: true, type: "module" }, null, 2));
+  npm(["install", "--no-audit", "--no-fund", "--loglevel=error", ...files, "@hono/node-server@^2", "hono@^4", "viem@^2", "typescript@~5.9.0", "@types/node@^20"], app);
+
+  step("starting `tollgate dev --json` from the packed CLI");
+  const bin = join(app, "node_modules", ".bin", "tollgate");
+  execFileSync(bin, ["--version"], { cwd: app, stdio: "inherit" });
+  const env = { ...process.env, XDG_CONFIG_HOME: join(work, "config") };
+  dev = spawn(bin, ["dev", "--json", "--chain-port", "0", "--solana-port", "0", "--facilitator-port", "0", "--port", "0"], { cwd: app, env, stdio: ["ignore", "pipe", "inherit"] });
+  const network = await firstJsonLine(dev, 120_000);
+
+  step(`paying a route served by @tollgate/hono with @tollgate/fetch (plain node, facilitator ${network.facilitatorUrl})`);
+  writeFileSync(join(app, "paid.mjs"), PAID_PROGRAM);
+  execFileSync(process.execPath, ["paid.mjs"], { cwd: app, stdio: "inherit", env: { ...env, TOLLGATE_DEV: JSON.stringify(network) }, timeout: 120_000 });
+
+  step("the packed CLI pays the dev network's API (the local token counts as dollars without flags)");
+  const paid = JSON.parse(execFileSync(bin, ["pay", network.paidUrl, "--json"], { cwd: app, env: { ...env, TOLLGATE_PRIVATE_KEY: network.evm.payers[1].privateKey }, encoding: "utf8", timeout: 120_000 }));
+  if (!paid.ok || paid.amountUsd !== "0.01" || !/^0x[0-9a-f]{64}$/.test(paid.receipt?.transaction ?? "")) throw new Error(`tollgate pay --json: ${JSON.stringify(paid)}`);
+
+  step("require() from CommonJS");
+  writeFileSync(join(app, "cjs.cjs"), `const core = require("@tollgate/core"); if (core.parseMoney("$0.01").decimal !== "0.01") throw new Error("parseMoney"); console.log("require(@tollgate/core) ok");\n`);
+  execFileSync(process.execPath, ["cjs.cjs"], { cwd: app, stdio: "inherit" });
+
+  step("type-checking a strict NodeNext TypeScript consumer against the shipped .d.ts");
+  writeFileSync(join(app, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2));
+  writeFileSync(join(app, "consumer.ts"), TS_CONSUMER);
+  execFileSync(join(app, "node_modules", ".bin", "tsc"), ["-p", "."], { cwd: app, stdio: "inherit" });
+
+  step("all good");
+} catch (e) {
+  console.error(`pack-check FAILED after ${elapsed()}: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+} finally {
+  if (dev && dev.exitCode === null) {
+    dev.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 3_000).unref() && dev.once("exit", r));
+    if (dev.exitCode === null) dev.kill("SIGKILL");
+  }
+  if (!keep) rmSync(work, { recursive: true, force: true });
+  else console.log(`kept ${work}`);
+}
+
