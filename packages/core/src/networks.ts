@@ -29,6 +29,12 @@ export interface NetworkInfo {
   /** The x402 v1 network name, if v1 has one. */
   v1Name?: string;
   testnet: boolean;
+  /**
+   * A development chain (`tollgate dev`'s anvil): its token prices "$" amounts and counts as
+   * dollars for a client's policy, but a facilitator never accepts it by default: local tokens
+   * are listed in its `assets` explicitly.
+   */
+  local?: boolean;
   usdc?: TokenInfo;
 }
 
@@ -57,7 +63,7 @@ const LIST: NetworkInfo[] = [
   { id: "eip155:43113", name: "Avalanche Fuji", v1Name: "avalanche-fuji", testnet: true, usdc: usdcEvm("0x5425890298aed601595a70AB815c96711a31Bc65", "USD Coin") },
   // The local chain of `tollgate dev` (anvil, chain id 31337): its USD Coin is the first contract the
   // dev accounts deploy on a fresh chain, so its address is always this one. Test money only.
-  { id: "eip155:31337", name: "Local (tollgate dev)", testnet: true, usdc: usdcEvm("0x5FbDB2315678afecb367f032d93F642f64180aa3", "USD Coin") },
+  { id: "eip155:31337", name: "Local (tollgate dev)", testnet: true, local: true, usdc: usdcEvm("0x5FbDB2315678afecb367f032d93F642f64180aa3", "USD Coin") },
   { id: "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp", name: "Solana", v1Name: "solana", testnet: false, usdc: usdcSolana("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v") },
   { id: "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", name: "Solana Devnet", v1Name: "solana-devnet", testnet: true, usdc: usdcSolana("4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU") },
 ];

@@ -2,7 +2,7 @@
  * The exact EVM facilitator's state: per-network clients and caches, resolved options. Its
  * actions (requirements, signature, chain reads, contract wallets, settle) are functions of it.
  */
-import { evmChainId, findUsdc, type Network } from "@tollgate/core";
+import { evmChainId, findUsdc, getNetwork, type Network } from "@tollgate/core";
 import { createPublicClient, getAddress, hexToBytes, type Address, type Hex, type LocalAccount, type PublicClient } from "viem";
 import { recoverAddress } from "../../crypto/recover.ts";
 import { rpcTransportForUrl } from "../../rpc/transport.ts";
@@ -94,6 +94,8 @@ export function allowedAssets(c: Pick<ExactEvmNetworkConfig, "network" | "assets
 }
 
 function defaultAssets(network: Network): Pick<ExactEvmAssetConfig, "address" | "name" | "version">[] {
+  // A development chain's token is never accepted by default: local tokens are listed explicitly.
+  if (getNetwork(network)?.local) return [];
   const usdc = findUsdc(network);
   if (!usdc || !usdc.eip712) return [];
   return [{ address: usdc.address as Address, name: usdc.eip712.name, version: usdc.eip712.version }];
