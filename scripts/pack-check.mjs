@@ -137,6 +137,14 @@ try {
     if (/\/(test|src)\//.test(listing)) throw new Error(`${f} ships tests or sources:\n${listing}`);
   }
 
+  step("linting what is published (publint, and arethetypeswrong for ESM with types)");
+  const bin = (name) => join(root, "node_modules", ".bin", name);
+  for (const f of files) {
+    execFileSync(bin("publint"), [f, "--strict"], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    // ESM only (Node >= 20.19 require()s ESM, which the tool cannot model): its CommonJS columns are ignored.
+    if (!/tollgate-0/.test(f)) execFileSync(bin("attw"), [f, "--profile", "esm-only", "--format", "table-flipped"], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  }
+
   step("installing the tarballs into a new project with plain npm");
   const app = join(work, "app");
   mkdirSync(app);

@@ -29,7 +29,8 @@ const children: ChildProcess[] = [];
 /** Runs a command line the way a shell in the repository root would; resolves with its output. */
 function run(command: string, env: NodeJS.ProcessEnv = {}, waitFor?: RegExp): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("sh", ["-c", command], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group, so the whole tree (sh, npx, node) is stopped at the end.
+    const child = spawn("sh", ["-c", command], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
     children.push(child);
     let out = "";
     const timer = setTimeout(() => reject(new Error(`${command}: no result within 90 s\n${out}`)), 90_000);
@@ -70,7 +71,13 @@ describe("README five-minute tour", () => {
   });
 
   afterAll(async () => {
-    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    for (const c of children) {
+      try {
+        if (c.pid) process.kill(-c.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
     await stop?.();
     rmSync(WORK, { recursive: true, force: true });
     rmSync(config, { recursive: true, force: true });
@@ -96,8 +103,9 @@ describe("README five-minute tour", () => {
     writeFileSync(join(WORK, "pay.ts"), client.code);
     const s = commandOf(server.code, "server.ts");
     const up = await run(s.command, s.env, /paid API on (http:\/\/\S+)/);
-    expect(up.out).toContain("paid API on http://127.0.0.1:3000/weather");
-    expect((await fetch("http://127.0.0.1:3000/weather")).status).toBe(402);
+    const url = /paid API on (http:\/\/\S+)/.exec(up.out)?.[1];
+    expect(url, up.out).toBe("http://127.0.0.1:4022/weather");
+    expect((await fetch(url!)).status).toBe(402);
     const c = commandOf(client.code, "pay.ts");
     expect(c.env.TOLLGATE_PRIVATE_KEY).toMatch(/^0x[0-9a-f]{64}$/);
     const paid = await run(c.command, c.env);

@@ -184,7 +184,9 @@ describe("exactEvmServer default assets", () => {
     for (const n of ["eip155:1", "eip155:10", "eip155:42161", "eip155:137", "eip155:43114"] as const) {
       expect(server.parsePrice("$0.000001", n).amount).toBe("1");
     }
-    expect(() => server.parsePrice("$0.01", "eip155:31337")).toThrow(/no USD stablecoin/);
+    // tollgate dev's chain: its USD Coin (deterministic address) prices dollars too.
+    expect(server.parsePrice("$0.01", "eip155:31337")).toEqual({ amount: "10000", asset: "0x5FbDB2315678afecb367f032d93F642f64180aa3", extra: { name: "USD Coin", version: "2" } });
+    expect(() => server.parsePrice("$0.01", "eip155:1337")).toThrow(/no USD stablecoin/);
   });
 });
 
