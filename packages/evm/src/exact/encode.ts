@@ -12,7 +12,7 @@
 import { encodeFunctionData, type Address, type Hex } from "viem";
 import { batchSettlerAbi, eip3009Abi } from "../contracts/abi.ts";
 import { encodeTransferVrs } from "./abi-fast.ts";
-import type { TransferAuthorization } from "./payload.ts";
+import { toTransferAuthorization } from "./payload.ts";
 
 /** An authorization with numbers as bigint or decimal strings (the wire form). */
 export interface AuthorizationFields {
@@ -49,16 +49,6 @@ function isEcdsa(signature: Hex, options: EncodeOptions | undefined): boolean {
   return options?.ecdsa ?? signature.length === 132;
 }
 
-function toBigints(a: AuthorizationFields): TransferAuthorization {
-  return {
-    from: a.from,
-    to: a.to,
-    value: BigInt(a.value),
-    validAfter: BigInt(a.validAfter),
-    validBefore: BigInt(a.validBefore),
-    nonce: a.nonce,
-  };
-}
 
 /**
  * Calldata of `transferWithAuthorization` on the token: the (v, r, s) overload for ECDSA
@@ -66,7 +56,7 @@ function toBigints(a: AuthorizationFields): TransferAuthorization {
  * Addresses must be checksummed or lower-case (the fast path does not re-check a checksum).
  */
 export function encodeTransferWithAuthorization(authorization: AuthorizationFields, signature: Hex, options?: EncodeOptions): Hex {
-  const auth = toBigints(authorization);
+  const auth = toTransferAuthorization(authorization);
   if (isEcdsa(signature, options)) {
     // Hand-written (tested equal to viem's); undefined only for input viem would refuse too.
     const fast = encodeTransferVrs(auth, signature);
@@ -90,7 +80,7 @@ export function encodeTransferWithAuthorization(authorization: AuthorizationFiel
 
 /** One item of `BatchSettler.settle`: the settler calls the token's `bytes` overload, so v is normalized here. */
 export function batchSettleItem(authorization: AuthorizationFields, signature: Hex, options?: EncodeOptions) {
-  const auth = toBigints(authorization);
+  const auth = toTransferAuthorization(authorization);
   return { ...auth, signature: isEcdsa(signature, options) ? normalizeSignature(signature) : signature };
 }
 

@@ -61,7 +61,8 @@ export function parseExactEvmPayload(value: unknown, root = "paymentPayload.payl
   return parseWith<ExactEvmPayload>(exactEvmPayloadSchema, value, root);
 }
 
-export function toTransferAuthorization(a: ExactEvmAuthorization): TransferAuthorization {
+/** The message as signed, from the wire form (decimal strings) or numbers already parsed. */
+export function toTransferAuthorization(a: { from: Address; to: Address; value: bigint | string; validAfter: bigint | string; validBefore: bigint | string; nonce: Hex }): TransferAuthorization {
   return {
     from: a.from,
     to: a.to,

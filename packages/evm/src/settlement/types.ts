@@ -1,5 +1,6 @@
 import type { Network } from "@tollgate/core";
 import type { Address, Hex, LocalAccount, PublicClient } from "viem";
+import type { AuthorizationFields } from "../exact/encode.ts";
 import type { SettlementResult } from "./result.ts";
 
 /** One EIP-3009 `transferWithAuthorization` to put on chain, as the exact facilitator hands it over. */
@@ -18,14 +19,7 @@ export interface SettlementCall {
 }
 
 /** Numbers may come as bigint or as decimal strings (the wire form). */
-export interface SettlementAuthorization {
-  from: Address;
-  to: Address;
-  value: bigint | string;
-  validAfter: bigint | string;
-  validBefore: bigint | string;
-  nonce: Hex;
-}
+export type SettlementAuthorization = AuthorizationFields;
 
 export type TransactionStatus = "success" | "reverted" | "pending";
 
