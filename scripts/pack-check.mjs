@@ -138,11 +138,11 @@ try {
   }
 
   step("linting what is published (publint, and arethetypeswrong for ESM with types)");
-  const bin = (name) => join(root, "node_modules", ".bin", name);
+  const tool = (name) => join(root, "node_modules", ".bin", name);
   for (const f of files) {
-    execFileSync(bin("publint"), [f, "--strict"], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    execFileSync(tool("publint"), [f, "--strict"], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
     // ESM only (Node >= 20.19 require()s ESM, which the tool cannot model): its CommonJS columns are ignored.
-    if (!/tollgate-0/.test(f)) execFileSync(bin("attw"), [f, "--profile", "esm-only", "--format", "table-flipped"], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    if (!/tollgate-0/.test(f)) execFileSync(tool("attw"), [f, "--profile", "esm-only", "--format", "table-flipped"], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   }
 
   step("installing the tarballs into a new project with plain npm");
