@@ -5,24 +5,17 @@
  * so they always agree on the same payload.
  */
 import { Reason, safeMessage, type PaymentPayload, type PaymentRequirements } from "@tollgate/core";
-import type { Address, Hex } from "viem";
+import type { Hex } from "viem";
 import { encodeTransferWithAuthorization } from "../encode.ts";
-import type { ExactEvmAuthorization, TransferAuthorization } from "../payload.ts";
 import { judgeOnChain } from "./chain-reads.ts";
-import type { FacilitatorContext, NetworkState } from "./context.ts";
+import type { FacilitatorContext } from "./context.ts";
 import { judgeContractWallet } from "./contract-wallet.ts";
 import { checkChain } from "./network.ts";
-import { checkRequirements, fail, type Failure } from "./requirements.ts";
+import { checkRequirements, fail, type Failure, type Request } from "./requirements.ts";
 import { judgeSignature } from "./signature.ts";
 
-export interface Verified {
-  ok: true;
-  net: NetworkState;
-  asset: Address;
-  payer: Address;
-  auth: TransferAuthorization;
-  wire: ExactEvmAuthorization;
-  signature: Hex;
+/** A request whose claims held up (requirements.ts), plus what the signature and chain checks found. */
+export interface Verified extends Omit<Request, "name" | "version"> {
   /** Calldata of the transfer (the one encoder), as dry-run and as to be sent. */
   data: Hex;
   contractWallet: boolean;
