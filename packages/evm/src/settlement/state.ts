@@ -7,6 +7,7 @@ import { createPublicClient, type Address, type Hex, type LocalAccount, type Pub
 import { fastLocalAccount } from "../crypto/sign.ts";
 import { rpcTransportForUrl } from "../rpc/transport.ts";
 import type { SettlementResult } from "./result.ts";
+import type { TransferAuthorization } from "../exact/payload.ts";
 import type { ReplacementConfig, SettlementCall, SettlementEngineConfig, SettlementNetworkConfig, TransactionOutcome } from "./types.ts";
 
 export interface Deferred<T> {
@@ -20,14 +21,9 @@ export function deferred<T>(): Deferred<T> {
   return { promise, resolve };
 }
 
-export interface Item {
+/** A submitted authorization: the message as signed (bigints), its signature and bookkeeping. */
+export interface Item extends TransferAuthorization {
   call: SettlementCall;
-  from: Address;
-  to: Address;
-  value: bigint;
-  validAfter: bigint;
-  validBefore: bigint;
-  nonce: Hex;
   signature: Hex;
   /** `asset|from|nonce`, lowercase: the authorization, for merging a second submit of it. */
   key: string;
