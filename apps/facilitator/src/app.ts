@@ -21,15 +21,12 @@ import { createMetrics, PROMETHEUS_CONTENT_TYPE, type FacilitatorMetrics } from 
 import { PAYMENT_IDENTIFIER } from "./payment.ts";
 import { answerPayment, digest, internalError, type PaymentDeps, type PaymentHttpRequest, type PaymentHttpResponse } from "./payment-routes.ts";
 import { createRateLimiter, type BucketLimit } from "./rate-limit.ts";
+import { runProbes, type ReadinessProbe } from "./readiness.ts";
 import { createSettlementCoordinator, type SettlementCoordinator } from "./settle.ts";
 
 export type { PaymentHttpRequest, PaymentHttpResponse } from "./payment-routes.ts";
 
-export interface ReadinessProbe {
-  name: string;
-  /** Resolves when the dependency answers; throws (or rejects) when it does not. */
-  check: () => Promise<void>;
-}
+export type { ReadinessProbe } from "./readiness.ts";
 
 export interface FacilitatorAppOptions {
   facilitator: Facilitator;
@@ -123,16 +120,7 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
   app.get("/ready", async (c) => {
     const timeout = options.readinessTimeoutMs ?? 3_000;
     const probes: ReadinessProbe[] = [{ name: "store", check: () => ledger.ping() }, ...(options.readinessProbes ?? [])];
-    const results = await Promise.all(
-      probes.map(async (p) => {
-        try {
-          await withTimeout(p.check(), timeout, `${p.name}: no answer within ${timeout} ms`);
-          return [p.name, "ok"] as const;
-        } catch (e) {
-          return [p.name, safeMessage(e)] as const;
-        }
-      }),
-    );
+    const results = await runProbes(probes, timeout);
     const ready = results.every(([, r]) => r === "ok");
     return c.json({ ready, checks: Object.fromEntries(results) }, ready ? 200 : 503);
   });
@@ -152,9 +140,4 @@ function connectionAddress(c: Context): string | undefined {
   } catch {
     return undefined; // not served by node (tests calling app.request)
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
 }

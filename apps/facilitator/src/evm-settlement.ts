@@ -30,7 +30,7 @@ import {
   type SettlementResult,
 } from "@tollgate/evm";
 import { createPublicClient, type Address, type Hex, type LocalAccount, type PublicClient } from "viem";
-import type { ReadinessProbe } from "./app.ts";
+import type { ReadinessProbe } from "./readiness.ts";
 import type { FacilitatorConfig } from "./config.ts";
 import type { Ledger } from "./ledger/ledger.ts";
 import type { Logger } from "./logger.ts";

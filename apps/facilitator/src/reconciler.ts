@@ -182,7 +182,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   async function finish(record: PaymentRecord, response: SettleResponse): Promise<boolean> {
-    const done = await ledger.resolve(record.key, response);
+    // A failure holds only for the attempts judged: a settler whose lease ran out may have written
+    // a new one ahead since, and the row then names its hash (the resolve refuses, next pass looks).
+    const done = await ledger.resolve(record.key, response, response.success ? undefined : record.transaction);
     if (done) {
       logger?.info({ key: record.key, success: response.success, transaction: response.transaction, reason: response.errorReason }, "reconciler finished a pending settlement");
       options.onResolved?.(record, response);

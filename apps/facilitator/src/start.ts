@@ -4,10 +4,11 @@
  * (a settlement cut in half is the expensive kind of bug), then closes the store.
  */
 import type { AddressInfo } from "node:net";
-import { createFacilitator, safeMessage, type SchemeFacilitator } from "@tollgate/core";
+import { createFacilitator, describeNetworkError, hostOf, safeMessage, type SchemeFacilitator } from "@tollgate/core";
 import { privateKeyToAccount } from "viem/accounts";
 import type { DestinationStream } from "pino";
-import { createFacilitatorApp, type FacilitatorApp, type ReadinessProbe } from "./app.ts";
+import { createFacilitatorApp, type FacilitatorApp } from "./app.ts";
+import { runProbes, type ReadinessProbe } from "./readiness.ts";
 import { createFacilitatorServer } from "./server.ts";
 import { parseConfig, redactConfig, type FacilitatorConfig, type FacilitatorConfigInput } from "./config.ts";
 import { createEvmSettlement, type EvmSettlement } from "./evm-settlement.ts";
@@ -57,8 +58,8 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
   const schemes = options.schemes ?? [...(settlement ? [settlement.scheme] : []), ...(await buildSvmSchemes(config))];
 
   const facilitator = createFacilitator({ schemes, extensions: [PAYMENT_IDENTIFIER] });
-  const readinessProbes: ReadinessProbe[] = config.networks.map((n) => ({ name: `chain:${n.network}`, check: () => checkChain(n.rpcUrl, n.network) }));
-  readinessProbes.push(...solanaReadinessProbes(config), ...(settlement?.readinessProbes ?? []));
+  const chainProbes: ReadinessProbe[] = [...config.networks.map((n) => ({ name: `chain:${n.network}`, check: () => checkChain(n.rpcUrl, n.network) })), ...solanaReadinessProbes(config)];
+  const readinessProbes: ReadinessProbe[] = [...chainProbes, ...(settlement?.readinessProbes ?? [])];
 
   const app = createFacilitatorApp({
     facilitator,
@@ -85,6 +86,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     });
   });
   try {
+    await warnAtStart(logger, schemes, chainProbes);
     // Leases, balances, and pending settlements of a previous run resumed, before taking traffic.
     await settlement?.start();
     await new Promise<void>((resolve, reject) => {
@@ -101,7 +103,8 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
   }
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
-  logger.info({ url, config: redactConfig(config), store: ledger.dialect }, "facilitator listening");
+  logger.info({ url, store: ledger.dialect, networks: facilitator.supported().kinds.map((k) => `${k.scheme}@${k.network}`) }, "facilitator listening");
+  logger.debug({ config: redactConfig(config) }, "facilitator configuration");
 
   let closing: Promise<void> | undefined;
   async function close() {
@@ -125,14 +128,35 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
   return { url, port, config, app, ledger, logger, close, ...(settlement ? { settlement } : {}) };
 }
 
+/**
+ * Said once at start, not discovered by the first payment: no network at all (every payment is
+ * refused), and each dependency that does not answer (an RPC down or on the wrong chain, a fee
+ * payer without gas). The facilitator still starts: an RPC may come back, and /ready tells.
+ */
+async function warnAtStart(logger: Logger, schemes: readonly SchemeFacilitator[], probes: readonly ReadinessProbe[]): Promise<void> {
+  if (schemes.every((s) => s.networks.length === 0)) {
+    logger.warn("no network is configured: every /verify and /settle will be refused; configure `networks` (EVM) or `solana` and restart");
+  }
+  for (const [name, result] of await runProbes(probes, 3_000)) {
+    if (result !== "ok") logger.warn({ check: name, err: result }, `${name} is not answering at start; payments that need it are refused until it does (GET /ready reports it)`);
+  }
+}
+
+/** One JSON-RPC call. Errors name the RPC's host only: its URL may carry an API key. */
 async function rpc(url: string, method: string, params: unknown[] = [], timeoutMs = 3000): Promise<unknown> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  if (!res.ok) throw new Error(`${method}: HTTP ${res.status}`);
+  const host = hostOf(url);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (e) {
+    throw new Error(describeNetworkError(e, `RPC at ${host} (${method})`, host, timeoutMs).message);
+  }
+  if (!res.ok) throw new Error(`RPC at ${host} (${method}): HTTP ${res.status}`);
   const body = (await res.json()) as { result?: unknown; error?: { message?: string } };
   if (body.error) throw new Error(`${method}: ${String(body.error.message ?? "error").slice(0, 200)}`);
   return body.result;

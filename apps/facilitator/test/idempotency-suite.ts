@@ -226,6 +226,40 @@ export function idempotencySuite(open: () => Promise<Ledger>) {
     expect((await ledger.claim(dropped, "t2", 60_000)).claimed).toBe(true);
     await ledger.close();
   });
+  it("the write-ahead is fenced: a payment finished elsewhere refuses its transaction (nothing recorded), and a stale failure verdict is refused", async () => {
+    const ledger = await open();
+    const base = (n: string) => ({ key: `eip155:1|0xa|0xb|${n}`, network: "eip155:1", scheme: "exact", asset: "0xa", payer: "0xb", payee: "0xc", amount: "5", nonce: n, requestHash: "h1" });
+    const failed = { success: false, errorReason: "x", transaction: "", network: "eip155:1" as const };
+    // A settler claimed, its lease ran out while it was slow, and the row was failed meanwhile.
+    const late = base(nonce());
+    const live = base(nonce());
+    await ledger.claim(late, "slow", 60_000);
+    await ledger.claim(live, "other", 60_000);
+    expect(await ledger.resolve(late.key, failed, null)).toBe(true);
+    // One transaction carrying both: refused whole, naming the finished one; nothing recorded.
+    const hash = tx(100);
+    expect(await ledger.recordTransaction({ keys: [live.key, late.key], hash, network: "eip155:1", signer: "0xs", nonce: 7 })).toEqual([late.key]);
+    expect((await ledger.get(live.key))?.transaction).toBeNull();
+    // So the failed row is still claimable (nothing of it in flight), and the live one still its settler's.
+    expect((await ledger.claim(late, "retry", 60_000)).claimed).toBe(true);
+    // Two transactions in one group commit: only the one with the finished payment is refused.
+    const done = base(nonce());
+    await ledger.claim(done, "t", 60_000);
+    expect(await ledger.resolve(done.key, failed)).toBe(true);
+    const [a, b] = await Promise.all([
+      ledger.recordTransaction({ keys: [live.key], hash: tx(101), network: "eip155:1", signer: "0xs", nonce: 8 }),
+      ledger.recordTransaction({ keys: [done.key], hash: tx(102), network: "eip155:1", signer: "0xs", nonce: 9 }),
+    ]);
+    expect(a).toEqual([]);
+    expect(b).toEqual([done.key]);
+    expect((await ledger.get(live.key))?.transaction).toBe(tx(101));
+    // A failure judged on the row before that write-ahead (it named no transaction then) is refused;
+    // judged on what the row names now, it applies.
+    expect(await ledger.resolve(live.key, failed, null)).toBe(false);
+    expect((await ledger.get(live.key))?.status).toBe("pending");
+    expect(await ledger.resolve(live.key, failed, tx(101))).toBe(true);
+    await ledger.close();
+  });
 }
 
 function settled(transaction: string) {

@@ -80,8 +80,20 @@ async function start(cfg: Record<string, unknown>): Promise<Child> {
 
 const keyOf = (p: Payment) => `${net.network}|${net.usdc.address.toLowerCase()}|${p.from.toLowerCase()}|${p.nonce.toLowerCase()}`;
 
-async function expectLedgerMatchesChain(schema: string, payments: Payment[], finals: any[], payeeBefore: bigint) {
-  expect(finals.filter((r) => !r?.success)).toEqual([]);
+async function expectLedgerMatchesChain(schema: string, payments: Payment[], finals: any[], payeeBefore: bigint, logs = "") {
+  const unsettled = payments.filter((_, i) => !finals[i]?.success).map(keyOf);
+  if (unsettled.length > 0) {
+    // Say what the ledger holds for each payment that did not settle: the test's failure message is the diagnosis.
+    const held = await db.query(
+      `SELECT p.payment_key, p.status, p.reason, p.reverted_at, p.attempts, p.claim_token IS NOT NULL AS claimed, p.lease_until < now() AS lease_over,
+              (SELECT json_agg(json_build_object('hash', x.transaction_hash, 'signer', x.signer, 'nonce', x.tx_nonce, 'sent', x.sent, 'outcome', x.outcome, 'at', x.created_at) ORDER BY x.created_at)
+                 FROM ${schema}.payment_transactions x WHERE x.payment_key = p.payment_key) AS transactions
+         FROM ${schema}.payments p WHERE p.payment_key = ANY($1::text[])`,
+      [unsettled],
+    );
+    const mentions = logs.split("\n").filter((l) => unsettled.some((k) => l.includes(k.split("|")[3]!)) || /reconciler|nonce/.test(l));
+    expect.fail(`${unsettled.length} payment(s) did not settle:\n${JSON.stringify(held.rows, null, 1)}\nfinal answers: ${JSON.stringify(finals.filter((r) => !r?.success))}\nlog:\n${mentions.slice(-60).join("\n")}`);
+  }
   expect(await tokenBalance(chain, net, net.accounts.payee.address)).toBe(payeeBefore + payments.reduce((a, p) => a + p.amount, 0n));
   const rows = (await db.query(`SELECT payment_key, status, transaction_hash FROM ${schema}.payments`)).rows as Array<{ payment_key: string; status: string; transaction_hash: string }>;
   const byKey = new Map(rows.map((r) => [r.payment_key, r]));
@@ -123,13 +135,13 @@ describe.skipIf(Boolean(unreachable))("facilitator processes on PostgreSQL", () 
     expect(state[0].in_doubt).toBeGreaterThan(0);
     expect(state[0].settled).toBeLessThan(payments.length);
 
-    const second = await start(config(schema));
+    const second = await start(config(schema, { logLevel: "info" }));
     await waitReady(second.url);
     // A payment whose transaction was signed but never sent before the kill is finished by the
     // reconciler only after its nonce is filled and seen consumed (dropAfterMs twice), then
     // settles on the next retry: under a loaded machine that chain takes well over 45 s.
     const finals = await Promise.all(payments.map((p) => settleUntilFinal(second.url, p.body, 100_000)));
-    await expectLedgerMatchesChain(schema, payments, finals, payeeBefore);
+    await expectLedgerMatchesChain(schema, payments, finals, payeeBefore, second.output());
   }, 180_000);
 
   it("two processes, same keys, one store: leases split the signers, every payment settles once, no nonce error", async () => {

@@ -11,3 +11,4 @@ export * from "./facilitator.ts";
 export * from "./facilitator-client.ts";
 export * from "./client/index.ts";
 export * from "./networks.ts";
+export * from "./network-error.ts";

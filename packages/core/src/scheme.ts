@@ -52,6 +52,11 @@ export interface SchemeServer {
   readonly networks: readonly string[];
   /** Resolves a price on `network` to an asset and atomic amount; throws on an unpayable price. */
   parsePrice(price: Price, network: Network): AssetAmount;
+  /**
+   * Why `payTo` cannot receive this scheme's payments on `network` (not an address of that chain,
+   * the zero address), or undefined when it can. Asked once per route option, by `createPaywall`.
+   */
+  checkPayTo?(payTo: string, network: Network): string | undefined;
   /** Last touches from the facilitator's advertised kind (e.g. Solana's `feePayer`). */
   enhanceRequirements?(requirements: PaymentRequirements, kind: SupportedKind | undefined): PaymentRequirements;
   /**

@@ -31,3 +31,4 @@ export { PAYMENT_IDENTIFIER, PAYMENT_IDENTIFIER_ADVERTISEMENT, readPaymentIdenti
 export { publicMessage } from "./responses.ts";
 export { escapeHtml, renderPaywallPage, type PaywallPageOptions } from "./paywall-page.ts";
 export { mergeHeaderValue } from "./headers.ts";
+export { checkSupport, describeUnservable, supportedKindFor, type SupportReport, type UnservableOption } from "./supported-check.ts";

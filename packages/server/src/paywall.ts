@@ -18,7 +18,8 @@ import { createPipeline, decide, type Settings } from "./pipeline.ts";
 import { createReplayCache } from "./replay-cache.ts";
 import { isPreflight, parsePublicUrl, pathOf, requestMethods, requestPaths, type Read } from "./request.ts";
 import { invalidRequest } from "./responses.ts";
-import { compileRoute, compileRoutes, matchRoute, PaywallConfigError, type RouteConfig } from "./routes.ts";
+import { compileRoute, compileRoutes, matchRoute, PaywallConfigError, type CompiledRoute, type RouteConfig } from "./routes.ts";
+import { checkSupport, describeUnservable, requireServable } from "./supported-check.ts";
 import type { Decision, Paywall, PaywallConfig, PaywallRequest, RouteGuard } from "./types.ts";
 
 export { EXPOSED_HEADERS } from "./pipeline.ts";
@@ -34,6 +35,8 @@ export function createPaywall(config: PaywallConfig): Paywall {
   const settings = resolveSettings(config);
   const routes = compileRoutes(config.routes ?? {}, config.schemes);
   const pipeline = createPipeline(settings, config.replayCache === false ? undefined : createReplayCache(config.replayCache));
+  /** Every compiled route, per-route guards included, for the start-up check. */
+  const checked: CompiledRoute[] = [...routes];
   let unnamed = 0;
 
   async function handle(request: PaywallRequest): Promise<Decision> {
@@ -47,10 +50,26 @@ export function createPaywall(config: PaywallConfig): Paywall {
 
   function route(routeConfig: RouteConfig, name?: string): RouteGuard {
     const compiled = compileRoute(name ?? `route #${++unnamed}`, routeConfig, config.schemes);
+    checked.push(compiled);
     return { handle: async (request) => (isPreflight(request.method, request.headers) ? FREE : decide(pipeline, compiled, request)) };
   }
 
-  return { handle, route };
+  const ready = async () => requireServable(await checkSupport(settings.facilitator, checked, settings.names));
+  // On the next turn, so routes attached right after construction (the per-route form) are included.
+  if (config.checkAtStart !== false) setTimeout(() => void warnAtStart(settings, checked, config.onWarning ?? console.warn), 0).unref?.();
+
+  return { handle, route, ready };
+}
+
+/** The background form of `ready()`: findings become one warning each, nothing throws. */
+async function warnAtStart(settings: Settings, routes: readonly CompiledRoute[], warn: (message: string) => void): Promise<void> {
+  try {
+    const report = await checkSupport(settings.facilitator, routes, settings.names);
+    if (report.unservable.length > 0) warn(`tollgate paywall: ${describeUnservable(report)}`);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    warn(`tollgate paywall: could not ask the facilitator what it supports (${why}); paid routes answer 500 until it answers`);
+  }
 }
 
 function resolveSettings(config: PaywallConfig): Settings {

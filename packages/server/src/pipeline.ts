@@ -13,7 +13,6 @@ import {
   Reason,
   requirementsToV1,
   settleResponseToV1,
-  v1NameToNetwork,
   type FacilitatorCallOptions,
   type FacilitatorClient,
   type PaymentRequired,
@@ -46,6 +45,7 @@ import {
 } from "./responses.ts";
 import type { CompiledRoute } from "./routes.ts";
 import { isReplayVerdict, settleUntilFinal, type SettleOutcome } from "./settlement.ts";
+import { supportedKindFor } from "./supported-check.ts";
 import type { Decision, HeldResponse, PaidDecision, Payment, PaywallConfig, PaywallRequest, Proceed } from "./types.ts";
 
 /** Payment headers a browser script may read (the response is cross-origin for most clients). */
@@ -283,13 +283,11 @@ function offerCatalog(settings: Settings): (route: CompiledRoute) => Promise<Off
     offers = [];
     for (const o of route.options) {
       const r = o.requirements;
-      const v2 = supported.kinds.find((k) => k.x402Version === 2 && k.scheme === r.scheme && k.network === r.network);
-      const v1 = v2 ? undefined : supported.kinds.find((k) => k.x402Version === 1 && k.scheme === r.scheme && v1NameToNetwork(k.network, settings.names) === r.network);
-      const kind = v2 ?? v1;
-      // An option the facilitator cannot settle is not offered.
-      if (!kind) continue;
-      const requirements = o.scheme.enhanceRequirements?.(structuredClone(r), kind) ?? r;
-      offers.push({ ...o, requirements, ...(v1 ? { facilitatorV1Network: v1.network } : {}) });
+      const found = supportedKindFor(supported, r, settings.names);
+      // An option the facilitator cannot settle is not offered (named at start: supported-check.ts).
+      if (!found) continue;
+      const requirements = o.scheme.enhanceRequirements?.(structuredClone(r), found.kind) ?? r;
+      offers.push({ ...o, requirements, ...(found.v1 ? { facilitatorV1Network: found.kind.network } : {}) });
     }
     byRoute.set(route, offers);
     return offers;

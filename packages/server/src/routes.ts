@@ -159,7 +159,9 @@ function compileOption(option: PaymentOption, schemes: readonly SchemeServer[], 
     const scheme = schemes.find((s) => s.scheme === schemeName && s.networks.some((p) => networkMatches(p, network)));
     if (!scheme) throw new PaywallConfigError(`${where}: no "${schemeName}" scheme server is configured for network ${network}`);
     const payTo = typeof option.payTo === "string" ? option.payTo : option.payTo[network];
-    if (!payTo) throw new PaywallConfigError(`${where}: payTo has no address for network ${network}`);
+    if (typeof payTo !== "string" || payTo === "") throw new PaywallConfigError(`${where}: payTo has no address for network ${network}`);
+    const payToProblem = scheme.checkPayTo?.(payTo, network);
+    if (payToProblem) throw new PaywallConfigError(`${where}: payTo on ${network}: ${payToProblem}`);
     let amount;
     try {
       amount = scheme.parsePrice(option.price, network);

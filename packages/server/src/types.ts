@@ -8,6 +8,7 @@ import type { ReplayCacheOptions } from "./replay-cache.ts";
 import type { HeaderLookup, UrlParts } from "./request.ts";
 import type { Respond } from "./responses.ts";
 import type { RouteConfig } from "./routes.ts";
+import type { SupportReport } from "./supported-check.ts";
 
 export interface PaywallConfig {
   /** A facilitator client, or the base URL of an HTTP facilitator. */
@@ -45,6 +46,15 @@ export interface PaywallConfig {
   onSettled?: (event: SettledEvent) => void | Promise<void>;
   /** Everything that does not reach the client: facilitator errors, a throwing `onSettled`, internal failures answered with 500. */
   onError?: (error: unknown) => void;
+  /**
+   * The start-up check: right after construction the paywall asks the facilitator's
+   * `/supported` once and reports, through `onWarning`, any route option it cannot settle (and
+   * what it does support), or that it could not be reached. `false` skips it. Await
+   * `paywall.ready()` instead to fail the start. Default true.
+   */
+  checkAtStart?: boolean;
+  /** Where start-up findings go. Default `console.warn`. */
+  onWarning?: (message: string) => void;
 }
 
 export interface SettledEvent {
@@ -123,6 +133,14 @@ export interface RouteGuard {
 
 export interface Paywall {
   handle(request: PaywallRequest): Promise<Decision>;
+  /**
+   * Asks the facilitator's `/supported` now and resolves with what it supports when every
+   * payment option of every route (those in `routes` and those attached with `route()` so far)
+   * can be settled; rejects with a `PaywallConfigError` naming each option it cannot settle and
+   * what it does support, or with the `FacilitatorError` of an unreachable facilitator. Await it
+   * before listening to fail the start instead of serving 402s that leave options out.
+   */
+  ready(): Promise<SupportReport>;
   /** A guard for one route attached by the framework (the per-route form): no path matching at all. */
   route(config: RouteConfig, name?: string): RouteGuard;
 }

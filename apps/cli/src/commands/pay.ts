@@ -11,6 +11,8 @@
 import { readFile } from "node:fs/promises";
 import {
   atomicToDecimal,
+  describeNetworkError,
+  hostOf,
   knownUsdAssets,
   PaymentRefusedError,
   preferNetworks,
@@ -20,6 +22,7 @@ import {
   type SchemeClient,
   type SettleResponse,
   type SpendingPolicy,
+  type NetworkProblem,
   type UsdAsset,
 } from "@tollgate/core";
 import { exactEvmClient } from "@tollgate/evm";
@@ -182,35 +185,8 @@ function failure(e: unknown, url: string, timeoutMs: number): Pick<PayResult, "e
 }
 
 /** What went wrong before any answer, in words: refused, DNS, timeout, TLS. */
-export function networkError(e: unknown, url: string, timeoutMs: number): { code: string; message: string } {
-  const name = (e as { name?: string })?.name;
-  if (name === "TimeoutError" || name === "AbortError") return { code: "timeout", message: `${url}: no answer within ${timeoutMs / 1000} s` };
-  const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
-  const code = cause?.code ?? (e as { code?: string })?.code;
-  const host = safeHost(url);
-  switch (code) {
-    case "ECONNREFUSED":
-      return { code: "connection_refused", message: `${url}: connection refused by ${host} (is the server running?)` };
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-      return { code: "dns", message: `${url}: the host name ${host} could not be resolved` };
-    case "ECONNRESET":
-    case "UND_ERR_SOCKET":
-      return { code: "connection_reset", message: `${url}: the connection was closed before an answer` };
-    case "UND_ERR_CONNECT_TIMEOUT":
-      return { code: "timeout", message: `${url}: could not connect to ${host} in time` };
-    default:
-      if (code && /CERT|TLS|SSL/i.test(code)) return { code: "tls", message: `${url}: TLS failed (${code})` };
-      return { code: code ? code.toLowerCase() : "network_error", message: `${url}: ${cause?.message ?? (e instanceof Error ? e.message : String(e))}` };
-  }
-}
-
-function safeHost(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
+export function networkError(e: unknown, url: string, timeoutMs: number): NetworkProblem {
+  return describeNetworkError(e, url, hostOf(url), timeoutMs);
 }
 
 function usdAmount(network: string, asset: string, amount: string, extra: readonly UsdAsset[]): string | undefined {

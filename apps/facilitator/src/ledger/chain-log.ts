@@ -19,6 +19,8 @@ interface TransactionItem {
   nonce: number;
 }
 
+type ResolveItem = { key: string; response: SettleResponse; seen?: string | null };
+
 type OutcomeItem = { hash: string; outcomes: ReadonlyArray<{ key: string; outcome: TransactionOutcomeState }> };
 
 async function transactionsOf(sql: Sql, { x }: Tables, keys: string[]): Promise<PaymentTransaction[]> {
@@ -38,24 +40,39 @@ async function transactionsOf(sql: Sql, { x }: Tables, keys: string[]): Promise<
   }));
 }
 
-/** Write-ahead rows and the payments' current hash in one statement (atomic, one round trip). */
+/**
+ * Write-ahead rows and the payments' current hash in one statement (atomic, one round trip),
+ * fenced: a transaction is recorded only if every payment it carries is still `pending` (its
+ * rows locked first, so the check sees the latest state). A payment the reconciler or another
+ * settler finished meanwhile (this settler's lease ran out while it was slow) refuses the whole
+ * transaction, which is then not broadcast: it could otherwise land for a row that says failed.
+ * Resolves to the keys refused (empty: recorded).
+ */
 function transactionWriter(sql: Sql, { t, x }: Tables) {
-  return createBatcher<TransactionItem, void>(async (items) => {
-    const rows = items.flatMap((tx) => tx.keys.map((key) => ({ key, tx })));
-    // A payment in two transactions of one batch: its row names the later one, as if written in turn.
-    const latest = new Map(rows.map((r) => [r.key, r.tx.hash]));
-    if (rows.length > 0) {
-      await sql.query(
-        `WITH written AS (
-           INSERT INTO ${x} (payment_key, transaction_hash, network, signer, tx_nonce)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) ON CONFLICT DO NOTHING
-         )
-         UPDATE ${t} AS p SET transaction_hash = v.h, updated_at = now()
-         FROM unnest($6::text[], $7::text[]) AS v(k, h) WHERE p.payment_key = v.k AND p.status = 'pending'`,
-        [rows.map((r) => r.key), rows.map((r) => r.tx.hash), rows.map((r) => r.tx.network), rows.map((r) => r.tx.signer), rows.map((r) => r.tx.nonce), [...latest.keys()], [...latest.values()]],
-      );
-    }
-    return items.map(() => undefined);
+  return createBatcher<TransactionItem, readonly string[]>(async (items) => {
+    const rows = items.flatMap((tx, i) => tx.keys.map((key) => ({ key, tx, i })));
+    if (rows.length === 0) return items.map(() => []);
+    const refused = await sql.query<{ i: number; k: string }>(
+      `WITH v AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[]) AS v(k, h, n, s, nonce, i)
+       ), locked AS (
+         SELECT p.payment_key, p.status FROM ${t} p WHERE p.payment_key IN (SELECT k FROM v) ORDER BY p.payment_key FOR UPDATE
+       ), refused AS (
+         SELECT v.i, v.k FROM v LEFT JOIN locked l ON l.payment_key = v.k WHERE l.status IS DISTINCT FROM 'pending'
+       ), accepted AS (
+         SELECT * FROM v WHERE v.i NOT IN (SELECT i FROM refused)
+       ), written AS (
+         INSERT INTO ${x} (payment_key, transaction_hash, network, signer, tx_nonce)
+         SELECT k, h, n, s, nonce FROM accepted ON CONFLICT DO NOTHING
+       ), named AS (
+         -- A payment in two transactions of one batch: its row names the later one, as if written in turn.
+         UPDATE ${t} AS p SET transaction_hash = a.h, updated_at = now()
+         FROM (SELECT DISTINCT ON (k) k, h FROM accepted ORDER BY k, i DESC) AS a WHERE p.payment_key = a.k
+       )
+       SELECT i, k FROM refused`,
+      [rows.map((r) => r.key), rows.map((r) => r.tx.hash), rows.map((r) => r.tx.network), rows.map((r) => r.tx.signer), rows.map((r) => r.tx.nonce), rows.map((r) => r.i)],
+    );
+    return items.map((_, i) => refused.filter((r) => Number(r.i) === i).map((r) => r.k));
   }, batchingFor(sql));
 }
 
@@ -78,12 +95,14 @@ function outcomeWriter(sql: Sql, { x }: Tables) {
  * success is NOT marked answered: nobody received it yet; the next /settle for it does (answer).
  */
 function resolver(sql: Sql, { t }: Tables) {
-  return createBatcher<{ key: string; response: SettleResponse }, boolean>(async (items) => {
+  return createBatcher<ResolveItem, boolean>(async (items) => {
+    // A guarded item applies only while the row still names the transaction its caller judged:
+    // a write-ahead since (a new attempt) changes it, and the judgement no longer holds.
     const rows = await sql.query<{ i: number }>(
       `UPDATE ${t} AS p SET status = v.st, transaction_hash = COALESCE(v.tx, p.transaction_hash), reason = v.re, response = v.resp,
          claim_token = NULL, lease_until = NULL, updated_at = now(), settled_at = CASE WHEN v.st = 'settled' THEN now() ELSE p.settled_at END
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[]) AS v(k, st, tx, re, resp, i)
-       WHERE p.payment_key = v.k AND p.status = 'pending'
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bool[], $8::text[]) AS v(k, st, tx, re, resp, i, guarded, seen)
+       WHERE p.payment_key = v.k AND p.status = 'pending' AND (NOT v.guarded OR p.transaction_hash IS NOT DISTINCT FROM v.seen)
        RETURNING v.i AS i`,
       [
         items.map((c) => c.key),
@@ -92,6 +111,8 @@ function resolver(sql: Sql, { t }: Tables) {
         items.map((c) => c.response.errorReason ?? null),
         items.map((c) => JSON.stringify(c.response)),
         items.map((_, i) => i),
+        items.map((c) => c.seen !== undefined),
+        items.map((c) => c.seen ?? null),
       ],
     );
     // One key twice in a batch: the row took one of them; the first caller is told it won.
@@ -125,10 +146,11 @@ async function failAbandoned(sql: Sql, { t, x }: Tables, response: (record: Paym
   let n = 0;
   for (const r of rows) {
     const res = response(toRecord(r));
+    // Only if no write-ahead happened since the look above (it names a transaction on the row).
     const done = await sql.query(
       `UPDATE ${t} SET status = 'failed', reason = $2, response = $3, claim_token = NULL, lease_until = NULL, updated_at = now()
-       WHERE payment_key = $1 AND status = 'pending' AND lease_until < now() RETURNING id`,
-      [r.payment_key, res.errorReason ?? null, JSON.stringify(res)],
+       WHERE payment_key = $1 AND status = 'pending' AND lease_until < now() AND transaction_hash IS NOT DISTINCT FROM $4 RETURNING id`,
+      [r.payment_key, res.errorReason ?? null, JSON.stringify(res), r.transaction_hash],
     );
     n += done.length;
   }
@@ -141,14 +163,14 @@ export function createChainLog(sql: Sql, tables: Tables): ChainLog {
   const resolve = resolver(sql, tables);
   return {
     async recordTransaction(tx) {
-      if (tx.keys.length === 0) return;
-      await writeTransaction(tx);
+      if (tx.keys.length === 0) return [];
+      return writeTransaction(tx);
     },
     async markOutcomes(hash, outcomes) {
       if (outcomes.length === 0) return;
       await writeOutcomes({ hash, outcomes });
     },
-    resolve: (key, response) => resolve({ key, response }),
+    resolve: (key, response, seen) => resolve({ key, response, ...(seen !== undefined ? { seen } : {}) }),
     unresolved: (limit) => unresolved(sql, tables, limit),
     failAbandoned: (response) => failAbandoned(sql, tables, response),
     async releaseClaims() {

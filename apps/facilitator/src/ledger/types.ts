@@ -123,12 +123,18 @@ export interface Ledger {
   /**
    * Write-ahead: notes that `hash` (signer, nonce) carries these payments, BEFORE it is broadcast.
    * A row with such a transaction is never re-claimed; only the chain (via the reconciler) ends it.
+   * Fenced: nothing is recorded when any of `keys` is no longer `pending` (finished elsewhere
+   * meanwhile); resolves to those keys, and the transaction must then not be broadcast.
    */
-  recordTransaction(tx: { keys: readonly string[]; hash: string; network: string; signer: string; nonce: number }): Promise<void>;
+  recordTransaction(tx: { keys: readonly string[]; hash: string; network: string; signer: string; nonce: number }): Promise<readonly string[]>;
   /** Chain verdicts for (payment, transaction) pairs: `success`, `reverted` (mined, item failed) or `dropped` (its nonce went to another transaction). */
   markOutcomes(hash: string, outcomes: ReadonlyArray<{ key: string; outcome: TransactionOutcomeState }>): Promise<void>;
-  /** Stores a final result read from the chain, whoever holds the claim; only while the row is still pending. */
-  resolve(key: string, response: SettleResponse): Promise<boolean>;
+  /**
+   * Stores a final result read from the chain, whoever holds the claim; only while the row is
+   * still pending and, when `seen` is given, still names that transaction hash (null: none), i.e.
+   * nothing was written ahead since the caller looked.
+   */
+  resolve(key: string, response: SettleResponse, seen?: string | null): Promise<boolean>;
   /** Pending rows with transactions whose settler is gone (no claim, or its lease ended), with their transactions. */
   unresolved(limit: number): Promise<Array<{ record: PaymentRecord; transactions: PaymentTransaction[] }>>;
   /** Rows claimed but with nothing sent, whose settler is gone: marked failed (nothing moved; settleable again). */

@@ -4,7 +4,7 @@
  */
 import { safeMessage } from "@tollgate/core";
 import type { PublicClient } from "viem";
-import type { ReadinessProbe } from "../app.ts";
+import type { ReadinessProbe } from "../readiness.ts";
 import type { Logger } from "../logger.ts";
 import type { SignerLeases } from "../signer-leases.ts";
 import type { FeePayer } from "./evm-signer.ts";

@@ -72,7 +72,15 @@ export function guardedSigner(payer: FeePayer, deps: GuardedSignerDeps): LocalAc
       if (isNonceFiller(tx, base.address)) return base.signTransaction(tx, opts as never);
       const keys = paymentsIn(network, tx.to, tx.data);
       const serialized = await base.signTransaction(tx, opts as never);
-      await deps.ledger.recordTransaction({ keys, hash: keccak256Hex(serialized), network, signer: base.address, nonce: Number(tx.nonce) });
+      const refused = await deps.ledger.recordTransaction({ keys, hash: keccak256Hex(serialized), network, signer: base.address, nonce: Number(tx.nonce) });
+      if (refused.length > 0) {
+        // Finished elsewhere while this settlement was being prepared (its claim's lease ran
+        // out): the transaction is not recorded, so it must not leave this process.
+        throw new SettlementError(
+          Reason.unexpectedSettleError,
+          `${refused.length} of the ${keys.length} payment(s) in this transaction were finished elsewhere while it was prepared; nothing was sent; retry`,
+        );
+      }
       return serialized;
     },
   } as LocalAccount;

@@ -9,7 +9,7 @@ import { isAddress, type KeyPairSigner } from "@solana/kit";
 import { isCaip2, type Network, type SchemeFacilitator } from "@tollgate/core";
 import { decodeSolanaSecretKey, exactSvmFacilitator, solanaSignerFromSecret } from "@tollgate/svm";
 import { z } from "zod";
-import type { ReadinessProbe } from "../app.ts";
+import type { ReadinessProbe } from "../readiness.ts";
 
 export const solanaAssetSchema = z.strictObject({
   address: z.string().refine((a) => isAddress(a), "expected a base58 Solana mint address"),

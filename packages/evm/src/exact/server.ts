@@ -57,6 +57,17 @@ export const defaultEvmAssets: readonly EvmAssetInfo[] = evmAssetsFromNetworks()
 
 const USD_SYMBOLS = ["USDC", "USDT", "DAI", "PYUSD", "USDS"];
 
+/**
+ * An EVM payee is a 20-byte hex address. Mixed case must carry a valid EIP-55 checksum (a typo in
+ * a checksummed address is caught here, not by a payer's lost funds); the zero address burns.
+ */
+function checkPayTo(payTo: string, _network: Network): string | undefined {
+  if (!/^0x[0-9a-fA-F]{40}$/.test(payTo)) return `expected a 0x-prefixed 20-byte hex address, got ${JSON.stringify(payTo.slice(0, 64))}`;
+  if (!isAddress(payTo, { strict: true })) return `${payTo} has an invalid EIP-55 checksum (mixed case that does not match): check for a typo, or write it in lower case`;
+  if (/^0x0{40}$/.test(payTo)) return "the zero address cannot receive payments (tokens sent there are burned)";
+  return undefined;
+}
+
 export function exactEvmServer(options: ExactEvmServerOptions = {}): SchemeServer {
   const assets = options.assets ?? defaultEvmAssets;
 
@@ -112,5 +123,5 @@ export function exactEvmServer(options: ExactEvmServerOptions = {}): SchemeServe
     return authorizationKey(requirements.network, requirements.asset, a.from, a.nonce);
   }
 
-  return { scheme: "exact", networks: options.networks ?? ["eip155:*"], parsePrice, enhanceRequirements, authorizationKey: paymentKey };
+  return { scheme: "exact", networks: options.networks ?? ["eip155:*"], parsePrice, checkPayTo, enhanceRequirements, authorizationKey: paymentKey };
 }

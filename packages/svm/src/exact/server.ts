@@ -29,6 +29,11 @@ export interface ExactSvmServerOptions {
   networks?: NetworkTable;
 }
 
+/** A Solana payee is a base58 32-byte account address (the owner; its token account is derived). */
+function checkPayTo(payTo: string, _network: Network): string | undefined {
+  return isAddress(payTo) ? undefined : `expected a base58 Solana address (32 bytes), got ${JSON.stringify(payTo.slice(0, 64))}`;
+}
+
 export function exactSvmServer(options: ExactSvmServerOptions = {}): SchemeServer {
   const table = options.networks ?? NETWORKS;
 
@@ -71,5 +76,5 @@ export function exactSvmServer(options: ExactSvmServerOptions = {}): SchemeServe
     }
   }
 
-  return { scheme: "exact", networks: ["solana:*"], parsePrice, enhanceRequirements, authorizationKey };
+  return { scheme: "exact", networks: ["solana:*"], parsePrice, checkPayTo, enhanceRequirements, authorizationKey };
 }
