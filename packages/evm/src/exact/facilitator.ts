@@ -12,12 +12,13 @@
  */
 import { Reason, safeMessage, type AuthenticateResult, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type VerifyResponse } from "@tollgate/core";
 import { getAddress } from "viem";
-import { authenticateExactEvm, type AuthenticatedAuthorization } from "./authenticate.ts";
+import { authenticateExactEvm, authorizationKey, type AuthenticatedAuthorization } from "./authenticate.ts";
 import { guardedCheck } from "./facilitator/check.ts";
 import { checkRequirements } from "./facilitator/requirements.ts";
 import { createContext, recoverCached, type FacilitatorContext, type NetworkState } from "./facilitator/context.ts";
 import { walletRefusal } from "./facilitator/contract-wallet.ts";
 import { builtInSubmit, settlePayment } from "./facilitator/settle.ts";
+import { isPayersEcdsa } from "./facilitator/signature.ts";
 import type { ExactEvmFacilitatorConfig } from "./facilitator/types.ts";
 
 export type {
@@ -47,6 +48,12 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     // listed, and a tampered amount is named a value mismatch, not a bad signature.
     const pre = checkRequirements(ctx, payload, requirements);
     if (!pre.ok) return { ok: false, reason: pre.reason, message: pre.message };
+    // The common case, from what checkRequirements already read: remembered for this request's
+    // verify or settle (check.ts), which then neither parses nor recovers again.
+    if (isPayersEcdsa(ctx, pre) === true) {
+      ctx.authenticated.set(payload, { requirements, req: pre });
+      return { ok: true, payer: pre.payer.toLowerCase(), key: authorizationKey(requirements.network, requirements.asset, pre.payer, pre.auth.nonce) };
+    }
     const net = pre.net;
     const a = authenticateExactEvm(payload, requirements, {
       contractWallets: net.contractWallets,

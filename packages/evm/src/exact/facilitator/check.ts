@@ -23,11 +23,14 @@ export interface Verified extends Omit<Request, "name" | "version"> {
 
 /** `dryRun: false` skips the fee-less dry run (a submitter simulates); contract wallets keep theirs. */
 export async function check(ctx: FacilitatorContext, payload: PaymentPayload, requirements: PaymentRequirements, dryRun: boolean): Promise<Verified | Failure> {
-  const req = checkRequirements(ctx, payload, requirements);
+  // Authenticated moments ago in this same request (same objects): requirements and signature held.
+  const known = ctx.authenticated.get(payload);
+  const remembered = known?.requirements === requirements ? known.req : undefined;
+  const req = remembered ?? checkRequirements(ctx, payload, requirements);
   if (!req.ok) return req;
   const chainProblem = await checkChain(req.net);
   if (chainProblem) return fail(Reason.invalidNetwork, chainProblem, req.payer);
-  const sig = await judgeSignature(ctx, req);
+  const sig = remembered ? { ecdsa: true } : await judgeSignature(ctx, req);
   if ("ok" in sig) return sig;
   const contractWallet = !sig.ecdsa;
   // payer and auth.to are checksummed here, which the fast encoder relies on.

@@ -9,6 +9,7 @@ import { rpcTransportForUrl } from "../../rpc/transport.ts";
 import type { CallBatcher } from "../batch.ts";
 import { transferAuthorizationDigest } from "../digest.ts";
 import type { TransferAuthorization } from "../payload.ts";
+import type { Request } from "./requirements.ts";
 import { createPayerBackoff, type PayerBackoff } from "./payer-backoff.ts";
 import type { ExactEvmAssetConfig, ExactEvmFacilitatorConfig, ExactEvmNetworkConfig } from "./types.ts";
 
@@ -46,6 +47,12 @@ export interface FacilitatorContext {
   backoff: PayerBackoff;
   domains: Map<string, TokenDomain>;
   recoveries: Map<string, Address | "">;
+  /**
+   * Requests whose requirements held and whose ECDSA signature recovered to the payer, keyed by
+   * the payload object `authenticate` judged: the service's verify or settle of the same request
+   * (same objects) goes on from there instead of parsing and checking it all again.
+   */
+  authenticated: WeakMap<object, { requirements: object; req: Request }>;
 }
 
 export function createContext(config: ExactEvmFacilitatorConfig): FacilitatorContext {
@@ -60,6 +67,7 @@ export function createContext(config: ExactEvmFacilitatorConfig): FacilitatorCon
     backoff: config.payerBackoff ?? createPayerBackoff(),
     domains: new Map(),
     recoveries: new Map(),
+    authenticated: new WeakMap(),
   };
 }
 

@@ -12,15 +12,23 @@ import { recoverCached, type FacilitatorContext } from "./context.ts";
 import { hasCode } from "./network.ts";
 import { fail, type Failure, type Request } from "./requirements.ts";
 
+/** The payer's own ECDSA signature: 65 bytes, canonical, recovering to `authorization.from`. A problem's text, or true/false. */
+export function isPayersEcdsa(ctx: FacilitatorContext, req: Request): boolean | string {
+  if (size(req.signature) !== 65) return false;
+  const problem = signatureProblem(req.signature);
+  if (problem) return problem;
+  const separator = domainSeparator({ name: req.name, version: req.version, chainId: req.net.chainId, verifyingContract: req.asset });
+  const recovered = recoverCached(ctx, separator, req.auth, req.signature);
+  return recovered !== undefined && recovered === req.payer.toLowerCase();
+}
+
 /** `{ ecdsa: true }` for the payer's own ECDSA signature, `{ ecdsa: false }` for an accepted contract wallet's. */
 export async function judgeSignature(ctx: FacilitatorContext, req: Request): Promise<{ ecdsa: boolean } | Failure> {
   const { net, payer, signature } = req;
   if (size(signature) === 65) {
-    const problem = signatureProblem(signature);
-    if (problem) return fail(Reason.evmSignature, `paymentPayload.payload.signature: ${problem}`, payer);
-    const separator = domainSeparator({ name: req.name, version: req.version, chainId: net.chainId, verifyingContract: req.asset });
-    const recovered = recoverCached(ctx, separator, req.auth, signature);
-    if (recovered && recovered === payer.toLowerCase()) return { ecdsa: true };
+    const own = isPayersEcdsa(ctx, req);
+    if (typeof own === "string") return fail(Reason.evmSignature, `paymentPayload.payload.signature: ${own}`, payer);
+    if (own) return { ecdsa: true };
     if (!net.contractWallets) {
       return fail(Reason.evmSignature, "paymentPayload.payload.signature: does not recover to authorization.from for this token, chain and message", payer);
     }
