@@ -14,7 +14,13 @@ import { buildContracts } from "../packages/evm/src/contracts/compile.ts";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const started = Date.now();
 const clean = process.argv.includes("--clean");
-const projects = ["apps/cli/tsconfig.build.json", "packages/express/tsconfig.build.json"];
+const projects = [
+  "apps/cli/tsconfig.build.json",
+  "packages/express/tsconfig.build.json",
+  "packages/fastify/tsconfig.build.json",
+  "packages/next/tsconfig.build.json",
+  "packages/axios/tsconfig.build.json",
+];
 
 if (clean) for (const dir of [...readdirSync(join(root, "packages")).map((d) => `packages/${d}`), "apps/cli", "apps/facilitator"]) rmSync(join(root, dir, "dist"), { recursive: true, force: true });
 

@@ -101,6 +101,11 @@ import { createPaywall, type PaywallConfig } from "@tollgate/server";
 import { paymentMiddleware as honoPaywall } from "@tollgate/hono";
 import { paymentMiddleware as expressPaywall } from "@tollgate/express";
 import { wrapFetch, getPaymentReceipt } from "@tollgate/fetch";
+import { paymentMiddleware as fastifyPaywall, paymentRoute as fastifyRoute, getPayment as fastifyPayment } from "@tollgate/fastify";
+import { withPayment, withPaywall, paymentProxy, getPayment } from "@tollgate/next";
+import { wrapAxios, getPaymentReceipt as axiosReceipt, PaymentFailedError } from "@tollgate/axios";
+import Fastify from "fastify";
+import axios, { type AxiosResponse } from "axios";
 import { startLocalNetwork } from "@tollgate/devnet";
 import { startFacilitator, loadConfig } from "@tollgate/facilitator";
 import { privateKeyToAccount } from "viem/accounts";
@@ -118,7 +123,17 @@ const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae
 const paid = wrapFetch(fetch, { schemes: [exactEvmClient({ account })], policy: spendingPolicy({ maxPerRequest: "$0.05" }) });
 const receipt = (r: Response): SettleResponse | undefined => getPaymentReceipt(r)?.receipt;
 const requirements: PaymentRequirements | undefined = undefined;
-export { price, paywall, hono, express, paid, receipt, requirements, startLocalNetwork, startFacilitator, loadConfig, createFacilitator, exactEvmFacilitator };
+const route = { price: "$0.01", network: "eip155:8453", payTo: "0x0000000000000000000000000000000000000001" } as const;
+const fastify = Fastify();
+void fastify.register(fastifyPaywall(paywall));
+fastify.get("/r", fastifyRoute(paywall, route), async (request) => ({ payer: fastifyPayment(request)?.payer ?? null }));
+const GET = withPayment(async (request: Request, context: { params: Promise<{ id: string }> }) => Response.json({ id: (await context.params).id, payer: getPayment(request)?.payer }), route, paywall);
+const catchAll = withPaywall((request: Request) => new Response(request.url), config);
+const proxy = (): ((request: Request) => Promise<Response | undefined>) => paymentProxy({ ...config, routes: { "GET /x": { ...route, settle: "before" } } });
+const api = wrapAxios(axios.create(), { schemes: [exactEvmClient({ account })] });
+const axiosPaid = (r: AxiosResponse): string | undefined => axiosReceipt(r)?.receipt?.transaction;
+const failed = (e: unknown): number | undefined => (e instanceof PaymentFailedError ? (e.response as AxiosResponse | undefined)?.status : undefined);
+export { price, paywall, hono, express, paid, receipt, requirements, startLocalNetwork, startFacilitator, loadConfig, createFacilitator, exactEvmFacilitator, fastify, GET, catchAll, proxy, api, axiosPaid, failed };
 `;
 
 let dev;
@@ -131,7 +146,7 @@ try {
   mkdirSync(tarballs);
   npm(["pack", "--workspaces", "--pack-destination", tarballs, "--silent"], root);
   const files = readdirSync(tarballs).filter((f) => f.endsWith(".tgz")).map((f) => join(tarballs, f));
-  if (files.length < 10) throw new Error(`expected 10 tarballs, got ${files.length}: ${files.join(", ")}`);
+  if (files.length < 13) throw new Error(`expected 13 tarballs, got ${files.length}: ${files.join(", ")}`);
   for (const f of files) {
     const listing = execFileSync("tar", ["-tzf", f], { encoding: "utf8" });
     if (/\/(test|src)\//.test(listing)) throw new Error(`${f} ships tests or sources:\n${listing}`);
@@ -165,6 +180,10 @@ try {
   step("the packed CLI pays the dev network's API (the local token counts as dollars without flags)");
   const paid = JSON.parse(execFileSync(bin, ["pay", network.paidUrl, "--json"], { cwd: app, env: { ...env, TOLLGATE_PRIVATE_KEY: network.evm.payers[1].privateKey }, encoding: "utf8", timeout: 120_000 }));
   if (!paid.ok || paid.amountUsd !== "0.01" || !/^0x[0-9a-f]{64}$/.test(paid.receipt?.transaction ?? "")) throw new Error(`tollgate pay --json: ${JSON.stringify(paid)}`);
+
+  step("the Fastify, Next.js and axios packages load with plain node");
+  writeFileSync(join(app, "adapters.mjs"), `for (const [name, fn] of [["@tollgate/fastify", "paymentMiddleware"], ["@tollgate/next", "withPayment"], ["@tollgate/axios", "wrapAxios"]]) { const m = await import(name); if (typeof m[fn] !== "function") throw new Error(name + " has no " + fn); } console.log("@tollgate/fastify, @tollgate/next, @tollgate/axios load");\n`);
+  execFileSync(process.execPath, ["adapters.mjs"], { cwd: app, stdio: "inherit" });
 
   step("require() from CommonJS");
   writeFileSync(join(app, "cjs.cjs"), `const core = require("@tollgate/core"); if (core.parseMoney("$0.01").decimal !== "0.01") throw new Error("parseMoney"); console.log("require(@tollgate/core) ok");\n`);

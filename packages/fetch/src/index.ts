@@ -1,4 +1,6 @@
 export { wrapFetch, getPaymentReceipt, PaymentFailedError, type Charged, type FetchLike, type WrapFetchOptions, type PaymentInfo } from "./wrap.ts";
+// The exchange under wrapFetch, for other HTTP clients (@tollgate/axios runs the same one).
+export { payAndRetry, type PaidRetry, type PaidResult, type ResponseView } from "./exchange.ts";
 export {
   accountFromEnv,
   accountFromKeystore,

@@ -1,0 +1,249 @@
+/**
+ * x402 payments for the Next.js App Router, over web-standard Request and Response only (no
+ * import of `next`: a route handler is `(request, context) => Response`, and so is what this
+ * returns).
+ *
+ * Three forms:
+ * - `export const GET = withPayment(handler, { price, network, payTo }, paywall)` in a
+ *   `route.ts`: Next's file-system match is the paywall's match. The handler runs only after the
+ *   payment verified; its response is held (up to `maxResponseBytes`) and the payment settled
+ *   only if it answered below 400; a failed settlement sends a 402 and none of its body or
+ *   headers. The safe default.
+ * - `withPaywall(handler, paywallOrConfig)`: the same, with the route table deciding on the
+ *   request's path: for one handler serving many paths (an optional catch-all route).
+ * - `export const proxy = paymentProxy(config)` in `proxy.ts` (`middleware.ts` before Next 16):
+ *   a proxy never sees the route's response, so it can only settle before the request goes on.
+ *   Every route in its config must say `settle: "before"`: the payer is charged even if the
+ *   route then fails. See the README.
+ *
+ * The verified payment is `getPayment(request)` inside the handler.
+ */
+import {
+  createPaywall,
+  mergeHeaderValue,
+  PaywallConfigError,
+  type Decision,
+  type PaidDecision,
+  type Payment,
+  type Paywall,
+  type PaywallConfig,
+  type PaywallRequest,
+  type Respond,
+  type RouteConfig,
+} from "@tollgate/server";
+
+export { createPaywall, PaywallConfigError } from "@tollgate/server";
+export type { Payment, Paywall, PaywallConfig, RouteConfig, PaymentOption } from "@tollgate/server";
+
+/** An App Router route handler: `(request, context)`, answering a web Response. */
+export type RouteHandler<Req extends Request, Rest extends unknown[]> = (request: Req, ...rest: Rest) => Response | Promise<Response>;
+
+const payments = new WeakMap<Request, Payment>();
+
+/** The verified payment of a request the paywall let through, or undefined for a free one. */
+export function getPayment(request: Request): Payment | undefined {
+  return payments.get(request);
+}
+
+/**
+ * A route handler for one paid route. Share one `paywall` between the routes of a server: its
+ * in-flight guard is what keeps one payment from being served twice at once.
+ */
+export function withPayment<Req extends Request, Rest extends unknown[]>(
+  handler: RouteHandler<Req, Rest>,
+  route: RouteConfig,
+  paywall: Paywall,
+  name?: string,
+): (request: Req, ...rest: Rest) => Promise<Response> {
+  const guard = paywall.route(route, name);
+  return guarded((request) => guard.handle(request), handler);
+}
+
+/**
+ * A route handler priced by the paywall's route table, on the request's path (and Next's
+ * `nextUrl.pathname`, without the basePath). Export it for every method the handler serves:
+ * a method the route does not export never reaches the paywall.
+ */
+export function withPaywall<Req extends Request, Rest extends unknown[]>(
+  handler: RouteHandler<Req, Rest>,
+  config: PaywallConfig | Paywall,
+): (request: Req, ...rest: Rest) => Promise<Response> {
+  const paywall = "handle" in config ? config : createPaywall(config);
+  return guarded((request) => paywall.handle(request), handler);
+}
+
+function guarded<Req extends Request, Rest extends unknown[]>(
+  decide: (request: PaywallRequest) => Promise<Decision>,
+  handler: RouteHandler<Req, Rest>,
+): (request: Req, ...rest: Rest) => Promise<Response> {
+  return async (request, ...rest) => {
+    const decision = await decide(paywallRequest(request));
+    if (decision.kind === "free") return handler(request, ...rest);
+    if (decision.kind === "respond") return toResponse(decision);
+    payments.set(request, decision.payment);
+    if (request.signal?.aborted) {
+      // The client left while the payment was being verified: run nothing, charge nothing.
+      await decision.settle({ status: 499, aborted: true });
+      return new Response(null, { status: 499 });
+    }
+    if (decision.settled) return settledBefore(decision, () => handler(request, ...rest));
+    return settleAfter(request, decision, () => handler(request, ...rest));
+  };
+}
+
+/**
+ * What the paywall needs of a web Request: its path as Next routes it (the URL's, and
+ * `nextUrl.pathname` when the request is a NextRequest, which leaves out the basePath), matched
+ * ignoring case because next.config rewrites and redirects match that way by default. The
+ * resource URL is named after the Host header as on every other adapter: Next builds
+ * `request.url` from its own hostname and port, which behind a proxy is not the public one.
+ */
+export function paywallRequest(request: Request): PaywallRequest {
+  const headers = (name: string) => request.headers.get(name);
+  let url: URL;
+  try {
+    url = new URL(request.url);
+  } catch {
+    return { method: request.method, url: request.url, headers };
+  }
+  const nextPath = (request as { nextUrl?: { pathname?: unknown } }).nextUrl?.pathname;
+  return {
+    method: request.method,
+    path: url.pathname,
+    altPaths: typeof nextPath === "string" && nextPath !== url.pathname ? [nextPath] : [],
+    url: { protocol: url.protocol, host: request.headers.get("host") ?? url.host, target: url.pathname + url.search },
+    headers,
+    ignoreCase: true,
+  };
+}
+
+/** Settled before the handler: its response streams through with the payment headers added. */
+async function settledBefore(decision: PaidDecision, run: () => Response | Promise<Response>): Promise<Response> {
+  let res: Response;
+  try {
+    res = await run();
+  } finally {
+    // A formality once settled; called exactly once as the paywall asks.
+    await decision.settle({ status: 200 });
+  }
+  return withHeaders(res, res.body, decision.settled!.headers);
+}
+
+async function settleAfter(request: Request, decision: PaidDecision, run: () => Response | Promise<Response>): Promise<Response> {
+  let res: Response;
+  try {
+    res = await run();
+  } catch (e) {
+    // Next's own control flow (notFound(), redirect()) throws too: release the payment, let Next answer.
+    await decision.settle({ status: 500, aborted: true });
+    throw e;
+  }
+  // Read the whole body first: a streaming handler that fails midway must not be charged.
+  const read = await readCapped(res, decision.maxResponseBytes);
+  const status = read.kind === "failed" ? 500 : res.status;
+  const body = read.kind === "ok" ? read.body : null;
+  const outcome = await decision.settle({
+    status,
+    headers: headerPairs(res.headers),
+    ...(body ? { body } : {}),
+    tooLarge: read.kind === "tooLarge",
+    aborted: request.signal?.aborted === true,
+  });
+  // Not settled (or served from the replay cache): a new response, nothing of the handler's.
+  if (outcome.kind === "respond") return toResponse(outcome);
+  if (read.kind === "failed") return Response.json({ error: "the resource failed while sending its response" }, { status: 500 });
+  return withHeaders(res, body, outcome.headers);
+}
+
+/**
+ * For `proxy.ts` / `middleware.ts`. Answers 402 (or 400 / 500) itself; for a paid request it
+ * settles first and lets Next go on to the route, adding the payment headers to its response;
+ * for anything the route table does not price it returns undefined, which Next reads as "go on".
+ * Throws a PaywallConfigError naming any route whose `settle` is not "before".
+ */
+export function paymentProxy(config: PaywallConfig): (request: Request) => Promise<Response | undefined> {
+  requireSettleBefore(config);
+  const paywall = createPaywall(config);
+  return async (request) => {
+    const decision = await paywall.handle(paywallRequest(request));
+    if (decision.kind === "free") return undefined;
+    if (decision.kind === "respond") return toResponse(decision);
+    if (!decision.settled) {
+      // Unreachable with the check above; if it were reached, going on would serve unpaid.
+      await decision.settle({ status: 500, aborted: true });
+      return Response.json({ error: "the paywall could not settle this payment before the route" }, { status: 500 });
+    }
+    await decision.settle({ status: 200 });
+    // What NextResponse.next({ headers }) is: Next goes on to the route and adds these headers
+    // (all but its own x-middleware-* ones) to the route's response.
+    const headers = new Headers(decision.settled.headers);
+    headers.set("x-middleware-next", "1");
+    return new Response(null, { headers });
+  };
+}
+
+/** The proxy form can only settle before the route runs; every route must say so. */
+function requireSettleBefore(config: PaywallConfig): void {
+  if (typeof config !== "object" || config === null || "handle" in config) {
+    throw new PaywallConfigError("paymentProxy: expected a paywall configuration object (a proxy builds its own paywall)");
+  }
+  const routes = config.routes ?? {};
+  if (typeof routes !== "object" || Object.keys(routes).length === 0) {
+    throw new PaywallConfigError("routes: paymentProxy needs at least one route key, e.g. \"GET /api/report\"");
+  }
+  for (const [key, route] of Object.entries(routes)) {
+    if (route?.settle !== "before") {
+      throw new PaywallConfigError(
+        `routes[${JSON.stringify(key)}].settle: a proxy cannot see the route's response, so it settles before the route runs and the payer is charged even if the route fails; ` +
+          `set settle: "before" to accept that, or protect the route with withPayment in its route.ts (settled only after it succeeded)`,
+      );
+    }
+  }
+}
+
+function withHeaders(res: Response, body: BodyInit | null, add: Record<string, string>): Response {
+  const headers = new Headers(res.headers);
+  for (const [k, v] of Object.entries(add)) headers.set(k, mergeHeaderValue(k, headers.get(k), v));
+  return new Response(body, { status: res.status, statusText: res.statusText, headers });
+}
+
+function toResponse(r: Respond): Response {
+  return new Response(r.body as BodyInit, { status: r.status, headers: r.headers });
+}
+
+function headerPairs(headers: Headers): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  headers.forEach((value, name) => out.push([name, value]));
+  return out;
+}
+
+type Read = { kind: "ok"; body: Uint8Array<ArrayBuffer> | null } | { kind: "tooLarge" } | { kind: "failed" };
+
+/** The whole body, unless it passes `limit` bytes (the stream is then cancelled) or fails midway. */
+async function readCapped(res: Response, limit: number): Promise<Read> {
+  if (res.body === null) return { kind: "ok", body: null };
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        await reader.cancel().catch(() => {});
+        return { kind: "tooLarge" };
+      }
+      chunks.push(value);
+    }
+  } catch {
+    return { kind: "failed" };
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { kind: "ok", body };
+}
