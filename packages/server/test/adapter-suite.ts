@@ -344,7 +344,9 @@ export function adapterSuite(name: string, start: StartServer) {
     });
 
     it("serves concurrent copies of one payment once: one 200, the rest 402 duplicate_settlement", async () => {
-      facilitator.settleDelayMs = 150;
+      // Every copy must reach the paywall while the first is settling (the stub facilitator has
+      // no ledger: a copy arriving after it would be settled again): a wide margin for busy machines.
+      facilitator.settleDelayMs = 1_000;
       const header = await paymentHeader("/weather");
       const answers = await Promise.all(Array.from({ length: 6 }, () => fetch(server.url + "/weather", { headers: { "PAYMENT-SIGNATURE": header } })));
       const statuses = answers.map((r) => r.status).sort();
