@@ -17,6 +17,7 @@ export default defineConfig({
       "@tollgate/fastify": source("packages/fastify"),
       "@tollgate/next": source("packages/next"),
       "@tollgate/axios": source("packages/axios"),
+      "@tollgate/mcp": source("packages/mcp"),
       "@tollgate/devnet": source("packages/devnet"),
       "@tollgate/facilitator": source("apps/facilitator"),
     },

@@ -20,6 +20,7 @@ const projects = [
   "packages/fastify/tsconfig.build.json",
   "packages/next/tsconfig.build.json",
   "packages/axios/tsconfig.build.json",
+  "packages/mcp/tsconfig.build.json",
 ];
 
 if (clean) for (const dir of [...readdirSync(join(root, "packages")).map((d) => `packages/${d}`), "apps/cli", "apps/facilitator"]) rmSync(join(root, dir, "dist"), { recursive: true, force: true });

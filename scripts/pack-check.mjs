@@ -5,6 +5,7 @@
 //   1. starts `tollgate dev` from the packed CLI (its own anvil, local Solana, facilitator);
 //   2. runs an ESM program that serves a paid route with @tollgate/hono and pays it with
 //      @tollgate/fetch, checking the receipt and the on-chain balances;
+//      then one that serves a paid MCP tool with @tollgate/mcp and pays it with its client;
 //   3. requires @tollgate/core from CommonJS (Node >= 20.19 loads ESM through require);
 //   4. type-checks a strict NodeNext TypeScript consumer against the shipped .d.ts (skipLibCheck off).
 // Plain JavaScript on purpose: nothing here may depend on the repository's dev tooling.
@@ -88,6 +89,38 @@ if (after - before !== 20000n) throw new Error(\`payee received \${after - befor
 console.log(\`paid $0.02 with plain node: tx \${receipt.transaction}\`);
 `;
 
+const MCP_PROGRAM = `// A consumer's paid MCP tool: plain node, the installed packages only (server and paying client in one process).
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import { createMcpPaywall, getPaymentReceipt, spendingPolicy, wrapMcpClient } from "@tollgate/mcp";
+import { exactEvmClient, exactEvmServer } from "@tollgate/evm";
+import { privateKeyToAccount } from "viem/accounts";
+
+const net = JSON.parse(process.env.TOLLGATE_DEV);
+const { usdc } = net.evm;
+const paywall = createMcpPaywall({
+  facilitator: net.facilitatorUrl,
+  schemes: [exactEvmServer({ assets: [{ network: net.evm.network, address: usdc.address, decimals: usdc.decimals, name: usdc.name, version: usdc.version, symbol: "USDC" }] })],
+});
+const server = new McpServer({ name: "paid-tools", version: "1.0.0" });
+paywall.tool("forecast", { price: "$0.03", network: net.evm.network, payTo: net.evm.payee, description: "Tomorrow's weather" }, () => ({ content: [{ type: "text", text: "sunny" }] })).register(server);
+const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+await server.connect(serverSide);
+const client = new Client({ name: "agent", version: "1.0.0" });
+await client.connect(clientSide);
+
+const unpaid = await client.callTool({ name: "forecast" });
+if (!unpaid.isError || unpaid.structuredContent?.resource?.url !== "mcp://tool/forecast") throw new Error(\`expected the payment-required result, got \${JSON.stringify(unpaid)}\`);
+const account = privateKeyToAccount(net.evm.payers[2].privateKey);
+const policy = spendingPolicy({ maxPerRequest: "$0.05", usdAssets: [{ network: net.evm.network, asset: usdc.address, decimals: usdc.decimals }] });
+const result = await wrapMcpClient(client, { schemes: [exactEvmClient({ account })], policy }).callTool({ name: "forecast" });
+const receipt = getPaymentReceipt(result)?.receipt;
+await client.close();
+if (result.content[0]?.text !== "sunny" || !receipt?.success || !/^0x[0-9a-f]{64}$/.test(receipt.transaction)) throw new Error(\`paid tool call: \${JSON.stringify(result)}\`);
+console.log(\`paid an MCP tool $0.03 with plain node: tx \${receipt.transaction}\`);
+`;
+
 const TSCONFIG = {
   compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, skipLibCheck: false, exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true, types: ["node"] },
   files: ["consumer.ts"],
@@ -106,6 +139,9 @@ import { withPayment, withPaywall, paymentProxy, getPayment } from "@tollgate/ne
 import { wrapAxios, getPaymentReceipt as axiosReceipt, PaymentFailedError } from "@tollgate/axios";
 import Fastify from "fastify";
 import axios, { type AxiosResponse } from "axios";
+import { createMcpPaywall, wrapMcpClient, getPaymentReceipt as mcpReceipt } from "@tollgate/mcp";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { startLocalNetwork } from "@tollgate/devnet";
 import { startFacilitator, loadConfig } from "@tollgate/facilitator";
 import { privateKeyToAccount } from "viem/accounts";
@@ -134,6 +170,11 @@ const api = wrapAxios(axios.create(), { schemes: [exactEvmClient({ account })] }
 const axiosPaid = (r: AxiosResponse): string | undefined => axiosReceipt(r)?.receipt?.transaction;
 const failed = (e: unknown): number | undefined => (e instanceof PaymentFailedError ? (e.response as AxiosResponse | undefined)?.status : undefined);
 export { price, paywall, hono, express, paid, receipt, requirements, startLocalNetwork, startFacilitator, loadConfig, createFacilitator, exactEvmFacilitator, fastify, GET, catchAll, proxy, api, axiosPaid, failed };
+const mcpServer = new McpServer({ name: "paid-tools", version: "1.0.0" });
+createMcpPaywall(config).tool("forecast", { ...route, description: "d" }, (extra) => ({ content: [{ type: "text", text: extra.payment.payer ?? "" }] })).register(mcpServer);
+const mcpPaid = wrapMcpClient(new Client({ name: "agent", version: "1.0.0" }), { schemes: [exactEvmClient({ account })] });
+const mcpTx = async (): Promise<string | undefined> => mcpReceipt(await mcpPaid.callTool({ name: "forecast" }))?.receipt?.transaction;
+export { mcpServer, mcpTx };
 `;
 
 let dev;
@@ -146,7 +187,7 @@ try {
   mkdirSync(tarballs);
   npm(["pack", "--workspaces", "--pack-destination", tarballs, "--silent"], root);
   const files = readdirSync(tarballs).filter((f) => f.endsWith(".tgz")).map((f) => join(tarballs, f));
-  if (files.length < 13) throw new Error(`expected 13 tarballs, got ${files.length}: ${files.join(", ")}`);
+  if (files.length < 14) throw new Error(`expected 14 tarballs, got ${files.length}: ${files.join(", ")}`);
   for (const f of files) {
     const listing = execFileSync("tar", ["-tzf", f], { encoding: "utf8" });
     if (/\/(test|src)\//.test(listing)) throw new Error(`${f} ships tests or sources:\n${listing}`);
@@ -176,6 +217,10 @@ try {
   step(`paying a route served by @tollgate/hono with @tollgate/fetch (plain node, facilitator ${network.facilitatorUrl})`);
   writeFileSync(join(app, "paid.mjs"), PAID_PROGRAM);
   execFileSync(process.execPath, ["paid.mjs"], { cwd: app, stdio: "inherit", env: { ...env, TOLLGATE_DEV: JSON.stringify(network) }, timeout: 120_000 });
+
+  step("paying an MCP tool served with @tollgate/mcp, from @tollgate/mcp's client (plain node)");
+  writeFileSync(join(app, "mcp.mjs"), MCP_PROGRAM);
+  execFileSync(process.execPath, ["mcp.mjs"], { cwd: app, stdio: "inherit", env: { ...env, TOLLGATE_DEV: JSON.stringify(network) }, timeout: 120_000 });
 
   step("the packed CLI pays the dev network's API (the local token counts as dollars without flags)");
   const paid = JSON.parse(execFileSync(bin, ["pay", network.paidUrl, "--json"], { cwd: app, env: { ...env, TOLLGATE_PRIVATE_KEY: network.evm.payers[1].privateKey }, encoding: "utf8", timeout: 120_000 }));

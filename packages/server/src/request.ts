@@ -121,7 +121,9 @@ export function resourceUrl(url: string | UrlParts, publicUrl?: URL): Read<strin
     } catch {
       return { ok: false, field: "url", message: `url: not a valid URL: ${JSON.stringify(url.slice(0, 64))}` };
     }
-    origin = parsed.origin;
+    // A non-special scheme (the MCP transport's `mcp://tool/<name>`) has an opaque origin, "null":
+    // its scheme and host are kept as written instead.
+    origin = parsed.origin === "null" ? `${parsed.protocol}//${parsed.host}` : parsed.origin;
     target = parsed.pathname + parsed.search;
   } else {
     const where = pathOf(url);
