@@ -1,13 +1,17 @@
-// The paywall attacked as a client would attack it, on both adapters, over real HTTP on loopback
+// The paywall attacked as a client would attack it, on every adapter (express, hono, fastify, and
+// Next route handlers served the way `next start` serves them), over real HTTP on loopback
 // (raw sockets where the request target or Host must be malformed), against a real anvil chain
 // and our real facilitator service. Every way to reach a paid handler without paying must be
 // refused with the handler never run; one payment must buy exactly one response and move money
 // exactly once; a payment must never be charged without its resource being served.
-import type { RequestListener } from "node:http";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import express from "express";
 import { Hono } from "hono";
 import { getRequestListener } from "@hono/node-server";
+import Fastify from "fastify";
 import { createPublicClient, erc20Abi, http, type Address, type Hex, type PublicClient } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
@@ -26,13 +30,16 @@ import { mintTo, startLocalNetwork, type RunningLocalNetwork } from "@tollgate/d
 import { startFacilitator, type RunningFacilitator } from "@tollgate/facilitator";
 import { paymentMiddleware as expressPaywall, paymentRoute as expressRoute } from "@tollgate/express";
 import { paymentMiddleware as honoPaywall, paymentRoute as honoRoute } from "@tollgate/hono";
+import { paymentMiddleware as fastifyPaywall, paymentRoute as fastifyRoute } from "@tollgate/fastify";
+import { withPayment, withPaywall } from "@tollgate/next";
 import { createPaywall, isPending, type PaywallConfig, type RouteConfig } from "@tollgate/server";
 import { localChain } from "./support/official.ts";
 import { listen } from "./support/listen.ts";
 import { rawRequest, type RawResponse } from "./support/raw-http.ts";
+import { serveLikeNext, type Handler, type RouteModule } from "../packages/next/test/next-like.ts";
 
 const AMOUNT = 10_000n; // 0.01 USDC
-const FRAMEWORKS = ["express", "hono"] as const;
+const FRAMEWORKS = ["express", "hono", "fastify", "next"] as const;
 type Framework = (typeof FRAMEWORKS)[number];
 
 let net: RunningLocalNetwork;
@@ -53,8 +60,8 @@ interface Served {
   close(): Promise<void>;
 }
 const servers = {} as Record<Framework, Served>;
-/** An express server whose paywall gives up on a pending settlement after 1.5 s. */
-let impatient: Served;
+/** Per framework, a server whose paywall gives up on a pending settlement after 1.5 s. */
+const impatientServers = {} as Record<Framework, Served>;
 
 beforeAll(async () => {
   net = await startLocalNetwork({ payers: 3 });
@@ -72,11 +79,11 @@ beforeAll(async () => {
     settle: { waitMs: 500 },
   });
   for (const framework of FRAMEWORKS) servers[framework] = await startServer(framework);
-  impatient = await startServer("express", { settlementTimeoutMs: 1_500 });
+  for (const framework of FRAMEWORKS) impatientServers[framework] = await startServer(framework, { settlementTimeoutMs: 1_500 });
 }, 60_000);
 
 afterAll(async () => {
-  for (const s of [...Object.values(servers), impatient]) await s?.close();
+  for (const s of [...Object.values(servers), ...Object.values(impatientServers)]) await s?.close();
   await facilitator?.close();
   await net?.stop();
 });
@@ -125,8 +132,8 @@ async function startServer(framework: Framework, overrides: Partial<PaywallConfi
   const paywall = createPaywall(paywallConfig(served, mainRoutes(), overrides));
   const perRoute: RouteConfig = { price: price(), network, payTo: payee };
   const resource = (name: string) => ({ ok: true, route: name, secret: "SECRET-CONTENT" });
-  const listener = framework === "express" ? expressApp(served, paywall, perRoute, ran, resource) : honoApp(served, paywall, perRoute, ran, resource);
-  const { url, close } = await listen(listener);
+  const build = { express: expressApp, hono: honoApp, fastify: fastifyApp, next: nextApp }[framework];
+  const { url, close } = await build(served, paywall, perRoute, ran, resource);
   served.url = url;
   served.port = Number(new URL(url).port);
   served.close = close;
@@ -135,8 +142,9 @@ async function startServer(framework: Framework, overrides: Partial<PaywallConfi
 
 type Ran = (name: string) => void;
 type Resource = (name: string) => Record<string, unknown>;
+type Listening = { url: string; close(): Promise<void> };
 
-function expressApp(served: Served, paywall: ReturnType<typeof createPaywall>, perRoute: RouteConfig, ran: Ran, resource: Resource): RequestListener {
+async function expressApp(served: Served, paywall: ReturnType<typeof createPaywall>, perRoute: RouteConfig, ran: Ran, resource: Resource): Promise<Listening> {
   const app = express();
   app.use(expressPaywall(paywall));
   // Middleware an application may run after the paywall: a method override and an IIS-style
@@ -170,10 +178,10 @@ function expressApp(served: Served, paywall: ReturnType<typeof createPaywall>, p
   router.use(expressPaywall(sub));
   router.get("/report", (_req, res) => (ran("v1-report"), void res.json(resource("v1-report"))));
   app.use("/v1", router);
-  return app;
+  return listen(app);
 }
 
-function honoApp(served: Served, paywall: ReturnType<typeof createPaywall>, perRoute: RouteConfig, ran: Ran, resource: Resource): RequestListener {
+async function honoApp(served: Served, paywall: ReturnType<typeof createPaywall>, perRoute: RouteConfig, ran: Ran, resource: Resource): Promise<Listening> {
   const app = new Hono();
   app.use(honoPaywall(paywall));
   app.get("/free", (c) => c.json({ free: true }));
@@ -195,8 +203,115 @@ function honoApp(served: Served, paywall: ReturnType<typeof createPaywall>, perR
   v1.use(honoPaywall(createPaywall(paywallConfig(served, { "GET /v1/report": perRoute }))));
   v1.get("/report", (c) => (ran("v1-report"), c.json(resource("v1-report"))));
   app.route("/v1", v1);
-  return getRequestListener(app.fetch);
+  return listen(getRequestListener(app.fetch));
 }
+
+async function fastifyApp(served: Served, paywall: ReturnType<typeof createPaywall>, perRoute: RouteConfig, ran: Ran, resource: Resource): Promise<Listening> {
+  const app = Fastify({
+    logger: false,
+    forceCloseConnections: true,
+    // Fastify routes a request before any hook runs, so middleware after the paywall cannot change
+    // what it routes to. The closest equivalents of the express app's two middleware run before
+    // routing instead: a method override wraps the server's handler (what
+    // fastify-method-override-wrapper does), and the rewrite is Fastify's own `rewriteUrl`.
+    serverFactory: (handler) =>
+      createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
+        const override = req.headers["x-http-method-override"];
+        if (typeof override === "string" && override) req.method = override.toUpperCase();
+        handler(req, res);
+      }),
+    rewriteUrl: (req) => {
+      const original = req.headers["x-original-url"];
+      return typeof original === "string" && original ? original : req.url!;
+    },
+  });
+  await app.register(fastifyPaywall(paywall));
+  app.get("/free", async () => ({ free: true }));
+  app.get("/paid", async () => (ran("paid"), resource("paid")));
+  app.all("/any", async () => (ran("any"), resource("any")));
+  app.get("/dear", async () => (ran("dear"), resource("dear")));
+  app.get("/big", async (_request, reply) => {
+    ran("big");
+    // A Fastify handler streams through the reply (writing to reply.raw would bypass onSend).
+    return reply.type("text/plain").send(Readable.from(["B".repeat(1_000), "B".repeat(1_000), "B".repeat(1_000)].map((c) => Buffer.from(c))));
+  });
+  app.get("/before", async () => {
+    ran("before");
+    served.beforeSaw.push(await balanceOf(payee));
+    return resource("before");
+  });
+  app.get("/per", fastifyRoute(paywall, perRoute, "GET /per"), async () => (ran("per"), resource("per")));
+  // A prefixed context with its own paywall, keyed on the full path Fastify routes on.
+  const sub = createPaywall(paywallConfig(served, { "GET /v1/report": perRoute }));
+  await app.register(
+    async (v1) => {
+      await v1.register(fastifyPaywall(sub));
+      v1.get("/report", async () => (ran("v1-report"), resource("v1-report")));
+    },
+    { prefix: "/v1" },
+  );
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
+}
+
+/**
+ * The Next app: app/[[...slug]]/route.ts, an optional catch-all exporting every method through
+ * `withPaywall` (priced by the route table on the request's path), serves what the express app's
+ * routes serve; app/per/route.ts exports GET through `withPayment`; app/v1/[[...slug]]/route.ts
+ * is a sub-tree with its own paywall, keyed on the full path (Next routes on it). A catch-all
+ * because Next has no middleware between its router and a route's handler: a route.ts exports
+ * only the methods it serves (a POST to a GET-only route is Next's 405 and reaches no paywall),
+ * and the express app's method override and IIS-style rewrite, run after the paywall, can only be
+ * the handler's own dispatch, as here.
+ */
+async function nextApp(served: Served, paywall: ReturnType<typeof createPaywall>, perRoute: RouteConfig, ran: Ran, resource: Resource): Promise<Listening> {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  const get: Record<string, () => Response | Promise<Response>> = {
+    "/free": () => Response.json({ free: true }),
+    "/paid": () => (ran("paid"), Response.json(resource("paid"))),
+    "/dear": () => (ran("dear"), Response.json(resource("dear"))),
+    "/big": () => {
+      ran("big");
+      return new Response(
+        new ReadableStream({
+          start(c) {
+            for (let i = 0; i < 3; i++) c.enqueue(bytes("B".repeat(1_000)));
+            c.close();
+          },
+        }),
+      );
+    },
+    "/before": async () => {
+      ran("before");
+      served.beforeSaw.push(await balanceOf(payee));
+      return Response.json(resource("before"));
+    },
+  };
+  const router: Handler = (request) => {
+    // After the paywall, like the express app's middleware: a method override and a rewrite header.
+    const method = (request.headers.get("x-http-method-override") || request.method).toUpperCase();
+    const path = request.headers.get("x-original-url")?.split("?")[0] || new URL(request.url).pathname;
+    if (path === "/any") return (ran("any"), Response.json(resource("any")));
+    const page = method === "GET" || method === "HEAD" ? get[path] : undefined;
+    return page ? page() : new Response("not found", { status: 404 });
+  };
+  const everyMethod = (handler: Handler): RouteModule => Object.fromEntries(EVERY_METHOD.map((m) => [m, handler]));
+  const sub = createPaywall(paywallConfig(served, { "GET /v1/report": perRoute }));
+  const v1: Handler = (request) =>
+    new URL(request.url).pathname === "/v1/report" && (request.method === "GET" || request.method === "HEAD")
+      ? (ran("v1-report"), Response.json(resource("v1-report")))
+      : new Response("not found", { status: 404 });
+  const running = await serveLikeNext({
+    catchAll: everyMethod(withPaywall(router, paywall)),
+    routes: {
+      "/per": { GET: withPayment(() => (ran("per"), Response.json(resource("per"))), perRoute, paywall, "GET /per") },
+      "/v1/[[...slug]]": everyMethod(withPaywall(v1, sub)),
+    },
+  });
+  return { url: running.url, close: running.close };
+}
+
+const EVERY_METHOD = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"] as const;
 
 // ------------------------------------------------------------------ chain and payment helpers
 
@@ -251,7 +366,11 @@ interface Bypass {
   name: string;
   /** Request line and headers; `{port}` is replaced with the server's port. */
   head: string;
-  /** The exact status expected, where the issue names the bypass; otherwise any refusal (400, 402, 404). */
+  /**
+   * The exact status expected, where the issue names the bypass; otherwise any refusal (400, 402,
+   * 404). Next answers a trailing slash and repeated slashes (an absolute-form target's "//"
+   * included) with its 308 to the normalized path before any route runs: that is its refusal.
+   */
   status?: Partial<Record<Framework, number>>;
 }
 
@@ -259,43 +378,43 @@ const host = "Host: 127.0.0.1:{port}";
 const utf8 = (s: string) => Buffer.from(s, "utf8").toString("latin1");
 
 const BYPASSES: Bypass[] = [
-  { name: "the plain request (control)", head: `GET /paid HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402 } },
-  { name: "path in another case", head: `GET /PAID HTTP/1.1\r\n${host}`, status: { express: 402 } },
-  { name: "mixed case", head: `GET /PaId HTTP/1.1\r\n${host}`, status: { express: 402 } },
-  { name: "percent-encoded letter", head: `GET /pai%64 HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402 } },
-  { name: "percent-encoded, other case", head: `GET /PAI%44 HTTP/1.1\r\n${host}`, status: { express: 402 } },
-  { name: "trailing slash", head: `GET /paid/ HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402 } },
-  { name: "double slashes", head: `GET //paid HTTP/1.1\r\n${host}` },
-  { name: "trailing double slash", head: `GET /paid// HTTP/1.1\r\n${host}` },
+  { name: "the plain request (control)", head: `GET /paid HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
+  { name: "path in another case", head: `GET /PAID HTTP/1.1\r\n${host}`, status: { express: 402, next: 402 } },
+  { name: "mixed case", head: `GET /PaId HTTP/1.1\r\n${host}`, status: { express: 402, next: 402 } },
+  { name: "percent-encoded letter", head: `GET /pai%64 HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
+  { name: "percent-encoded, other case", head: `GET /PAI%44 HTTP/1.1\r\n${host}`, status: { express: 402, next: 402 } },
+  { name: "trailing slash", head: `GET /paid/ HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402, next: 308 } },
+  { name: "double slashes", head: `GET //paid HTTP/1.1\r\n${host}`, status: { next: 308 } },
+  { name: "trailing double slash", head: `GET /paid// HTTP/1.1\r\n${host}`, status: { next: 308 } },
   { name: "matrix parameter", head: `GET /paid;a=b HTTP/1.1\r\n${host}` },
-  { name: "dot segments", head: `GET /x/../paid HTTP/1.1\r\n${host}`, status: { hono: 402 } },
-  { name: "encoded dot segments", head: `GET /x/%2e%2e/paid HTTP/1.1\r\n${host}`, status: { hono: 402 } },
+  { name: "dot segments", head: `GET /x/../paid HTTP/1.1\r\n${host}`, status: { hono: 402, next: 402 } },
+  { name: "encoded dot segments", head: `GET /x/%2e%2e/paid HTTP/1.1\r\n${host}`, status: { hono: 402, next: 402 } },
   { name: "encoded slash", head: `GET /%2Fpaid HTTP/1.1\r\n${host}` },
   { name: "encoded trailing slash", head: `GET /paid%2F HTTP/1.1\r\n${host}` },
-  { name: "query and fragment", head: `GET /paid?x=1#frag HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402 } },
+  { name: "query and fragment", head: `GET /paid?x=1#frag HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
   { name: "unicode look-alike (long s)", head: `GET ${utf8("/pai\u017F")} HTTP/1.1\r\n${host}` },
   { name: "unicode look-alike, encoded (Kelvin sign)", head: `GET /%E2%84%AApaid HTTP/1.1\r\n${host}` },
-  { name: "absolute-form target", head: `GET http://127.0.0.1:{port}/paid HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402 } },
-  { name: "absolute-form target naming another host", head: `GET http://evil.example/paid HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402 } },
-  { name: "absolute-form target, other case", head: `GET http://127.0.0.1:{port}/PAID HTTP/1.1\r\n${host}`, status: { express: 402 } },
-  { name: "empty Host", head: `GET /paid HTTP/1.1\r\nHost: `, status: { express: 400, hono: 400 } },
-  { name: "Host with a path", head: `GET /paid HTTP/1.1\r\nHost: evil.example/x`, status: { express: 400, hono: 400 } },
-  { name: "Host with a space", head: `GET /paid HTTP/1.1\r\nHost: a b`, status: { express: 400, hono: 400 } },
-  { name: "Host with userinfo", head: `GET /paid HTTP/1.1\r\nHost: user@evil.example`, status: { express: 400, hono: 400 } },
+  { name: "absolute-form target", head: `GET http://127.0.0.1:{port}/paid HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402, fastify: 402, next: 308 } },
+  { name: "absolute-form target naming another host", head: `GET http://evil.example/paid HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402, fastify: 402, next: 308 } },
+  { name: "absolute-form target, other case", head: `GET http://127.0.0.1:{port}/PAID HTTP/1.1\r\n${host}`, status: { express: 402, next: 308 } },
+  { name: "empty Host", head: `GET /paid HTTP/1.1\r\nHost: `, status: { express: 400, hono: 400, fastify: 400, next: 400 } },
+  { name: "Host with a path", head: `GET /paid HTTP/1.1\r\nHost: evil.example/x`, status: { express: 400, hono: 400, fastify: 400, next: 400 } },
+  { name: "Host with a space", head: `GET /paid HTTP/1.1\r\nHost: a b`, status: { express: 400, hono: 400, fastify: 400, next: 400 } },
+  { name: "Host with userinfo", head: `GET /paid HTTP/1.1\r\nHost: user@evil.example`, status: { express: 400, hono: 400, fastify: 400, next: 400 } },
   { name: "no Host (HTTP/1.0)", head: `GET /paid HTTP/1.0` },
   { name: "two Host headers", head: `GET /paid HTTP/1.1\r\n${host}\r\nHost: evil.example` },
-  { name: "HEAD", head: `HEAD /paid HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402 } },
-  { name: "OPTIONS to an app.all route", head: `OPTIONS /any HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402 } },
-  { name: "OPTIONS with Origin only (not a preflight)", head: `OPTIONS /any HTTP/1.1\r\n${host}\r\nOrigin: https://evil.example`, status: { express: 402, hono: 402 } },
-  { name: "POST to an app.all route", head: `POST /any HTTP/1.1\r\n${host}\r\nContent-Length: 0`, status: { express: 402, hono: 402 } },
-  { name: "method override header", head: `POST /paid HTTP/1.1\r\n${host}\r\nX-HTTP-Method-Override: GET\r\nContent-Length: 0`, status: { express: 402, hono: 402 } },
-  { name: "X-Original-URL rewrite", head: `GET /free HTTP/1.1\r\n${host}\r\nX-Original-URL: /paid`, status: { express: 402, hono: 402 } },
-  { name: "X-Forwarded-Host and -Proto", head: `GET /paid HTTP/1.1\r\n${host}\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Prefix: /free`, status: { express: 402, hono: 402 } },
+  { name: "HEAD", head: `HEAD /paid HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
+  { name: "OPTIONS to an app.all route", head: `OPTIONS /any HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
+  { name: "OPTIONS with Origin only (not a preflight)", head: `OPTIONS /any HTTP/1.1\r\n${host}\r\nOrigin: https://evil.example`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
+  { name: "POST to an app.all route", head: `POST /any HTTP/1.1\r\n${host}\r\nContent-Length: 0`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
+  { name: "method override header", head: `POST /paid HTTP/1.1\r\n${host}\r\nX-HTTP-Method-Override: GET\r\nContent-Length: 0`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
+  { name: "X-Original-URL rewrite", head: `GET /free HTTP/1.1\r\n${host}\r\nX-Original-URL: /paid`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
+  { name: "X-Forwarded-Host and -Proto", head: `GET /paid HTTP/1.1\r\n${host}\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Prefix: /free`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
   { name: "mounted router, other case", head: `GET /V1/REPORT HTTP/1.1\r\n${host}`, status: { express: 402 } },
-  { name: "mounted router, encoded", head: `GET /v1/repor%74 HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402 } },
-  { name: "mounted router, trailing slash", head: `GET /v1/report/ HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402 } },
+  { name: "mounted router, encoded", head: `GET /v1/repor%74 HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402, fastify: 402, next: 402 } },
+  { name: "mounted router, trailing slash", head: `GET /v1/report/ HTTP/1.1\r\n${host}`, status: { express: 402, hono: 402, next: 308 } },
   { name: "per-route form, other case", head: `GET /PER HTTP/1.1\r\n${host}`, status: { express: 402 } },
-  { name: "per-route form, encoded", head: `GET /p%65r HTTP/1.1\r\n${host}`, status: { hono: 402 } },
+  { name: "per-route form, encoded", head: `GET /p%65r HTTP/1.1\r\n${host}`, status: { hono: 402, fastify: 402 } },
 ];
 
 describe.each(FRAMEWORKS)("%s: every way to reach a paid handler without paying is refused", (framework) => {
@@ -310,14 +429,32 @@ describe.each(FRAMEWORKS)("%s: every way to reach a paid handler without paying 
     expect(totalRuns(served)).toBe(runsBefore);
     if (res.status === 402) expect(res.headers["payment-required"]).toBeTruthy();
     if (res.status === 400) expect(JSON.parse(res.body || "{}").reason ?? "invalid_request").toBe("invalid_request");
+    // Next's redirects to the normalized path ("/paid//" takes two): where they lead is refused too.
+    let redirected = res;
+    for (let hops = 0; redirected.status === 308; hops++) {
+      expect(hops, "redirect loop").toBeLessThan(3);
+      const location = new URL(redirected.headers.location ?? "", served.url);
+      expect(location.origin).toBe(served.url);
+      const head = bypass.head.replaceAll("{port}", String(served.port)).replace(/^(\S+) \S+/, `$1 ${location.pathname}${location.search}`);
+      redirected = await rawRequest(served.port, head);
+      if (redirected.status !== 308) expect([400, 402, 404], redirected.raw.slice(0, 300)).toContain(redirected.status);
+      expect(redirected.body).not.toContain("SECRET-CONTENT");
+      expect(totalRuns(served)).toBe(runsBefore);
+    }
   });
 
   it("names the resource from the request line's path, never from a hostile Host or target host", async () => {
     const served = servers[framework];
-    const res = await rawRequest(served.port, `GET http://evil.example/paid HTTP/1.1\r\nHost: 127.0.0.1:${served.port}\r\nX-Forwarded-Host: evil.example`);
-    const required = decodeBase64Json(res.headers["payment-required"], "PAYMENT-REQUIRED");
-    const url = required.ok ? (required.value as PaymentRequired).resource.url : "";
-    expect(url).toBe(`http://127.0.0.1:${served.port}/paid`);
+    const named = async (target: string) => {
+      const res = await rawRequest(served.port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${served.port}\r\nX-Forwarded-Host: evil.example`);
+      const required = decodeBase64Json(res.headers["payment-required"], "PAYMENT-REQUIRED");
+      return { status: res.status, url: required.ok ? (required.value as PaymentRequired).resource.url : "" };
+    };
+    expect(await named("/paid")).toEqual({ status: 402, url: `http://127.0.0.1:${served.port}/paid` });
+    // Next never routes an absolute-form target (its "//" is a 308 before any route): no resource to name.
+    const absolute = await named("http://evil.example/paid");
+    if (framework === "next") expect(absolute).toEqual({ status: 308, url: "" });
+    else expect(absolute).toEqual({ status: 402, url: `http://127.0.0.1:${served.port}/paid` });
   });
 
   it("moved no money for any of it", async () => {
@@ -479,8 +616,9 @@ describe.each(FRAMEWORKS)("%s: never charged without the resource", (framework) 
   });
 });
 
-describe("a settlement still pending at the paywall's deadline", () => {
+describe.each(FRAMEWORKS)("%s: a settlement still pending at the paywall's deadline", (framework) => {
   it("answers 402 settlement_pending with the transaction, and the same payment retried later gets the resource", async () => {
+    const impatient = impatientServers[framework];
     const header = await signedHeader(impatient, "/paid");
     const before = await money();
     await rpc("evm_setAutomine", [false]);

@@ -1,4 +1,4 @@
-// The x402 flow end to end on a real anvil chain, over HTTP, through OUR server (both adapters)
+// The x402 flow end to end on a real anvil chain, over HTTP, through OUR server (every adapter)
 // and OUR facilitator service, asserting each of the specification's steps; then every way a
 // payment can be wrong, sent as raw HTTP to the server and to the facilitator: each must be
 // refused with its reason code, and no transaction may be sent and no balance may move.
@@ -35,7 +35,7 @@ import { localChain } from "./support/official.ts";
 import { startTollgateFacilitator, startTollgateServer, type Framework, type TollgateFacilitator, type TollgateServer } from "./support/tollgate.ts";
 
 const AMOUNT = "10000"; // 0.01 USDC
-const FRAMEWORKS: Framework[] = ["express", "hono"];
+const FRAMEWORKS: Framework[] = ["express", "hono", "fastify", "next"];
 
 let net: RunningLocalNetwork;
 let chain: PublicClient;
@@ -61,7 +61,8 @@ function recording(framework: Framework) {
 }
 
 beforeAll(async () => {
-  net = await startLocalNetwork({ payers: 4 });
+  // One payer per adapter, then one for the v1 client and one for the refusals.
+  net = await startLocalNetwork({ payers: FRAMEWORKS.length + 2 });
   chain = createPublicClient({ chain: localChain(net.chainId, net.rpcUrl), transport: http(net.rpcUrl) });
   facilitator = await startTollgateFacilitator({ rpcUrl: net.rpcUrl, network: net.network, usdc: net.usdc, privateKey: net.accounts.facilitator.privateKey });
   for (const framework of FRAMEWORKS) {
@@ -183,10 +184,10 @@ describe.each(FRAMEWORKS)("the seven steps through the %s adapter", (framework) 
   });
 });
 
-describe("a v1 client", () => {
+describe.each(FRAMEWORKS)("a v1 client through the %s adapter", (framework) => {
   it("pays with X-PAYMENT on network \"anvil\" and gets 200 with X-PAYMENT-RESPONSE", async () => {
-    const server = servers.hono;
-    const payer = net.accounts.payers[2]!;
+    const server = servers[framework];
+    const payer = net.accounts.payers[FRAMEWORKS.length]!;
     const before = await balanceOf(payer.address);
     const first = await fetch(server.paidUrl);
     expect(first.status).toBe(402);
@@ -211,7 +212,7 @@ describe("a v1 client", () => {
 describe("refused payments move nothing", () => {
   let required: PaymentRequired;
   let requirements: PaymentRequirements;
-  const payer = () => net.accounts.payers[3]!;
+  const payer = () => net.accounts.payers[FRAMEWORKS.length + 1]!;
   const now = () => Math.floor(Date.now() / 1000);
 
   beforeAll(async () => {

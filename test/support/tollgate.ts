@@ -1,5 +1,5 @@
-// Harness that runs OUR stack (@tollgate/facilitator, @tollgate/express or @tollgate/hono,
-// @tollgate/fetch) over real HTTP on loopback, shaped like ./official.ts so tests and benchmarks
+// Harness that runs OUR stack (@tollgate/facilitator, @tollgate/express, @tollgate/hono,
+// @tollgate/fastify or @tollgate/next route handlers, @tollgate/fetch) over real HTTP on loopback, shaped like ./official.ts so tests and benchmarks
 // can swap either side. Test/bench only: nothing under src/ may import this.
 //
 // - The facilitator is the real service (startFacilitator: hono app, in-memory PGlite ledger,
@@ -7,9 +7,11 @@
 // - The resource server protects `GET <path>` (default /paid) answering JSON `{ ok: true, path }`,
 //   like the official harness's server, so a client sees the same resource from either stack.
 import type { RequestListener } from "node:http";
+import type { AddressInfo } from "node:net";
 import express from "express";
 import { Hono } from "hono";
 import { getRequestListener } from "@hono/node-server";
+import Fastify from "fastify";
 import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { httpFacilitatorClient, type FacilitatorClient, type Network, type Price, type SpendingPolicy } from "@tollgate/core";
@@ -17,8 +19,11 @@ import { exactEvmClient, exactEvmFacilitator, exactEvmServer } from "@tollgate/e
 import { startFacilitator, type Ledger } from "@tollgate/facilitator";
 import { paymentMiddleware as expressPaymentMiddleware } from "@tollgate/express";
 import { paymentMiddleware as honoPaymentMiddleware } from "@tollgate/hono";
+import { paymentMiddleware as fastifyPaymentMiddleware } from "@tollgate/fastify";
+import { createPaywall as createNextPaywall, withPayment } from "@tollgate/next";
 import { wrapFetch } from "@tollgate/fetch";
 import { listen, type Closable } from "./listen.ts";
+import { serveLikeNext } from "../../packages/next/test/next-like.ts";
 
 export { listen };
 
@@ -80,7 +85,7 @@ export async function startTollgateFacilitator(opts: TollgateFacilitatorOptions)
   return { url: running.url, address: signer.address, ledger: running.ledger, close: running.close };
 }
 
-export type Framework = "express" | "hono";
+export type Framework = "express" | "hono" | "fastify" | "next";
 
 export interface TollgateServerOptions {
   /** Base URL of the facilitator (HTTP client with default settings). */
@@ -102,7 +107,10 @@ export interface TollgateServer extends Closable {
   paidUrl: string;
 }
 
-/** Our resource server (express or hono adapter) with the exact EVM scheme protecting `GET <path>`. */
+/**
+ * Our resource server (express, hono or fastify adapter, or a Next route handler served the way
+ * `next start` serves it) with the exact EVM scheme protecting `GET <path>`.
+ */
 export async function startTollgateServer(opts: TollgateServerOptions): Promise<TollgateServer> {
   const network = opts.network as Network;
   const path = opts.path ?? "/paid";
@@ -119,21 +127,38 @@ export async function startTollgateServer(opts: TollgateServerOptions): Promise<
     routes: { [`GET ${path}`]: { price, network, payTo: opts.payTo, description: "Tollgate paid route", mimeType: "application/json" } },
   };
 
-  let listener: RequestListener;
-  if (opts.framework === "express") {
-    const app = express();
-    app.use(expressPaymentMiddleware(config));
-    app.get(path, (_req, res) => {
-      res.json({ ok: true, path });
-    });
-    listener = app;
+  let served: Closable;
+  if (opts.framework === "fastify") {
+    const app = Fastify({ logger: false, forceCloseConnections: true });
+    await app.register(fastifyPaymentMiddleware(config));
+    app.get(path, async () => ({ ok: true, path }));
+    await app.listen({ port: opts.port ?? 0, host: "127.0.0.1" });
+    served = { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
+  } else if (opts.framework === "next") {
+    // app/<path>/route.ts: `export const GET = withPayment(handler, route, paywall)`, the paywall
+    // shared by the app's routes (lib/paywall.ts), which prices through withPayment, not a table.
+    const { routes, ...shared } = config;
+    const paywall = createNextPaywall(shared);
+    const GET = withPayment(() => Response.json({ ok: true, path }), routes[`GET ${path}`]!, paywall, `GET ${path}`);
+    const running = await serveLikeNext({ routes: { [path]: { GET } } }, opts.port);
+    served = { url: running.url, close: running.close };
   } else {
-    const app = new Hono();
-    app.use(honoPaymentMiddleware(config));
-    app.get(path, (c) => c.json({ ok: true, path }));
-    listener = getRequestListener(app.fetch);
+    let listener: RequestListener;
+    if (opts.framework === "express") {
+      const app = express();
+      app.use(expressPaymentMiddleware(config));
+      app.get(path, (_req, res) => {
+        res.json({ ok: true, path });
+      });
+      listener = app;
+    } else {
+      const app = new Hono();
+      app.use(honoPaymentMiddleware(config));
+      app.get(path, (c) => c.json({ ok: true, path }));
+      listener = getRequestListener(app.fetch);
+    }
+    served = await listen(listener, opts.port);
   }
-  const served = await listen(listener, opts.port);
   return { ...served, paidUrl: `${served.url}${path}` };
 }
 

@@ -14,7 +14,8 @@
  *   proxy's other headers set on the route's response (replacing the route's own of the same
  *   name); any other response is the answer;
  * - App Router routing: a static route's exact path (not its percent-decoded form: Next answers
- *   "/%77eather" 404), else the optional catch-all; then the module's export for the method, HEAD answered by GET when not
+ *   "/%77eather" 404), else the deepest optional catch-all folder holding the path (a nested
+ *   app/v1/[[...slug]]/route.ts before the root one); then the module's export for the method, HEAD answered by GET when not
  *   exported, OPTIONS by a 204 with `Allow`, any other missing method by a 405
  *   (autoImplementMethods); a handler that throws is a 500 with no body;
  * - the web Response written to the node response: status, headers (each Set-Cookie apart), the
@@ -30,7 +31,11 @@ export type Handler = (request: Request, context: { params: Promise<Record<strin
 export type RouteModule = Partial<Record<(typeof HTTP_METHODS)[number], Handler>>;
 
 export interface NextLikeApp {
-  /** app/<path>/route.ts, keyed by path ("/per-route"). */
+  /**
+   * app/<path>/route.ts, keyed by path ("/per-route"); a key ending in "/[[...slug]]" is that
+   * folder's optional catch-all ("/v1/[[...slug]]": app/v1/[[...slug]]/route.ts, serving "/v1"
+   * and everything under it).
+   */
   routes?: Record<string, RouteModule>;
   /** app/[[...slug]]/route.ts: whatever no static route matches. */
   catchAll?: RouteModule;
@@ -55,7 +60,8 @@ class NextLikeRequest extends Request {
   }
 }
 
-export async function serveLikeNext(app: NextLikeApp): Promise<Running> {
+/** Serves `app` on 127.0.0.1, on `port` (default: an ephemeral one). */
+export async function serveLikeNext(app: NextLikeApp, listenOn = 0): Promise<Running> {
   let port = 0;
   // Room for the oversized-header test to reach the paywall instead of Node's 431.
   const server: Server = createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
@@ -64,7 +70,7 @@ export async function serveLikeNext(app: NextLikeApp): Promise<Running> {
       res.end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(listenOn, "127.0.0.1", resolve));
   port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -108,15 +114,31 @@ async function handle(app: NextLikeApp, port: number, req: IncomingMessage, res:
     }
   }
 
-  const module = app.routes?.[url.pathname] ?? app.catchAll;
+  const { module, slug } = resolveRoute(app, url.pathname);
   if (!module) return send(res, new Response("not found", { status: 404 }), method, proxyHeaders);
   let response: Response;
   try {
-    response = await methodHandler(module, method)(request, { params: Promise.resolve({ slug: url.pathname.split("/").filter(Boolean) }) });
+    response = await methodHandler(module, method)(request, { params: Promise.resolve({ slug }) });
   } catch {
     response = new Response(null, { status: 500 });
   }
   return send(res, response, method, proxyHeaders);
+}
+
+const CATCH_ALL = "/[[...slug]]";
+
+/** The static route of exactly this path, else the deepest optional catch-all folder holding it, else the root one. */
+function resolveRoute(app: NextLikeApp, pathname: string): { module: RouteModule | undefined; slug: string[] } {
+  const own = app.routes?.[pathname];
+  if (own) return { module: own, slug: pathname.split("/").filter(Boolean) };
+  let best: { base: string; module: RouteModule } | undefined;
+  for (const [key, module] of Object.entries(app.routes ?? {})) {
+    if (!key.endsWith(CATCH_ALL)) continue;
+    const base = key.slice(0, -CATCH_ALL.length);
+    if ((pathname === base || pathname.startsWith(`${base}/`)) && (!best || base.length > best.base.length)) best = { base, module };
+  }
+  if (best) return { module: best.module, slug: pathname.slice(best.base.length).split("/").filter(Boolean) };
+  return { module: app.catchAll, slug: pathname.split("/").filter(Boolean) };
 }
 
 function methodHandler(module: RouteModule, method: string): Handler {
