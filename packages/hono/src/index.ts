@@ -14,14 +14,15 @@
 import type { Context, MiddlewareHandler } from "hono";
 import {
   createPaywall,
-  mergeHeaderValue,
+  settleWebResponse,
+  toWebResponse,
+  withPaymentHeaders,
   type Decision,
   type PaidDecision,
   type Payment,
   type Paywall,
   type PaywallConfig,
   type PaywallRequest,
-  type Respond,
   type RouteConfig,
 } from "@tollgate/server";
 
@@ -49,7 +50,7 @@ function middleware(decide: (request: PaywallRequest) => Promise<Decision>): Mid
   return async (c, next) => {
     const decision = await decide(paywallRequest(c));
     if (decision.kind === "free") return next();
-    if (decision.kind === "respond") return toResponse(decision);
+    if (decision.kind === "respond") return toWebResponse(decision);
     c.set("payment", decision.payment);
     if (decision.settled) return settledBefore(c, next, decision);
     return settleAfter(c, next, decision);
@@ -86,10 +87,8 @@ async function settledBefore(c: Context<PaymentEnv>, next: () => Promise<void>, 
     await decision.settle({ status: c.res.status });
   }
   const res = c.res;
-  const headers = new Headers(res.headers);
-  for (const [k, v] of Object.entries(decision.settled!.headers)) headers.set(k, mergeHeaderValue(k, headers.get(k), v));
   c.res = undefined as unknown as Response;
-  c.res = new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  c.res = withPaymentHeaders(res, res.body, decision.settled!.headers);
 }
 
 async function settleAfter(c: Context<PaymentEnv>, next: () => Promise<void>, decision: PaidDecision): Promise<void> {
@@ -100,69 +99,8 @@ async function settleAfter(c: Context<PaymentEnv>, next: () => Promise<void>, de
     throw e;
   }
   const res = c.res;
-  // Read the whole body first: a streaming handler that fails midway must not be charged.
-  const read = await readCapped(res, decision.maxResponseBytes);
-  const status = read.kind === "failed" ? 500 : res.status;
-  const body = read.kind === "ok" ? read.body : null;
-  const outcome = await decision.settle({
-    status,
-    headers: headerPairs(res.headers),
-    ...(body ? { body } : {}),
-    tooLarge: read.kind === "tooLarge",
-    aborted: c.req.raw.signal?.aborted === true,
-  });
+  const answer = await settleWebResponse(decision, res, c.req.raw.signal?.aborted === true);
   // Assigning undefined first stops hono from merging the old response's headers into the new one.
   c.res = undefined as unknown as Response;
-  if (outcome.kind === "respond") {
-    c.res = toResponse(outcome);
-    return;
-  }
-  if (read.kind === "failed") {
-    c.res = new Response(JSON.stringify({ error: "the resource failed while sending its response" }), { status, headers: { "Content-Type": "application/json" } });
-    return;
-  }
-  const headers = new Headers(res.headers);
-  for (const [k, v] of Object.entries(outcome.headers)) headers.set(k, mergeHeaderValue(k, headers.get(k), v));
-  c.res = new Response(body, { status: res.status, statusText: res.statusText, headers });
-}
-
-function headerPairs(headers: Headers): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  headers.forEach((value, name) => out.push([name, value]));
-  return out;
-}
-
-type Read = { kind: "ok"; body: Uint8Array<ArrayBuffer> | null } | { kind: "tooLarge" } | { kind: "failed" };
-
-/** The whole body, unless it passes `limit` bytes (the stream is then cancelled) or fails midway. */
-async function readCapped(res: Response, limit: number): Promise<Read> {
-  if (res.body === null) return { kind: "ok", body: null };
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        await reader.cancel().catch(() => {});
-        return { kind: "tooLarge" };
-      }
-      chunks.push(value);
-    }
-  } catch {
-    return { kind: "failed" };
-  }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return { kind: "ok", body };
-}
-
-function toResponse(r: Respond): Response {
-  return new Response(r.body as BodyInit, { status: r.status, headers: r.headers });
+  c.res = answer;
 }

@@ -20,7 +20,9 @@
  */
 import {
   createPaywall,
-  mergeHeaderValue,
+  settleWebResponse,
+  toWebResponse,
+  withPaymentHeaders,
   PaywallConfigError,
   type Decision,
   type PaidDecision,
@@ -28,7 +30,6 @@ import {
   type Paywall,
   type PaywallConfig,
   type PaywallRequest,
-  type Respond,
   type RouteConfig,
 } from "@tollgate/server";
 
@@ -79,7 +80,7 @@ function guarded<Req extends Request, Rest extends unknown[]>(
   return async (request, ...rest) => {
     const decision = await decide(paywallRequest(request));
     if (decision.kind === "free") return handler(request, ...rest);
-    if (decision.kind === "respond") return toResponse(decision);
+    if (decision.kind === "respond") return toWebResponse(decision);
     payments.set(request, decision.payment);
     if (request.signal?.aborted) {
       // The client left while the payment was being verified: run nothing, charge nothing.
@@ -126,7 +127,7 @@ async function settledBefore(decision: PaidDecision, run: () => Response | Promi
     // A formality once settled; called exactly once as the paywall asks.
     await decision.settle({ status: 200 });
   }
-  return withHeaders(res, res.body, decision.settled!.headers);
+  return withPaymentHeaders(res, res.body, decision.settled!.headers);
 }
 
 async function settleAfter(request: Request, decision: PaidDecision, run: () => Response | Promise<Response>): Promise<Response> {
@@ -138,21 +139,7 @@ async function settleAfter(request: Request, decision: PaidDecision, run: () => 
     await decision.settle({ status: 500, aborted: true });
     throw e;
   }
-  // Read the whole body first: a streaming handler that fails midway must not be charged.
-  const read = await readCapped(res, decision.maxResponseBytes);
-  const status = read.kind === "failed" ? 500 : res.status;
-  const body = read.kind === "ok" ? read.body : null;
-  const outcome = await decision.settle({
-    status,
-    headers: headerPairs(res.headers),
-    ...(body ? { body } : {}),
-    tooLarge: read.kind === "tooLarge",
-    aborted: request.signal?.aborted === true,
-  });
-  // Not settled (or served from the replay cache): a new response, nothing of the handler's.
-  if (outcome.kind === "respond") return toResponse(outcome);
-  if (read.kind === "failed") return Response.json({ error: "the resource failed while sending its response" }, { status: 500 });
-  return withHeaders(res, body, outcome.headers);
+  return settleWebResponse(decision, res, request.signal?.aborted === true);
 }
 
 /**
@@ -167,7 +154,7 @@ export function paymentProxy(config: PaywallConfig): (request: Request) => Promi
   return async (request) => {
     const decision = await paywall.handle(paywallRequest(request));
     if (decision.kind === "free") return undefined;
-    if (decision.kind === "respond") return toResponse(decision);
+    if (decision.kind === "respond") return toWebResponse(decision);
     if (!decision.settled) {
       // Unreachable with the check above; if it were reached, going on would serve unpaid.
       await decision.settle({ status: 500, aborted: true });
@@ -199,51 +186,4 @@ function requireSettleBefore(config: PaywallConfig): void {
       );
     }
   }
-}
-
-function withHeaders(res: Response, body: BodyInit | null, add: Record<string, string>): Response {
-  const headers = new Headers(res.headers);
-  for (const [k, v] of Object.entries(add)) headers.set(k, mergeHeaderValue(k, headers.get(k), v));
-  return new Response(body, { status: res.status, statusText: res.statusText, headers });
-}
-
-function toResponse(r: Respond): Response {
-  return new Response(r.body as BodyInit, { status: r.status, headers: r.headers });
-}
-
-function headerPairs(headers: Headers): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  headers.forEach((value, name) => out.push([name, value]));
-  return out;
-}
-
-type Read = { kind: "ok"; body: Uint8Array<ArrayBuffer> | null } | { kind: "tooLarge" } | { kind: "failed" };
-
-/** The whole body, unless it passes `limit` bytes (the stream is then cancelled) or fails midway. */
-async function readCapped(res: Response, limit: number): Promise<Read> {
-  if (res.body === null) return { kind: "ok", body: null };
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        await reader.cancel().catch(() => {});
-        return { kind: "tooLarge" };
-      }
-      chunks.push(value);
-    }
-  } catch {
-    return { kind: "failed" };
-  }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return { kind: "ok", body };
 }

@@ -32,3 +32,4 @@ export { publicMessage } from "./responses.ts";
 export { escapeHtml, renderPaywallPage, type PaywallPageOptions } from "./paywall-page.ts";
 export { mergeHeaderValue } from "./headers.ts";
 export { checkSupport, describeUnservable, supportedKindFor, type SupportReport, type UnservableOption } from "./supported-check.ts";
+export { settleWebResponse, toWebResponse, withPaymentHeaders } from "./web.ts";
