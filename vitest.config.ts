@@ -18,6 +18,7 @@ export default defineConfig({
       "@tollgate/next": source("packages/next"),
       "@tollgate/axios": source("packages/axios"),
       "@tollgate/mcp": source("packages/mcp"),
+      "@tollgate/a2a": source("packages/a2a"),
       "@tollgate/devnet": source("packages/devnet"),
       "@tollgate/facilitator": source("apps/facilitator"),
     },

@@ -21,6 +21,7 @@ const projects = [
   "packages/next/tsconfig.build.json",
   "packages/axios/tsconfig.build.json",
   "packages/mcp/tsconfig.build.json",
+  "packages/a2a/tsconfig.build.json",
 ];
 
 if (clean) for (const dir of [...readdirSync(join(root, "packages")).map((d) => `packages/${d}`), "apps/cli", "apps/facilitator"]) rmSync(join(root, dir, "dist"), { recursive: true, force: true });

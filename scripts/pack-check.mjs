@@ -6,6 +6,7 @@
 //   2. runs an ESM program that serves a paid route with @tollgate/hono and pays it with
 //      @tollgate/fetch, checking the receipt and the on-chain balances;
 //      then one that serves a paid MCP tool with @tollgate/mcp and pays it with its client;
+//      then one that serves a paid A2A agent with @tollgate/a2a and pays it with its client agent;
 //   3. requires @tollgate/core from CommonJS (Node >= 20.19 loads ESM through require);
 //   4. type-checks a strict NodeNext TypeScript consumer against the shipped .d.ts (skipLibCheck off).
 // Plain JavaScript on purpose: nothing here may depend on the repository's dev tooling.
@@ -121,6 +122,59 @@ if (result.content[0]?.text !== "sunny" || !receipt?.success || !/^0x[0-9a-f]{64
 console.log(\`paid an MCP tool $0.03 with plain node: tx \${receipt.transaction}\`);
 `;
 
+const A2A_PROGRAM = `// A consumer's paid A2A agent: plain node, the installed packages only (merchant on a real port and paying client agent in one process).
+import express from "express";
+import { AGENT_CARD_PATH, Role, TaskState } from "@a2a-js/sdk";
+import { DefaultRequestHandler, InMemoryTaskStore } from "@a2a-js/sdk/server";
+import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express";
+import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from "@a2a-js/sdk/client";
+import { createA2aPaywall, getPaymentReceipt, readReceipts, spendingPolicy, wrapA2aClient, x402AgentExtensions } from "@tollgate/a2a";
+import { exactEvmClient, exactEvmServer } from "@tollgate/evm";
+import { privateKeyToAccount } from "viem/accounts";
+
+const net = JSON.parse(process.env.TOLLGATE_DEV);
+const { usdc } = net.evm;
+const text = (value) => ({ content: { $case: "text", value }, metadata: undefined, filename: "", mediaType: "" });
+const forecaster = {
+  async execute(ctx, bus) {
+    bus.publish({ kind: "artifactUpdate", data: { taskId: ctx.taskId, contextId: ctx.contextId, artifact: { artifactId: "f", name: "forecast", description: "", parts: [text("sunny")], metadata: undefined, extensions: [] }, append: false, lastChunk: true, metadata: undefined } });
+    bus.publish({ kind: "statusUpdate", data: { taskId: ctx.taskId, contextId: ctx.contextId, metadata: undefined, status: { state: TaskState.TASK_STATE_COMPLETED, timestamp: new Date().toISOString(), message: undefined } } });
+  },
+  async cancelTask() {},
+};
+const paywall = createA2aPaywall({
+  facilitator: net.facilitatorUrl,
+  schemes: [exactEvmServer({ assets: [{ network: net.evm.network, address: usdc.address, decimals: usdc.decimals, name: usdc.name, version: usdc.version, symbol: "USDC" }] })],
+});
+const executor = paywall.executor(forecaster, { skills: { forecast: { price: "$0.04", network: net.evm.network, payTo: net.evm.payee, description: "Tomorrow's weather" } } });
+const app = express();
+const server = app.listen(0, "127.0.0.1");
+await new Promise((resolve) => server.once("listening", resolve));
+const base = \`http://127.0.0.1:\${server.address().port}\`;
+const card = {
+  name: "Weather", description: "Paid forecasts", version: "1.0.0", provider: undefined,
+  capabilities: { streaming: false, pushNotifications: false, extensions: x402AgentExtensions() },
+  supportedInterfaces: [{ url: \`\${base}/a2a\`, protocolBinding: "JSONRPC", protocolVersion: "1.0", tenant: "" }, { url: \`\${base}/a2a\`, protocolBinding: "JSONRPC", protocolVersion: "0.3", tenant: "" }],
+  securitySchemes: {}, securityRequirements: [], defaultInputModes: ["text/plain"], defaultOutputModes: ["text/plain"],
+  skills: [{ id: "forecast", name: "Forecast", description: "Tomorrow's weather", tags: [], examples: [], inputModes: [], outputModes: [], securityRequirements: [] }], signatures: [],
+};
+const handler = new DefaultRequestHandler(card, new InMemoryTaskStore(), executor);
+app.use(\`/\${AGENT_CARD_PATH}\`, agentCardHandler({ agentCardProvider: async () => card, legacyCompat: { enabled: true } }));
+app.use("/a2a", jsonRpcHandler({ requestHandler: handler, userBuilder: UserBuilder.noAuthentication, legacyCompat: { enabled: true } }));
+
+const factory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, { transports: [new JsonRpcTransportFactory({ legacyCompat: { enabled: true } })] }));
+const client = await factory.createFromUrl(base);
+const account = privateKeyToAccount(net.evm.payers[2].privateKey);
+const policy = spendingPolicy({ maxPerRequest: "$0.05", usdAssets: [{ network: net.evm.network, asset: usdc.address, decimals: usdc.decimals }] });
+const message = { messageId: crypto.randomUUID(), contextId: "", taskId: "", role: Role.ROLE_USER, parts: [text("Paris")], metadata: undefined, extensions: [], referenceTaskIds: [] };
+const task = await wrapA2aClient(client, { schemes: [exactEvmClient({ account })], policy }).sendMessage({ tenant: "", message, configuration: undefined, metadata: undefined });
+server.closeAllConnections();
+server.close();
+const receipt = getPaymentReceipt(task)?.receipt;
+if (task.status?.state !== TaskState.TASK_STATE_COMPLETED || task.artifacts[0]?.parts[0]?.content?.value !== "sunny" || !receipt?.success || readReceipts(task)[0]?.transaction !== receipt.transaction) throw new Error(\`paid task: \${JSON.stringify(task)}\`);
+console.log(\`paid an A2A agent $0.04 with plain node: tx \${receipt.transaction}\`);
+`;
+
 const TSCONFIG = {
   compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, skipLibCheck: false, exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true, types: ["node"] },
   files: ["consumer.ts"],
@@ -140,6 +194,10 @@ import { wrapAxios, getPaymentReceipt as axiosReceipt, PaymentFailedError } from
 import Fastify from "fastify";
 import axios, { type AxiosResponse } from "axios";
 import { createMcpPaywall, wrapMcpClient, getPaymentReceipt as mcpReceipt } from "@tollgate/mcp";
+import { createA2aPaywall, wrapA2aClient, getPaymentReceipt as a2aReceipt, readReceipts, x402AgentExtensions } from "@tollgate/a2a";
+import type { AgentExecutor } from "@a2a-js/sdk/server";
+import type { Client as A2aClient } from "@a2a-js/sdk/client";
+import type { SendMessageRequest, Task } from "@a2a-js/sdk";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { startLocalNetwork } from "@tollgate/devnet";
@@ -175,6 +233,13 @@ createMcpPaywall(config).tool("forecast", { ...route, description: "d" }, (extra
 const mcpPaid = wrapMcpClient(new Client({ name: "agent", version: "1.0.0" }), { schemes: [exactEvmClient({ account })] });
 const mcpTx = async (): Promise<string | undefined> => mcpReceipt(await mcpPaid.callTool({ name: "forecast" }))?.receipt?.transaction;
 export { mcpServer, mcpTx };
+const a2aExecutor = (inner: AgentExecutor): AgentExecutor => createA2aPaywall(config).executor(inner, { skills: { forecast: { ...route, description: "d" } } });
+const a2aExtensions = x402AgentExtensions();
+const a2aTx = async (client: A2aClient, params: SendMessageRequest): Promise<string | undefined> => {
+  const task = (await wrapA2aClient(client, { schemes: [exactEvmClient({ account })] }).sendMessage(params)) as Task;
+  return a2aReceipt(task)?.receipt?.transaction ?? readReceipts(task)[0]?.transaction;
+};
+export { a2aExecutor, a2aExtensions, a2aTx };
 `;
 
 let dev;
@@ -221,6 +286,10 @@ try {
   step("paying an MCP tool served with @tollgate/mcp, from @tollgate/mcp's client (plain node)");
   writeFileSync(join(app, "mcp.mjs"), MCP_PROGRAM);
   execFileSync(process.execPath, ["mcp.mjs"], { cwd: app, stdio: "inherit", env: { ...env, TOLLGATE_DEV: JSON.stringify(network) }, timeout: 120_000 });
+
+  step("paying an A2A agent served with @tollgate/a2a, from @tollgate/a2a's client (plain node)");
+  writeFileSync(join(app, "a2a.mjs"), A2A_PROGRAM);
+  execFileSync(process.execPath, ["a2a.mjs"], { cwd: app, stdio: "inherit", env: { ...env, TOLLGATE_DEV: JSON.stringify(network) }, timeout: 120_000 });
 
   step("the packed CLI pays the dev network's API (the local token counts as dollars without flags)");
   const paid = JSON.parse(execFileSync(bin, ["pay", network.paidUrl, "--json"], { cwd: app, env: { ...env, TOLLGATE_PRIVATE_KEY: network.evm.payers[1].privateKey }, encoding: "utf8", timeout: 120_000 }));
