@@ -26,13 +26,10 @@ import { Role, TaskState, type Artifact, type Message, type Part, type Task, typ
 import { RequestContext, type AgentExecutionEvent, type AgentExecutor, type ExecutionEventBus } from "@a2a-js/sdk/server";
 import {
   canonicalJson,
-  decodeBase64Json,
   encodeBase64Json,
   Headers as X402Headers,
   MAX_HEADER_BYTES,
   parsePaymentPayload,
-  parsePaymentRequired,
-  parseSettleResponse,
   Reason,
   type PaymentPayload,
   type PaymentRequired,
@@ -50,6 +47,9 @@ import {
   type RouteConfig,
   type RouteGuard,
   type SupportReport,
+  respondJson,
+  respondPaymentRequired,
+  respondSettlement,
 } from "@tollgate/server";
 import {
   cartMandateArtifact,
@@ -245,7 +245,7 @@ function paidExecutor(inner: AgentExecutor, options: PaidExecutorOptions, route:
   async function offersFor(skill: Skill): Promise<PaymentRequired | undefined> {
     const answer = await skill.guard.handle(paywallRequest(skill.url));
     if (answer.kind !== "respond" || answer.status !== 402) return undefined;
-    const required = requiredOf(answer);
+    const required = respondPaymentRequired(answer);
     return required ? { ...required, error: "Payment required to access this resource" } : undefined;
   }
 
@@ -326,12 +326,12 @@ function paidExecutor(inner: AgentExecutor, options: PaidExecutorOptions, route:
   function fromRespond(ctx: RequestContext, bus: ExecutionEventBus, entry: TaskEntry, r: Respond, field: string, payload: PaymentPayload): void {
     const network = payload.accepted.network;
     if (r.status === 402) {
-      const required = requiredOf(r);
-      const receipt = settleResponseOf(r);
+      const required = respondPaymentRequired(r);
+      const receipt = respondSettlement(r);
       const error = receipt?.errorReason ?? required?.error ?? Reason.unexpectedSettleError;
       return fail(ctx, bus, entry, error, receipt?.errorMessage ?? messageOf(error), receipt, network);
     }
-    const body = bodyJson(r);
+    const body = respondJson(r);
     const reason = typeof body?.reason === "string" ? body.reason : r.status === 400 ? Reason.invalidPayload : Reason.unexpectedVerifyError;
     // The field names the paywall gives are rooted at the header's payload; here it came from the message.
     const message = typeof body?.error === "string" ? body.error.replace(/\bpaymentPayload\b/g, field) : "internal error while processing the payment";
@@ -560,37 +560,5 @@ function paywallRequest(url: string, header?: string): PaywallRequest {
 function messageOf(error: string): string | undefined {
   const i = error.indexOf(":");
   return i < 0 ? undefined : error.slice(i + 1).trim() || undefined;
-}
-
-function header(r: Respond, name: string): string | undefined {
-  const lower = name.toLowerCase();
-  for (const [k, v] of Object.entries(r.headers)) if (k.toLowerCase() === lower) return v;
-  return undefined;
-}
-
-function requiredOf(r: Respond): PaymentRequired | undefined {
-  const decoded = decodeBase64Json(header(r, X402Headers.v2.required), X402Headers.v2.required);
-  if (!decoded.ok) return undefined;
-  const parsed = parsePaymentRequired(decoded.value);
-  return parsed.ok ? parsed.value : undefined;
-}
-
-function settleResponseOf(r: Respond): SettleResponse | undefined {
-  const raw = header(r, X402Headers.v2.response);
-  if (raw === undefined) return undefined;
-  const decoded = decodeBase64Json(raw, X402Headers.v2.response);
-  if (!decoded.ok) return undefined;
-  const parsed = parseSettleResponse(decoded.value);
-  return parsed.ok ? parsed.value : undefined;
-}
-
-function bodyJson(r: Respond): Record<string, unknown> | undefined {
-  try {
-    const text = typeof r.body === "string" ? r.body : new TextDecoder().decode(r.body);
-    const value: unknown = JSON.parse(text);
-    return isObject(value) ? value : undefined;
-  } catch {
-    return undefined;
-  }
 }
 

@@ -34,13 +34,10 @@ import {
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import {
-  decodeBase64Json,
   encodeBase64Json,
   Headers as X402Headers,
   MAX_HEADER_BYTES,
   parsePaymentPayload,
-  parsePaymentRequired,
-  parseSettleResponse,
   Reason,
   type PaymentRequired,
   type SettleResponse,
@@ -57,6 +54,9 @@ import {
   type RouteConfig,
   type RouteGuard,
   type SupportReport,
+  respondJson,
+  respondPaymentRequired,
+  respondSettlement,
 } from "@tollgate/server";
 import { PAYMENT_META_KEY, PAYMENT_REQUIRED_MESSAGE, PAYMENT_RESPONSE_META_KEY, paymentRequiredResult, toolResourceUrl } from "./meta.ts";
 
@@ -181,18 +181,18 @@ function toolAnswers(name: string, guard: RouteGuard, outputSchema: ToolSchema |
   async function unpaid(error: string): Promise<CallToolResult> {
     const answer = await guard.handle(request());
     if (answer.kind !== "respond" || answer.status !== 402) return answer.kind === "respond" ? fromRespond(answer) : internalError();
-    const required = requiredOf(answer);
+    const required = respondPaymentRequired(answer);
     return required ? paymentRequiredResult({ ...required, error }) : internalError();
   }
 
   /** A paywall answer that is not "run the tool": 402, 400 (the payment unreadable), a cached result, or 500. */
   async function fromRespond(r: Respond): Promise<CallToolResult> {
     if (r.status === 402) {
-      const required = requiredOf(r);
-      const receipt = settleResponseOf(r);
+      const required = respondPaymentRequired(r);
+      const receipt = respondSettlement(r);
       return required ? paymentRequiredResult(required, receipt) : internalError();
     }
-    const body = bodyJson(r);
+    const body = respondJson(r);
     if (r.status === 400) {
       // The field names the paywall gives are rooted at the header's payload; here it came from _meta.
       const message = typeof body?.error === "string" ? body.error.replace(/\bpaymentPayload\b/g, META_FIELD) : "the payment could not be read";
@@ -200,7 +200,7 @@ function toolAnswers(name: string, guard: RouteGuard, outputSchema: ToolSchema |
     }
     if (r.status === 200 && body) {
       // A payment-identifier retry of a paid call: the result it bought, from the paywall's cache.
-      const receipt = settleResponseOf(r);
+      const receipt = respondSettlement(r);
       return receipt ? withReceipt(body as CallToolResult, receipt) : internalError();
     }
     return errorResult(typeof body?.error === "string" ? body.error : "internal error while processing the payment", typeof body?.reason === "string" ? body.reason : Reason.unexpectedVerifyError);
@@ -273,38 +273,6 @@ function toolAnswers(name: string, guard: RouteGuard, outputSchema: ToolSchema |
       return internalError();
     }
   };
-}
-
-function header(r: Respond, name: string): string | undefined {
-  const lower = name.toLowerCase();
-  for (const [k, v] of Object.entries(r.headers)) if (k.toLowerCase() === lower) return v;
-  return undefined;
-}
-
-function requiredOf(r: Respond): PaymentRequired | undefined {
-  const decoded = decodeBase64Json(header(r, X402Headers.v2.required), X402Headers.v2.required);
-  if (!decoded.ok) return undefined;
-  const parsed = parsePaymentRequired(decoded.value);
-  return parsed.ok ? parsed.value : undefined;
-}
-
-function settleResponseOf(r: Respond): SettleResponse | undefined {
-  const raw = header(r, X402Headers.v2.response);
-  if (raw === undefined) return undefined;
-  const decoded = decodeBase64Json(raw, X402Headers.v2.response);
-  if (!decoded.ok) return undefined;
-  const parsed = parseSettleResponse(decoded.value);
-  return parsed.ok ? parsed.value : undefined;
-}
-
-function bodyJson(r: Respond): Record<string, unknown> | undefined {
-  try {
-    const text = typeof r.body === "string" ? r.body : new TextDecoder().decode(r.body);
-    const value: unknown = JSON.parse(text);
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function withReceipt(result: CallToolResult, settlement: SettleResponse): CallToolResult {

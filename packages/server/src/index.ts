@@ -28,7 +28,7 @@ export { createInFlight, authorizationKeyOf, payloadHash, type InFlight } from "
 export { createReplayCache, type CachedResponse, type ReplayCache, type ReplayCacheOptions } from "./replay-cache.ts";
 export { settleUntilFinal, isPending, isReplay, SETTLEMENT_EXTENSION, type SettleOutcome } from "./settlement.ts";
 export { PAYMENT_IDENTIFIER, PAYMENT_IDENTIFIER_ADVERTISEMENT, readPaymentIdentifier } from "./extensions.ts";
-export { publicMessage } from "./responses.ts";
+export { publicMessage, respondHeader, respondJson, respondPaymentRequired, respondSettlement } from "./responses.ts";
 export { escapeHtml, renderPaywallPage, type PaywallPageOptions } from "./paywall-page.ts";
 export { mergeHeaderValue } from "./headers.ts";
 export { checkSupport, describeUnservable, supportedKindFor, type SupportReport, type UnservableOption } from "./supported-check.ts";

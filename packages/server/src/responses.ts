@@ -4,7 +4,7 @@
  * facilitator's internal errors (RPC URLs, addresses of its own hosts, stack text) go to
  * `onError` only.
  */
-import { Reason, type FieldIssue, type SettleResponse } from "@tollgate/core";
+import { decodeBase64Json, Headers as X402Headers, parsePaymentRequired, parseSettleResponse, Reason, type FieldIssue, type PaymentRequired, type SettleResponse } from "@tollgate/core";
 
 export interface Respond {
   kind: "respond";
@@ -77,4 +77,44 @@ export function publicSettleResponse(r: SettleResponse): SettleResponse {
   const { errorMessage, ...rest } = r;
   const m = publicMessage(r.errorReason ?? Reason.unexpectedSettleError, errorMessage);
   return m ? { ...rest, errorMessage: m } : rest;
+}
+
+// ------------------------------------------------------------------ reading an answer back
+// For transports that are not HTTP (MCP, A2A): the paywall answers as if over HTTP, and they
+// carry what its answer says in their own shapes.
+
+/** A header of a paywall answer, by case-insensitive name. */
+export function respondHeader(r: Respond, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const [k, v] of Object.entries(r.headers)) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+/** The PaymentRequired a 402 carries in its header, or undefined. */
+export function respondPaymentRequired(r: Respond): PaymentRequired | undefined {
+  const decoded = decodeBase64Json(respondHeader(r, X402Headers.v2.required), X402Headers.v2.required);
+  if (!decoded.ok) return undefined;
+  const parsed = parsePaymentRequired(decoded.value);
+  return parsed.ok ? parsed.value : undefined;
+}
+
+/** The settlement an answer reports in PAYMENT-RESPONSE, or undefined. */
+export function respondSettlement(r: Respond): SettleResponse | undefined {
+  const raw = respondHeader(r, X402Headers.v2.response);
+  if (raw === undefined) return undefined;
+  const decoded = decodeBase64Json(raw, X402Headers.v2.response);
+  if (!decoded.ok) return undefined;
+  const parsed = parseSettleResponse(decoded.value);
+  return parsed.ok ? parsed.value : undefined;
+}
+
+/** An answer's JSON object body, or undefined. */
+export function respondJson(r: Respond): Record<string, unknown> | undefined {
+  try {
+    const text = typeof r.body === "string" ? r.body : new TextDecoder().decode(r.body);
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
