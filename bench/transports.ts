@@ -1,5 +1,6 @@
 // What paying costs on each transport: the p50 of a paid call minus the p50 of the same call
-// unpaid, over HTTP (hono + @tollgate/fetch) and over MCP (Streamable HTTP + @tollgate/mcp), on
+// unpaid, over HTTP (hono + @tollgate/fetch), MCP (Streamable HTTP + @tollgate/mcp) and A2A
+// (JSON-RPC + @tollgate/a2a, the a2a tests' image agent), on
 // one local chain (anvil, instant mining) with our facilitator. Same handler, same price, same
 // payer; calls are sequential and the transports take turns in blocks so background load hits
 // them alike.
@@ -21,6 +22,8 @@ import { exactEvmClient, exactEvmServer } from "@tollgate/evm";
 import { getPaymentReceipt as httpReceipt, spendingPolicy, wrapFetch } from "@tollgate/fetch";
 import { paymentMiddleware } from "@tollgate/hono";
 import { createMcpPaywall, getPaymentReceipt as mcpReceipt, wrapMcpClient } from "@tollgate/mcp";
+import { getPaymentReceipt as a2aReceipt, wrapA2aClient } from "@tollgate/a2a";
+import { startMerchant, userMessage } from "../packages/a2a/test/support/merchant.ts";
 import { startTollgateFacilitator } from "../test/support/tollgate.ts";
 import { summarize, type LatencySummary } from "./official.ts";
 
@@ -68,6 +71,15 @@ const mcp = new Client({ name: "bench", version: "0.0.0" });
 await mcp.connect(new StreamableHTTPClientTransport(mcpUrl));
 const payingMcp = wrapMcpClient(mcp, { schemes: clientSchemes, policy: policy() });
 
+// A2A: the same agent with and without the paywall.
+const a2aPrice = { price: "$0.01", network, payTo: net.accounts.payee.address, description: "Generate an image" };
+const merchantPaid = await startMerchant({ facilitator: facilitator.url, schemes, price: a2aPrice, paywall: { settlementTimeoutMs: 60_000, settlementPollMs: 200 } });
+const merchantFree = await startMerchant({ unpaid: true });
+const a2aFree = await merchantFree.client();
+const a2aPaid = wrapA2aClient(await merchantPaid.client(), { schemes: clientSchemes, policy: policy() });
+const completed = (task: unknown) => (task as { status?: { state?: unknown } }).status?.state;
+const a2aDone = completed(await a2aFree.sendMessage(userMessage("warm-up")));
+
 type Call = () => Promise<void>;
 const calls: Record<string, Call> = {
   "http free": async () => {
@@ -83,6 +95,14 @@ const calls: Record<string, Call> = {
   "mcp free": async () => {
     const r = await mcp.callTool({ name: "report_free", arguments: { q: "free" } });
     if (r.isError) throw new Error("mcp free failed");
+  },
+  "a2a free": async () => {
+    const task = await a2aFree.sendMessage(userMessage("a cat"));
+    if (completed(task) !== a2aDone) throw new Error(`a2a free: ${JSON.stringify(completed(task))}`);
+  },
+  "a2a paid": async () => {
+    const task = await a2aPaid.sendMessage(userMessage("a cat"));
+    if (completed(task) !== a2aDone || !a2aReceipt(task as never)?.receipt?.success) throw new Error(`a2a paid: ${JSON.stringify(completed(task))}`);
   },
   "mcp paid": async () => {
     const r = await payingMcp.callTool({ name: "report_paid", arguments: { q: "paid" } });
@@ -107,9 +127,12 @@ console.log("call         p50 ms   p95 ms");
 for (const [k, v] of Object.entries(s)) console.log(`${k.padEnd(12)} ${String(v.medianMs).padStart(7)} ${String(v.p95Ms).padStart(8)}`);
 const http = s["http paid"]!.medianMs - s["http free"]!.medianMs;
 const over = s["mcp paid"]!.medianMs - s["mcp free"]!.medianMs;
-console.log(`p50 overhead of paying: HTTP ${http.toFixed(2)} ms, MCP ${over.toFixed(2)} ms (MCP/HTTP ${(over / http).toFixed(2)}x)`);
+const a2a = s["a2a paid"]!.medianMs - s["a2a free"]!.medianMs;
+console.log(`p50 overhead of paying: HTTP ${http.toFixed(2)} ms, MCP ${over.toFixed(2)} ms (MCP/HTTP ${(over / http).toFixed(2)}x), A2A ${a2a.toFixed(2)} ms (A2A/HTTP ${(a2a / http).toFixed(2)}x)`);
 
 await mcp.close();
+await merchantPaid.close();
+await merchantFree.close();
 mcpServer.closeAllConnections();
 await new Promise<void>((r) => mcpServer.close(() => r()));
 await new Promise<void>((r) => httpServer.close(() => r()));

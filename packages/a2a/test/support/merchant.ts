@@ -105,6 +105,20 @@ function imageExecutor(runs: { count: number; payers: (string | undefined)[] }):
   };
 }
 
+/** Without the paywall (which announces the task itself), the SDK needs the task first. */
+function announced(inner: AgentExecutor): AgentExecutor {
+  return {
+    async execute(ctx, bus) {
+      if (!ctx.task) {
+        const status = { state: TaskState.TASK_STATE_WORKING, timestamp: new Date().toISOString(), message: undefined };
+        bus.publish({ kind: "task", data: { id: ctx.taskId, contextId: ctx.contextId, status, artifacts: [], history: [], metadata: undefined } });
+      }
+      await inner.execute(ctx, bus);
+    },
+    cancelTask: (taskId, bus) => inner.cancelTask(taskId, bus),
+  };
+}
+
 export interface Merchant {
   /** The agent's base URL (the agent card is under it). */
   url: string;
@@ -127,6 +141,8 @@ export interface MerchantOptions {
   facilitator?: FacilitatorClient | string;
   schemes?: SchemeServer[];
   price?: RouteConfig;
+  /** The same agent without the paywall (the baseline of bench/transports.ts). */
+  unpaid?: boolean;
 }
 
 export async function startMerchant(options: MerchantOptions = {}): Promise<Merchant> {
@@ -140,7 +156,7 @@ export async function startMerchant(options: MerchantOptions = {}): Promise<Merc
     settlementTimeoutMs: 200,
     ...options.paywall,
   });
-  const executor = paywall.executor(imageExecutor(runs), {
+  const executor = options.unpaid ? announced(imageExecutor(runs)) : paywall.executor(imageExecutor(runs), {
     skills: { "generate-image": options.price ?? PRICE },
     resourceUrl: () => RESOURCE_URL,
     ...(options.embedded !== undefined ? { embedded: options.embedded } : {}),
