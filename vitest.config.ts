@@ -19,6 +19,7 @@ export default defineConfig({
       "@tollgate/axios": source("packages/axios"),
       "@tollgate/mcp": source("packages/mcp"),
       "@tollgate/a2a": source("packages/a2a"),
+      "@tollgate/ai": source("packages/ai"),
       "@tollgate/devnet": source("packages/devnet"),
       "@tollgate/facilitator": source("apps/facilitator"),
     },

@@ -22,6 +22,7 @@ const projects = [
   "packages/axios/tsconfig.build.json",
   "packages/mcp/tsconfig.build.json",
   "packages/a2a/tsconfig.build.json",
+  "packages/ai/tsconfig.build.json",
 ];
 
 if (clean) for (const dir of [...readdirSync(join(root, "packages")).map((d) => `packages/${d}`), "apps/cli", "apps/facilitator"]) rmSync(join(root, dir, "dist"), { recursive: true, force: true });

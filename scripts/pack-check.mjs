@@ -8,7 +8,9 @@
 //      then one that serves a paid MCP tool with @tollgate/mcp and pays it with its client;
 //      then one that serves a paid A2A agent with @tollgate/a2a and pays it with its client agent;
 //   3. requires @tollgate/core from CommonJS (Node >= 20.19 loads ESM through require);
-//   4. type-checks a strict NodeNext TypeScript consumer against the shipped .d.ts (skipLibCheck off).
+//   4. type-checks a strict NodeNext TypeScript consumer against the shipped .d.ts (skipLibCheck off),
+//      and an AI SDK agent using @tollgate/ai's tools (skipLibCheck on: the `ai` SDK's own
+//      declarations do not pass a lib check under these options).
 // Plain JavaScript on purpose: nothing here may depend on the repository's dev tooling.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -180,6 +182,29 @@ const TSCONFIG = {
   files: ["consumer.ts"],
 };
 
+// The `ai` SDK's .d.ts fail a lib check (exactOptionalPropertyTypes, and an untyped `json-schema`
+// import), so this consumer is checked with skipLibCheck on; its own code is as strict as the other.
+const AI_TSCONFIG = { ...TSCONFIG, compilerOptions: { ...TSCONFIG.compilerOptions, skipLibCheck: true }, files: ["ai-consumer.ts"] };
+
+const AI_CONSUMER = `// A strict NodeNext TypeScript agent: @tollgate/ai's tools in the AI SDK's generateText.
+import { generateText, stepCountIs, type LanguageModel, type ToolSet } from "ai";
+import { paidFetchTool, paidMcpTools, spendingPolicy, type PaidFetchResult } from "@tollgate/ai";
+import { exactEvmClient } from "@tollgate/evm";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { privateKeyToAccount } from "viem/accounts";
+
+const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+const policy = spendingPolicy({ maxPerRequest: "$0.05", budget: "$1" });
+const paidFetch = paidFetchTool({ schemes: [exactEvmClient({ account })], policy }, { maxBodyChars: 4096 });
+const agent = async (model: LanguageModel, mcp: Client): Promise<string> => {
+  const tools: ToolSet = { paidFetch, ...(await paidMcpTools(mcp, { schemes: [exactEvmClient({ account })], policy })) };
+  const result = await generateText({ model, tools, stopWhen: stepCountIs(5), prompt: "go" });
+  const first = result.steps[0]?.toolResults[0]?.output as PaidFetchResult | undefined;
+  return first?.outcome === "refused" ? first.message : result.text;
+};
+export { agent };
+`;
+
 const TS_CONSUMER = `// A strict NodeNext TypeScript consumer: every package's main API, type-checked against the shipped .d.ts.
 import { parseMoney, spendingPolicy, createFacilitator, type PaymentRequirements, type SettleResponse } from "@tollgate/core";
 import { exactEvmClient, exactEvmServer, exactEvmFacilitator } from "@tollgate/evm";
@@ -252,7 +277,7 @@ try {
   mkdirSync(tarballs);
   npm(["pack", "--workspaces", "--pack-destination", tarballs, "--silent"], root);
   const files = readdirSync(tarballs).filter((f) => f.endsWith(".tgz")).map((f) => join(tarballs, f));
-  if (files.length < 14) throw new Error(`expected 14 tarballs, got ${files.length}: ${files.join(", ")}`);
+  if (files.length < 16) throw new Error(`expected 16 tarballs, got ${files.length}: ${files.join(", ")}`);
   for (const f of files) {
     const listing = execFileSync("tar", ["-tzf", f], { encoding: "utf8" });
     if (/\/(test|src)\//.test(listing)) throw new Error(`${f} ships tests or sources:\n${listing}`);
@@ -295,8 +320,8 @@ try {
   const paid = JSON.parse(execFileSync(bin, ["pay", network.paidUrl, "--json"], { cwd: app, env: { ...env, TOLLGATE_PRIVATE_KEY: network.evm.payers[1].privateKey }, encoding: "utf8", timeout: 120_000 }));
   if (!paid.ok || paid.amountUsd !== "0.01" || !/^0x[0-9a-f]{64}$/.test(paid.receipt?.transaction ?? "")) throw new Error(`tollgate pay --json: ${JSON.stringify(paid)}`);
 
-  step("the Fastify, Next.js and axios packages load with plain node");
-  writeFileSync(join(app, "adapters.mjs"), `for (const [name, fn] of [["@tollgate/fastify", "paymentMiddleware"], ["@tollgate/next", "withPayment"], ["@tollgate/axios", "wrapAxios"]]) { const m = await import(name); if (typeof m[fn] !== "function") throw new Error(name + " has no " + fn); } console.log("@tollgate/fastify, @tollgate/next, @tollgate/axios load");\n`);
+  step("the Fastify, Next.js, axios and AI SDK packages load with plain node");
+  writeFileSync(join(app, "adapters.mjs"), `for (const [name, fn] of [["@tollgate/fastify", "paymentMiddleware"], ["@tollgate/next", "withPayment"], ["@tollgate/axios", "wrapAxios"], ["@tollgate/ai", "paidFetchTool"]]) { const m = await import(name); if (typeof m[fn] !== "function") throw new Error(name + " has no " + fn); } console.log("@tollgate/fastify, @tollgate/next, @tollgate/axios, @tollgate/ai load");\n`);
   execFileSync(process.execPath, ["adapters.mjs"], { cwd: app, stdio: "inherit" });
 
   step("require() from CommonJS");
@@ -307,6 +332,11 @@ try {
   writeFileSync(join(app, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2));
   writeFileSync(join(app, "consumer.ts"), TS_CONSUMER);
   execFileSync(join(app, "node_modules", ".bin", "tsc"), ["-p", "."], { cwd: app, stdio: "inherit" });
+
+  step("type-checking an AI SDK agent that uses @tollgate/ai (strict NodeNext)");
+  writeFileSync(join(app, "tsconfig.ai.json"), JSON.stringify(AI_TSCONFIG, null, 2));
+  writeFileSync(join(app, "ai-consumer.ts"), AI_CONSUMER);
+  execFileSync(join(app, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.ai.json"], { cwd: app, stdio: "inherit" });
 
   step("all good");
 } catch (e) {
