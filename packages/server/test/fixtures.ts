@@ -3,6 +3,7 @@
  * and an in-process facilitator whose verdicts each test sets. No chain is involved; the
  * real schemes and facilitator are exercised by the integration tests.
  */
+import { randomBytes } from "node:crypto";
 import {
   decimalToAtomic,
   type FacilitatorCallOptions,
@@ -10,6 +11,7 @@ import {
   type FacilitatorClient,
   type PaymentPayload,
   type PaymentRequirements,
+  type SchemeClient,
   type SchemeServer,
   type SettleResponse,
   type SupportedResponse,
@@ -102,4 +104,34 @@ export function stubFacilitator(): StubFacilitator {
     },
   };
   return f;
+}
+
+/**
+ * A scheme client signing nothing: it returns a payload shaped like the spec's example (an
+ * EIP-3009 authorization with a fresh nonce) and records every call, so a test can prove that
+ * nothing was signed.
+ */
+export function stubSchemeClient(): SchemeClient & { calls: PaymentRequirements[] } {
+  const calls: PaymentRequirements[] = [];
+  return {
+    scheme: "exact",
+    networks: ["eip155:*"],
+    calls,
+    payer: () => PAYER,
+    async createPayload(requirements) {
+      calls.push(requirements);
+      const now = Math.floor(Date.now() / 1000);
+      return {
+        signature: `0x${"2d".repeat(65)}`,
+        authorization: {
+          from: PAYER,
+          to: requirements.payTo,
+          value: requirements.amount,
+          validAfter: String(now - 600),
+          validBefore: String(now + requirements.maxTimeoutSeconds),
+          nonce: `0x${randomBytes(32).toString("hex")}`,
+        },
+      };
+    },
+  };
 }

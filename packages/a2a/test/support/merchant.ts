@@ -13,11 +13,12 @@ import { Client, ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } 
 import { LegacyJsonRpcTransport } from "@a2a-js/sdk/compat/v0_3/client";
 import { DefaultRequestHandler, InMemoryTaskStore, type AgentExecutor } from "@a2a-js/sdk/server";
 import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express";
-import type { FacilitatorClient, PaymentPayload, PaymentRequirements, SchemeClient, SchemeServer, SettleResponse } from "@tollgate/core";
+import type { FacilitatorClient, PaymentPayload, PaymentRequirements, SchemeServer, SettleResponse } from "@tollgate/core";
 import { createA2aPaywall, getPayment, x402AgentExtensions, type A2aPaywallConfig, type RouteConfig } from "@tollgate/a2a";
 import { ASSET, PAY_TO, PAYER, PENDING, stubFacilitator, stubScheme, TX, type StubFacilitator } from "../../../server/test/fixtures.ts";
 
 export { ASSET, PAY_TO, PAYER, TX };
+export { stubSchemeClient } from "../../../server/test/fixtures.ts";
 export { PENDING as PENDING_SETTLE };
 export const NETWORK = "eip155:84532";
 export const RESOURCE_URL = "https://api.example.com/generate-image";
@@ -208,36 +209,6 @@ export async function startMerchant(options: MerchantOptions = {}): Promise<Merc
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
-/**
- * A scheme client signing nothing: it returns a payload shaped like the spec's example (an
- * EIP-3009 authorization with a fresh nonce) and records every call, so a test can prove that
- * nothing was signed.
- */
-export function stubSchemeClient(): SchemeClient & { calls: PaymentRequirements[] } {
-  const calls: PaymentRequirements[] = [];
-  return {
-    scheme: "exact",
-    networks: ["eip155:*"],
-    calls,
-    payer: () => PAYER,
-    async createPayload(requirements) {
-      calls.push(requirements);
-      const now = Math.floor(Date.now() / 1000);
-      return {
-        signature: `0x${"2d".repeat(65)}`,
-        authorization: {
-          from: PAYER,
-          to: requirements.payTo,
-          value: requirements.amount,
-          validAfter: String(now - 600),
-          validBefore: String(now + requirements.maxTimeoutSeconds),
-          nonce: `0x${randomBytes(32).toString("hex")}`,
-        },
-      };
     },
   };
 }

@@ -5,14 +5,14 @@
  * so a test can read the counters and steer the facilitator of a server in another process
  * (stdio) the same way as of one in this process.
  */
-import { randomBytes } from "node:crypto";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import type { FacilitatorClient, PaymentPayload, PaymentRequirements, SchemeClient, SettleResponse } from "@tollgate/core";
+import type { FacilitatorClient, PaymentPayload, PaymentRequirements, SettleResponse } from "@tollgate/core";
 import { createMcpPaywall, type McpPaywallConfig } from "@tollgate/mcp";
 import { PAY_TO, PAYER, PENDING, stubFacilitator, stubScheme, TX, type StubFacilitator } from "../../../server/test/fixtures.ts";
 
 export { PAY_TO, PAYER, TX };
+export { stubSchemeClient } from "../../../server/test/fixtures.ts";
 export const NETWORK = "eip155:84532";
 /** What financial_analysis answers once paid: a test looks for it anywhere in a refused result. */
 export const ANALYSIS = "Financial analysis for AAPL: Strong fundamentals with positive outlook...";
@@ -119,32 +119,3 @@ export function createDemo(settings: Partial<McpPaywallConfig> = {}): Demo {
   return { facilitator, counters, control, createServer };
 }
 
-/**
- * A scheme client signing nothing: it returns a payload shaped like the spec's example (an
- * EIP-3009 authorization with a fresh nonce) and records every call, so a test can prove that
- * nothing was signed.
- */
-export function stubSchemeClient(): SchemeClient & { calls: PaymentRequirements[] } {
-  const calls: PaymentRequirements[] = [];
-  return {
-    scheme: "exact",
-    networks: ["eip155:*"],
-    calls,
-    payer: () => PAYER,
-    async createPayload(requirements) {
-      calls.push(requirements);
-      const now = Math.floor(Date.now() / 1000);
-      return {
-        signature: `0x${"2d".repeat(65)}`,
-        authorization: {
-          from: PAYER,
-          to: requirements.payTo,
-          value: requirements.amount,
-          validAfter: String(now - 600),
-          validBefore: String(now + requirements.maxTimeoutSeconds),
-          nonce: `0x${randomBytes(32).toString("hex")}`,
-        },
-      };
-    },
-  };
-}
