@@ -21,6 +21,7 @@ import { toFacilitatorEvmSigner } from "@x402/evm";
 import { ExactEvmScheme as ExactEvmClientScheme } from "@x402/evm/exact/client";
 import { ExactEvmScheme as ExactEvmFacilitatorScheme } from "@x402/evm/exact/facilitator";
 import { ExactEvmScheme as ExactEvmServerScheme } from "@x402/evm/exact/server";
+import { bazaarResourceServerExtension } from "@x402/extensions/bazaar";
 import { paymentMiddlewareFromHTTPServer, x402HTTPResourceServer, x402ResourceServer } from "@x402/express";
 import { decodePaymentResponseHeader, wrapFetchWithPayment, x402Client, type x402ClientConfig } from "@x402/fetch";
 
@@ -145,6 +146,10 @@ export interface OfficialServerOptions {
   amount: string;
   path?: string;
   port?: number;
+  /** Route extensions (e.g. their `declareDiscoveryExtension(...)`); the bazaar server extension is registered when one is given. */
+  extensions?: Record<string, unknown>;
+  /** Extra `resource` metadata of the route (serviceName, tags). */
+  resourceMeta?: Record<string, unknown>;
 }
 
 export interface OfficialServer extends Closable {
@@ -166,6 +171,7 @@ export async function startOfficialServer(opts: OfficialServerOptions): Promise<
     network,
     new ExactEvmServerScheme(),
   );
+  if (opts.extensions?.bazaar !== undefined) resourceServer.registerExtension(bazaarResourceServerExtension);
 
   const httpServer = new x402HTTPResourceServer(resourceServer, {
     [`GET ${path}`]: {
@@ -181,6 +187,8 @@ export async function startOfficialServer(opts: OfficialServerOptions): Promise<
       },
       description: "Tollgate interop paid route",
       mimeType: "application/json",
+      ...(opts.extensions ? { extensions: opts.extensions } : {}),
+      ...(opts.resourceMeta ?? {}),
     },
   });
   // paymentMiddleware() would sync with the facilitator in the background and call

@@ -22,6 +22,7 @@ import { paymentMiddleware as honoPaymentMiddleware } from "@tollgate/hono";
 import { paymentMiddleware as fastifyPaymentMiddleware } from "@tollgate/fastify";
 import { createPaywall as createNextPaywall, withPayment } from "@tollgate/next";
 import { wrapFetch } from "@tollgate/fetch";
+import type { RouteDiscovery, RouteResource } from "@tollgate/server";
 import { listen, type Closable } from "./listen.ts";
 import { serveLikeNext } from "../../packages/next/test/next-like.ts";
 
@@ -100,6 +101,10 @@ export interface TollgateServerOptions {
   /** Wraps the facilitator client (e.g. to record verify/settle calls). */
   wrapFacilitator?: (client: FacilitatorClient) => FacilitatorClient;
   port?: number;
+  /** More route fields (discovery, serviceName, tags, …). */
+  route?: Partial<RouteResource & RouteDiscovery>;
+  /** The paywall's warnings (default: console.warn). */
+  onWarning?: (message: string) => void;
 }
 
 export interface TollgateServer extends Closable {
@@ -124,7 +129,8 @@ export async function startTollgateServer(opts: TollgateServerOptions): Promise<
         assets: [{ network, address: usdc.address, decimals: usdc.decimals, name: usdc.name, version: usdc.version, symbol: usdc.symbol ?? "USDC" }],
       }),
     ],
-    routes: { [`GET ${path}`]: { price, network, payTo: opts.payTo, description: "Tollgate paid route", mimeType: "application/json" } },
+    routes: { [`GET ${path}`]: { price, network, payTo: opts.payTo, description: "Tollgate paid route", mimeType: "application/json", ...opts.route } },
+    ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
   };
 
   let served: Closable;

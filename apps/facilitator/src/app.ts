@@ -1,6 +1,7 @@
 /**
- * The facilitator's HTTP surface (hono): `/verify`, `/settle`, `/supported`, plus `/health`,
- * `/ready` and `/metrics` for operators. Protocol parsing and scheme routing are the core's
+ * The facilitator's HTTP surface (hono): `/verify`, `/settle`, `/supported`, the discovery
+ * catalog (`/discovery/resources`, `/discovery/search`: discovery/), plus `/health`, `/ready`
+ * and `/metrics` for operators. Protocol parsing and scheme routing are the core's
  * (createFacilitator); `/verify` and `/settle` are answered by payment-routes.ts (limits,
  * authentication, the ledger, settle-once, metrics and logs), which node's own server calls
  * directly for speed (server.ts).
@@ -12,7 +13,9 @@
  */
 import { Hono, type Context } from "hono";
 import { getConnInfo } from "@hono/node-server/conninfo";
-import { safeMessage, type Facilitator, type PaymentRequirements } from "@tollgate/core";
+import { BAZAAR, safeMessage, type Facilitator, type PaymentRequirements } from "@tollgate/core";
+import { createCatalog, type CatalogOptions } from "./discovery/catalog.ts";
+import { answerList, answerSearch } from "./discovery/routes.ts";
 import { createAuditQueue, type AuditQueue } from "./audit.ts";
 import { clientIp, readBody, webBody } from "./http-request.ts";
 import type { Ledger } from "./ledger/ledger.ts";
@@ -48,6 +51,11 @@ export interface FacilitatorAppOptions {
   settle?: { leaseMs?: number; waitMs?: number; pollMs?: number };
   /** Take the client IP from `X-Forwarded-For` (only behind a proxy you run). */
   trustProxy?: boolean;
+  /**
+   * The discovery catalog (bazaar): paid resources that declare themselves are listed at
+   * `GET /discovery/resources` and `/discovery/search`. `false` turns it off. Default on.
+   */
+  discovery?: CatalogOptions | false;
 }
 
 /**
@@ -87,6 +95,7 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
     ...(options.rateLimit?.perPayer ? { payerLimiter: createRateLimiter(options.rateLimit.perPayer) } : {}),
     ...(options.minAmount !== undefined ? { minAmount: options.minAmount } : {}),
     maxBodyBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
+    ...(options.discovery !== false ? { catalog: createCatalog(ledger, options.discovery) } : {}),
   };
   const payment = (request: PaymentHttpRequest) => answerPayment(deps, request);
 
@@ -110,10 +119,24 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
   }
 
   // ------------------------------------------------------------ other routes
+  const extensions = [PAYMENT_IDENTIFIER, ...(deps.catalog ? [BAZAAR] : [])];
   app.get("/supported", (c) => {
     const s = facilitator.supported();
-    return c.json({ ...s, extensions: s.extensions.includes(PAYMENT_IDENTIFIER) ? s.extensions : [...s.extensions, PAYMENT_IDENTIFIER] });
+    return c.json({ ...s, extensions: [...s.extensions, ...extensions.filter((e) => !s.extensions.includes(e))] });
   });
+
+  const catalog = deps.catalog;
+  if (catalog) {
+    for (const [path, answer] of [["/discovery/resources", answerList], ["/discovery/search", answerSearch]] as const) {
+      app.get(path, async (c) => {
+        if (deps.ipLimiter && !deps.ipLimiter.take(`ip:${clientIp(c.req.header("x-forwarded-for"), connectionAddress(c), options.trustProxy)}`)) {
+          return c.json({ error: "too many requests from this address; slow down" }, 429, { "retry-after": "1" });
+        }
+        const r = await answer(catalog, new URL(c.req.url).searchParams);
+        return c.json(r.body, r.status);
+      });
+    }
+  }
 
   app.get("/health", (c) => c.json({ status: "ok" }));
 

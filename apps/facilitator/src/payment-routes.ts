@@ -14,6 +14,8 @@ import { timingSafeEqual, createHash } from "node:crypto";
 import { Reason, safeMessage, type Facilitator, type FacilitatorRequest, type Network, type SettleResponse, type VerifyResponse } from "@tollgate/core";
 import { extensionTransaction, settlementResult, settledForRetry } from "./answers.ts";
 import type { AuditQueue } from "./audit.ts";
+import type { Catalog } from "./discovery/catalog.ts";
+import { catalogHeaders } from "./discovery/on-payment.ts";
 import type { Ledger, LedgerEvent, PaymentEntry } from "./ledger/ledger.ts";
 import type { Logger } from "./logger.ts";
 import type { FacilitatorMetrics } from "./metrics.ts";
@@ -54,6 +56,8 @@ export interface PaymentDeps {
   payerLimiter?: RateLimiter;
   minAmount?: MinAmount;
   maxBodyBytes: number;
+  /** The discovery catalog: declarations in paid requests are cataloged (discovery/). */
+  catalog?: Catalog;
 }
 
 /** A readable request whose signer checked out (or whose scheme cannot say: identity undefined). */
@@ -178,7 +182,7 @@ async function verifyPayment(deps: PaymentDeps, { request, identifier, identity,
   if (deps.logger.isLevelEnabled("debug")) {
     deps.logger.debug({ route: "verify", network, scheme: request.requirements.scheme, payer: entry?.payer, key: entry?.key, isValid: response.isValid, reason, ms: Math.round(seconds * 1000) }, "verify");
   }
-  return json(200, response);
+  return json(200, response, await catalogHeaders(deps.catalog, deps.logger, "verify", request, false));
 }
 
 /** The scheme said invalid; valid after all when the ledger holds this payload settled for a retry. */
@@ -213,7 +217,7 @@ async function settlePayment(deps: PaymentDeps, { request, identifier, identity,
       "settle",
     );
   }
-  return json(o.status, deps.facilitator.settleResponseFor(request, response));
+  return json(o.status, deps.facilitator.settleResponseFor(request, response), await catalogHeaders(deps.catalog, deps.logger, "settle", request, response.success));
 }
 
 /**

@@ -4,6 +4,7 @@
  * `localFacilitatorClient` wraps an in-process `createFacilitator` so both can be passed
  * wherever a `FacilitatorClient` is expected.
  */
+import { decodeExtensionResponses, EXTENSION_RESPONSES_HEADER, type ExtensionResponses } from "./discovery/extension-responses.ts";
 import type { Facilitator } from "./facilitator.ts";
 import { parseSettleResponse, parseSupportedResponse, parseVerifyResponse, type ParseResult } from "./schemas.ts";
 import type { PaymentPayload, PaymentRequirements, ResourceInfo, SettleResponse, SupportedResponse, VerifyResponse } from "./types.ts";
@@ -55,6 +56,11 @@ export interface HttpFacilitatorOptions {
   settleTimeoutMs?: number;
   /** How long a successful `/supported` answer is reused. Default 300 000 (5 minutes). */
   supportedTtlMs?: number;
+  /**
+   * Called with the `EXTENSION-RESPONSES` header of a `/verify` or `/settle` answer (e.g. the
+   * catalog refusing this server's bazaar declaration, and why). Must not throw.
+   */
+  onExtensionResponses?: (endpoint: "verify" | "settle", responses: ExtensionResponses) => void;
 }
 
 const EXCERPT_CHARS = 200;
@@ -88,6 +94,10 @@ export function httpFacilitatorClient(options: HttpFacilitatorOptions): Facilita
     } catch (e) {
       const why = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError") ? `timed out after ${limit} ms` : errorText(e);
       throw new FacilitatorError(`facilitator ${endpoint}: ${why}`, endpoint, undefined, "");
+    }
+    if (endpoint !== "supported" && options.onExtensionResponses) {
+      const responses = decodeExtensionResponses(response.headers.get(EXTENSION_RESPONSES_HEADER));
+      if (responses) options.onExtensionResponses(endpoint, responses);
     }
     const excerpt = compact(text);
     let json: unknown;

@@ -12,3 +12,4 @@ export * from "./facilitator-client.ts";
 export * from "./client/index.ts";
 export * from "./networks.ts";
 export * from "./network-error.ts";
+export * from "./discovery/index.ts";

@@ -12,6 +12,12 @@ export interface ResourceInfo {
   url: string;
   description?: string;
   mimeType?: string;
+  /** Catalog metadata (bazaar): at most 32 printable ASCII characters. */
+  serviceName?: string;
+  /** Catalog metadata (bazaar): at most 5 short tags. */
+  tags?: string[];
+  /** Catalog metadata (bazaar): a public http(s) URL. */
+  iconUrl?: string;
 }
 
 /** One acceptable way to pay (v2). `amount` is in atomic units of `asset`. */

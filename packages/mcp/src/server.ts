@@ -31,6 +31,7 @@ import {
   type ShapeOutput,
   type ZodRawShapeCompat,
 } from "@modelcontextprotocol/sdk/server/zod-compat.js";
+import { toJsonSchemaCompat } from "@modelcontextprotocol/sdk/server/zod-json-schema-compat.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import {
@@ -39,6 +40,7 @@ import {
   MAX_HEADER_BYTES,
   parsePaymentPayload,
   Reason,
+  type McpDiscovery,
   type PaymentRequired,
   type SettleResponse,
 } from "@tollgate/core";
@@ -65,7 +67,23 @@ import { PAYMENT_META_KEY, PAYMENT_REQUIRED_MESSAGE, PAYMENT_RESPONSE_META_KEY, 
  * HTTP. `maxResponseBytes` bounds a tool result's JSON held for settlement. There are no routes:
  * each tool is declared with `tool()`.
  */
-export type McpPaywallConfig = Omit<PaywallConfig, "routes" | "publicUrl" | "paywallPage">;
+export type McpPaywallConfig = Omit<PaywallConfig, "routes" | "publicUrl" | "paywallPage"> & {
+  /**
+   * The MCP endpoint's public URL (e.g. "https://api.example.com/mcp"), used as every tool's
+   * resource URL so a catalog entry says where to call it (the bazaar key is URL + tool name).
+   * Omitted: `mcp://tool/<name>`, as in the MCP transport spec's examples.
+   */
+  resourceUrl?: string;
+};
+
+/** RouteConfig (a union) without its HTTP `discovery`, member by member. */
+type RouteConfigWithoutDiscovery = RouteConfig extends infer R ? (R extends unknown ? Omit<R, "discovery"> : never) : never;
+
+/**
+ * A tool's catalog listing (the bazaar extension): `true` declares it with the tool's own input
+ * schema and description; an object adds an example call, the output, the transport.
+ */
+export type PaidToolDiscovery = true | Partial<Omit<McpDiscovery, "type" | "toolName">>;
 
 /** A tool's input or output schema, as `McpServer.registerTool` takes it (a zod object or raw shape). */
 export type ToolSchema = ZodRawShapeCompat | AnySchema;
@@ -75,7 +93,9 @@ export type ToolSchema = ZodRawShapeCompat | AnySchema;
  * route behaviour (`settle`, `maxResponseBytes`), and what `registerTool` takes. `description`
  * is both the tool's and the PaymentRequired resource's; `mimeType` is the resource's.
  */
-export type PaidToolOptions<Input extends ToolSchema | undefined = undefined, Output extends ToolSchema | undefined = undefined> = RouteConfig & {
+export type PaidToolOptions<Input extends ToolSchema | undefined = undefined, Output extends ToolSchema | undefined = undefined> = RouteConfigWithoutDiscovery & {
+  /** List the tool in facilitators' catalogs (see PaidToolDiscovery). */
+  discovery?: PaidToolDiscovery;
   title?: string;
   inputSchema?: Input;
   outputSchema?: Output;
@@ -124,7 +144,7 @@ const META_FIELD = `_meta["${PAYMENT_META_KEY}"]`;
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
 export function createMcpPaywall(config: McpPaywallConfig): McpPaywall {
-  // No HTML page and no public URL: the resource URL is always the tool's own mcp:// URL.
+  // No HTML page and no public URL: the resource URL is the tool's own (resourceUrl or mcp://tool/<name>).
   const paywall = createPaywall({ ...config, routes: {}, publicUrl: undefined, paywallPage: false });
   const onError = config.onError ?? (() => {});
 
@@ -136,11 +156,12 @@ export function createMcpPaywall(config: McpPaywallConfig): McpPaywall {
     if (typeof name !== "string" || !TOOL_NAME.test(name)) {
       throw new PaywallConfigError(`tool name ${JSON.stringify(name)}: expected 1-128 letters, digits, '_', '-' or '.'`);
     }
-    // The route compiler reads only the price and route fields of the options.
-    const guard = paywall.route(options, name);
+    // The route compiler reads only the price, resource and route fields of the options.
+    const { discovery, ...route } = options;
+    const guard = paywall.route(discovery === undefined ? (route as RouteConfig) : ({ ...route, discovery: toolDiscovery(name, options) } as RouteConfig), name);
     const run = handler as (...a: unknown[]) => ToolReturn;
     const invoke = (args: unknown, extra: PaidToolExtra) => (options.inputSchema === undefined ? run(extra) : run(args, extra));
-    const answer = toolAnswers(name, guard, options.outputSchema, invoke, onError);
+    const answer = toolAnswers(name, config.resourceUrl ?? toolResourceUrl(name), guard, options.outputSchema, invoke, onError);
     return {
       name,
       register(server) {
@@ -168,9 +189,22 @@ export function createMcpPaywall(config: McpPaywallConfig): McpPaywall {
 
 type Invoke = (args: unknown, extra: PaidToolExtra) => ToolReturn;
 
+/** The bazaar declaration of a tool: its JSON input schema as `tools/list` shows it, plus what the caller added. */
+function toolDiscovery(name: string, options: PaidToolOptions<ToolSchema | undefined, ToolSchema | undefined>): McpDiscovery {
+  const extra = options.discovery === true || options.discovery === undefined ? {} : options.discovery;
+  const object = normalizeObjectSchema(options.inputSchema);
+  const inputSchema = extra.inputSchema ?? (object ? (toJsonSchemaCompat(object, { strictUnions: true, pipeStrategy: "input" }) as Record<string, unknown>) : { type: "object", properties: {} });
+  return {
+    type: "mcp",
+    toolName: name,
+    ...(options.description !== undefined ? { description: options.description } : {}),
+    ...extra,
+    inputSchema,
+  };
+}
+
 /** One tool's `tools/call` answer: the payment read from `_meta`, the paywall's decision, the result. */
-function toolAnswers(name: string, guard: RouteGuard, outputSchema: ToolSchema | undefined, invoke: Invoke, onError: (e: unknown) => void) {
-  const url = toolResourceUrl(name);
+function toolAnswers(name: string, url: string, guard: RouteGuard, outputSchema: ToolSchema | undefined, invoke: Invoke, onError: (e: unknown) => void) {
   const request = (header?: string): PaywallRequest => ({
     method: "POST",
     url,

@@ -22,6 +22,7 @@ export {
   type RouteBehavior,
   type RouteConfig,
   type RouteResource,
+  type RouteDiscovery,
 } from "./routes.ts";
 export { isPreflight, requestMethods, requestPaths, resourceUrl, type HeaderLookup, type UrlParts } from "./request.ts";
 export { createInFlight, authorizationKeyOf, payloadHash, type InFlight } from "./inflight.ts";

@@ -13,7 +13,7 @@
  *   response too large to hold, or a client that went away; a pending settlement is polled
  *   until final (settlement.ts); nothing of the handler's response is sent unless settled.
  */
-import { httpFacilitatorClient, V1_NETWORKS } from "@tollgate/core";
+import { bazaarResponseOf, httpFacilitatorClient, V1_NETWORKS, type ExtensionResponses } from "@tollgate/core";
 import { createPipeline, decide, type Settings } from "./pipeline.ts";
 import { createReplayCache } from "./replay-cache.ts";
 import { isPreflight, parsePublicUrl, pathOf, requestMethods, requestPaths, type Read } from "./request.ts";
@@ -61,6 +61,26 @@ export function createPaywall(config: PaywallConfig): Paywall {
   return { handle, route, ready };
 }
 
+/**
+ * A facilitator that refuses this server's bazaar declaration says so in `EXTENSION-RESPONSES`:
+ * the operator hears it (once per reason) instead of the listing silently never appearing.
+ */
+export function catalogWarnings(warn: (message: string) => void): (endpoint: "verify" | "settle", responses: ExtensionResponses) => void {
+  const told = new Set<string>();
+  return (endpoint, responses) => {
+    const bazaar = bazaarResponseOf(responses);
+    if (bazaar?.status !== "rejected") return;
+    const reason = (bazaar.rejectedReason ?? "no reason given").slice(0, 500);
+    if (told.has(reason) || told.size >= 100) return;
+    told.add(reason);
+    try {
+      warn(`tollgate paywall: the facilitator's catalog refused this server's discovery declaration (${endpoint}): ${reason}`);
+    } catch {
+      // a throwing warning hook must not fail a payment
+    }
+  };
+}
+
 /** The background form of `ready()`: findings become one warning each, nothing throws. */
 async function warnAtStart(settings: Settings, routes: readonly CompiledRoute[], warn: (message: string) => void): Promise<void> {
   try {
@@ -80,7 +100,7 @@ function resolveSettings(config: PaywallConfig): Settings {
   };
   if (!Array.isArray(config.schemes)) throw new PaywallConfigError("schemes: expected an array of scheme servers");
   return {
-    facilitator: typeof config.facilitator === "string" ? httpFacilitatorClient({ url: config.facilitator }) : config.facilitator,
+    facilitator: typeof config.facilitator === "string" ? httpFacilitatorClient({ url: config.facilitator, onExtensionResponses: catalogWarnings(config.onWarning ?? console.warn) }) : config.facilitator,
     schemes: config.schemes,
     names: { ...V1_NETWORKS, ...config.v1Networks },
     publicUrl: parsePublicUrl(config.publicUrl),

@@ -5,6 +5,7 @@
  * answers a client sees are built at the end of this file.
  */
 import {
+  BAZAAR,
   CanonicalJsonError,
   encodeBase64Json,
   FacilitatorError,
@@ -14,6 +15,7 @@ import {
   requirementsToV1,
   settleResponseToV1,
   type FacilitatorCallOptions,
+  type Extensions,
   type FacilitatorClient,
   type PaymentRequired,
   type PaymentRequiredV1,
@@ -81,6 +83,8 @@ interface Page {
   route: CompiledRoute;
   resource: ResourceInfo;
   offers: Offer[];
+  /** The request's method (the route's bazaar declaration names it). */
+  method: string;
 }
 
 /** A verified payment holding its authorization key. */
@@ -114,7 +118,7 @@ async function priced(p: Pipeline, route: CompiledRoute, request: PaywallRequest
     settings.onError(new Error(`route "${route.key}": the facilitator supports none of its payment options`));
     return json(500, { error: "the payment facilitator supports none of this resource's payment options", reason: Reason.invalidPaymentRequirements });
   }
-  const page: Page = { route, resource, offers };
+  const page: Page = { route, resource, offers, method: request.method };
   const read = readPayment(request.headers, offers, settings.names);
   if (read.kind === "none") {
     const html = (request.headers("accept") ?? "").includes("text/html");
@@ -300,10 +304,17 @@ function callOptions(offer: Offer, resource: ResourceInfo): FacilitatorCallOptio
 
 // ------------------------------------------------------------------ answers
 
+/** payment-identifier always; the route's bazaar declaration for this request when it has one. */
+function extensionsFor(page: Page): Extensions {
+  const extensions: Extensions = { [PAYMENT_IDENTIFIER]: PAYMENT_IDENTIFIER_ADVERTISEMENT };
+  if (page.route.discovery) extensions[BAZAAR] = page.route.discovery({ method: page.method, path: new URL(page.resource.url).pathname });
+  return extensions;
+}
+
 function paymentRequired(settings: Settings, page: Page, error: string, extraHeaders: Record<string, string> = {}, html = false): Respond {
   const { resource, offers } = page;
   const accepts = offers.map((o) => o.requirements);
-  const v2: PaymentRequired = { x402Version: 2, error, resource, accepts, extensions: { [PAYMENT_IDENTIFIER]: PAYMENT_IDENTIFIER_ADVERTISEMENT } };
+  const v2: PaymentRequired = { x402Version: 2, error, resource, accepts, extensions: extensionsFor(page) };
   const headers: Record<string, string> = {
     [X402Headers.v2.required]: encodeBase64Json(v2),
     "Access-Control-Expose-Headers": EXPOSED_HEADERS,

@@ -4,7 +4,17 @@
  * scheme serves is a configuration error thrown by `createPaywall`, not a 500 at request time.
  */
 import {
+  compileDiscovery,
+  DiscoveryDeclarationError,
+  isValidIconUrl,
+  isValidServiceName,
+  MAX_TAG_LENGTH,
+  MAX_TAGS,
   networkMatches,
+  sanitizeTags,
+  type BazaarExtension,
+  type BazaarRequestContext,
+  type DiscoveryDeclaration,
   parsePaymentRequirements,
   type Network,
   type PaymentRequirements,
@@ -30,6 +40,22 @@ export interface PaymentOption {
 export interface RouteResource {
   description?: string;
   mimeType?: string;
+  /** For catalogs: a name of at most 32 printable ASCII characters. */
+  serviceName?: string;
+  /** For catalogs: at most 5 distinct tags of at most 32 printable ASCII characters. */
+  tags?: string[];
+  /** For catalogs: an icon at a public http(s) URL. */
+  iconUrl?: string;
+}
+
+/** The route's listing in facilitators' catalogs (the bazaar extension in its 402). */
+export interface RouteDiscovery {
+  /**
+   * How to call the resource: example query parameters or body and their JSON Schemas, the
+   * output, a `routeTemplate` for parameterized paths. Declared in every 402 of the route; the
+   * client echoes it in its payment and the facilitator catalogs it once the payment settles.
+   */
+  discovery?: DiscoveryDeclaration;
 }
 
 /** How the paywall runs a paid route's handler. */
@@ -48,7 +74,7 @@ export interface RouteBehavior {
 }
 
 /** A single option inline, or several under `accepts` (e.g. different prices per network). */
-export type RouteConfig = ((PaymentOption & RouteResource) | ({ accepts: PaymentOption[] } & RouteResource)) & RouteBehavior;
+export type RouteConfig = ((PaymentOption & RouteResource) | ({ accepts: PaymentOption[] } & RouteResource)) & RouteBehavior & RouteDiscovery;
 
 export interface CompiledRequirement {
   requirements: PaymentRequirements;
@@ -67,6 +93,8 @@ export interface CompiledRoute {
   options: CompiledRequirement[];
   settle: "after" | "before";
   maxResponseBytes: number | undefined;
+  /** The route's bazaar declaration for one request, when it has one. */
+  discovery: ((request: BazaarRequestContext) => BazaarExtension) | undefined;
 }
 
 export class PaywallConfigError extends Error {
@@ -96,14 +124,39 @@ function compileRouteConfig(key: string, config: RouteConfig, schemes: readonly 
   const options = "accepts" in config ? config.accepts : [config];
   if (!Array.isArray(options) || options.length === 0) throw new PaywallConfigError(`route "${key}": accepts must list at least one payment option`);
   const compiled = options.flatMap((option, i) => compileOption(option, schemes, options.length > 1 ? `route "${key}" accepts[${i}]` : `route "${key}"`));
-  const resource: RouteResource = {};
-  if (config.description !== undefined) resource.description = config.description;
-  if (config.mimeType !== undefined) resource.mimeType = config.mimeType;
+  const resource = compileResource(key, config);
   const settle = config.settle ?? "after";
   if (settle !== "after" && settle !== "before") throw new PaywallConfigError(`route "${key}": settle must be "after" or "before", got ${JSON.stringify(settle)}`);
   const max = config.maxResponseBytes;
   if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) throw new PaywallConfigError(`route "${key}": maxResponseBytes must be a non-negative whole number of bytes`);
-  return { resource, options: compiled, settle, maxResponseBytes: max };
+  let discovery: CompiledRoute["discovery"];
+  try {
+    discovery = config.discovery === undefined ? undefined : compileDiscovery(config.discovery, `route "${key}" discovery`);
+  } catch (e) {
+    throw e instanceof DiscoveryDeclarationError ? new PaywallConfigError(e.message) : e;
+  }
+  return { resource, options: compiled, settle, maxResponseBytes: max, discovery };
+}
+
+/** The resource fields of a route; catalog metadata is checked here so a listing is never dropped silently later. */
+function compileResource(key: string, config: RouteResource): RouteResource {
+  const resource: RouteResource = {};
+  if (config.description !== undefined) resource.description = config.description;
+  if (config.mimeType !== undefined) resource.mimeType = config.mimeType;
+  if (config.serviceName !== undefined) {
+    if (!isValidServiceName(config.serviceName)) throw new PaywallConfigError(`route "${key}": serviceName must be 1-32 printable ASCII characters`);
+    resource.serviceName = config.serviceName;
+  }
+  if (config.tags !== undefined) {
+    const tags = sanitizeTags(config.tags);
+    if (!tags || tags.length !== config.tags.length) throw new PaywallConfigError(`route "${key}": tags must be at most ${MAX_TAGS} distinct strings of 1-${MAX_TAG_LENGTH} printable ASCII characters`);
+    resource.tags = tags;
+  }
+  if (config.iconUrl !== undefined) {
+    if (!isValidIconUrl(config.iconUrl)) throw new PaywallConfigError(`route "${key}": iconUrl must be a public http(s) URL (no credentials, IP address or localhost)`);
+    resource.iconUrl = config.iconUrl;
+  }
+  return resource;
 }
 
 /** "GET /a/*" -> method GET, path pattern. `*` matches any characters, including "/"; a trailing "/*" also matches the bare prefix. */

@@ -64,7 +64,7 @@ describe("request reading", () => {
 });
 
 describe("route matching", () => {
-  const route = (key: string) => ({ key, ...parseRouteKey(key), resource: {}, options: [], settle: "after" as const, maxResponseBytes: undefined });
+  const route = (key: string) => ({ key, ...parseRouteKey(key), resource: {}, options: [], settle: "after" as const, maxResponseBytes: undefined, discovery: undefined });
   const routes = [route("GET /paid"), route("/api/*")];
 
   it("normalizes repeated and trailing slashes", () => {

@@ -90,6 +90,28 @@ export const MIGRATIONS: Array<{ version: number; name: string; up: (s: string) 
       UPDATE ${s}.payments SET answered_at = COALESCE(settled_at, updated_at) WHERE status = 'settled'
     `,
   },
+  {
+    version: 4,
+    name: "discovery catalog",
+    // One row per (type, canonical URL, method or tool); `accepts` gathers the ways it was paid.
+    // The *_keys arrays are what the list filters match (EVM addresses lowercased).
+    up: (s) => `
+      CREATE TABLE ${s}.discovery_resources (
+        catalog_key text PRIMARY KEY,
+        type text NOT NULL,
+        resource text NOT NULL,
+        accepts jsonb NOT NULL,
+        item jsonb NOT NULL,
+        search_text text NOT NULL,
+        pay_to_keys text[] NOT NULL,
+        schemes text[] NOT NULL,
+        networks text[] NOT NULL,
+        extension_keys text[] NOT NULL,
+        last_updated timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX discovery_resources_recent ON ${s}.discovery_resources (last_updated DESC, catalog_key)
+    `,
+  },
 ];
 
 export const LATEST_MIGRATION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
