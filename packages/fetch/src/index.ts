@@ -32,3 +32,15 @@ export {
   type ExpiredResolution,
   type Chooser,
 } from "@tollgate/core";
+// Finding what to pay for: a facilitator's discovery catalog (bazaar).
+export {
+  discover,
+  listResources,
+  searchResources,
+  DiscoveryError,
+  type DiscoveredResource,
+  type DiscoverParams,
+  type DiscoveryFilters,
+  type ListResourcesParams,
+  type SearchResourcesParams,
+} from "@tollgate/core";

@@ -174,3 +174,28 @@ describe("localFacilitatorClient", () => {
     expect(other).toMatchObject({ isValid: false, invalidReason: "invalid_payment_requirements_mismatch" });
   });
 });
+
+describe("EXTENSION-RESPONSES from the facilitator", () => {
+  it("reaches onExtensionResponses, and a refused listing is one warning per reason, never a failed payment", async () => {
+    const { catalogWarnings } = await import("../src/paywall.ts");
+    const { encodeExtensionResponses } = await import("@tollgate/core");
+    const warnings: string[] = [];
+    const warn = catalogWarnings((m) => warnings.push(m));
+    let header = encodeExtensionResponses({ bazaar: { status: "rejected", rejectedReason: "info.input.queryParams: does not match" } });
+    const fakeFetch = (async () =>
+      new Response(JSON.stringify({ success: true, transaction: TX, network: "eip155:84532", payer: PAYER }), { headers: { "content-type": "application/json", "EXTENSION-RESPONSES": header } })) as unknown as typeof fetch;
+    const client = httpFacilitatorClient({ url: "https://f.example.com", fetch: fakeFetch, onExtensionResponses: warn });
+    expect((await client.settle(payload, requirements)).success).toBe(true);
+    expect((await client.settle(payload, requirements)).success).toBe(true);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/refused this server's discovery declaration \(settle\): info\.input\.queryParams/);
+    header = encodeExtensionResponses({ bazaar: { status: "success" } });
+    await client.settle(payload, requirements);
+    header = "not base64 json";
+    await client.settle(payload, requirements);
+    expect(warnings).toHaveLength(1);
+    const throwing = httpFacilitatorClient({ url: "https://f.example.com", fetch: fakeFetch, onExtensionResponses: catalogWarnings(() => { throw new Error("hook"); }) });
+    header = encodeExtensionResponses({ bazaar: { status: "rejected" } });
+    expect((await throwing.settle(payload, requirements)).success).toBe(true);
+  });
+});
