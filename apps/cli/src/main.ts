@@ -29,12 +29,26 @@ const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : undefined);
 const COMMANDS: Record<string, Command> = {
   demo: {
     summary: "the seven steps of x402, narrated, on a local chain (npm start)",
-    usage: `tollgate demo
+    usage: `tollgate demo [agents]
 
-Starts a local network (anvil, a USDC-like token, a facilitator, a paid API), pays one request
-step by step with every message shown, then pays the same route on a local Solana. Ends by itself.`,
+tollgate demo
+  Starts a local network (anvil, a USDC-like token, a facilitator, a paid API), pays one request
+  step by step with every message shown, then pays the same route on a local Solana.
+tollgate demo agents
+  Agents pay agents: specialist services over HTTP, MCP and A2A list themselves in the
+  facilitator's discovery catalog; a generalist agent with a budget finds them, is refused the
+  one over its budget before signing anything, pays the others, answers, and shows each payment.
+Both end by themselves.`,
     options: {},
-    async run() {
+    positionals: true,
+    async run(_values, positionals) {
+      const which = positionals[0];
+      if (positionals.length > 1 || (which !== undefined && which !== "agents")) throw new UsageError(`demo: unknown demo ${JSON.stringify(positionals.join(" "))} (try \`tollgate demo\` or \`tollgate demo agents\`)`);
+      if (which === "agents") {
+        const { demoAgents } = await import("./commands/demo-agents.ts");
+        await demoAgents();
+        return 0;
+      }
       const { demo } = await import("./commands/demo.ts");
       await demo();
       return 0;
