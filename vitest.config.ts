@@ -21,6 +21,7 @@ export default defineConfig({
       "@tollgate/a2a": source("packages/a2a"),
       "@tollgate/ai": source("packages/ai"),
       "@tollgate/devnet": source("packages/devnet"),
+      "@tollgate/erc8004": source("packages/erc8004"),
       "@tollgate/facilitator": source("apps/facilitator"),
     },
   },

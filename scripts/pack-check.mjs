@@ -227,6 +227,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { startLocalNetwork } from "@tollgate/devnet";
 import { startFacilitator, loadConfig } from "@tollgate/facilitator";
+import { buildRegistrationFile, registrationFileHandler, verifyPaymentProof, type PaymentProofVerdict, type RegistrationFile } from "@tollgate/erc8004";
 import { privateKeyToAccount } from "viem/accounts";
 
 const price: string = parseMoney("$0.01").decimal;
@@ -265,6 +266,10 @@ const a2aTx = async (client: A2aClient, params: SendMessageRequest): Promise<str
   return a2aReceipt(task)?.receipt?.transaction ?? readReceipts(task)[0]?.transaction;
 };
 export { a2aExecutor, a2aExtensions, a2aTx };
+const agentFile: RegistrationFile = buildRegistrationFile({ name: "a", description: "d", services: [{ name: "MCP", endpoint: "https://x/mcp" }], registrations: [{ agentId: 1n, chainId: 8453 }] });
+const wellKnown: (request: Request) => Response = registrationFileHandler(agentFile);
+const proven = (c: Parameters<typeof verifyPaymentProof>[0]): Promise<PaymentProofVerdict> => verifyPaymentProof(c, { fromAddress: "0x0000000000000000000000000000000000000001", toAddress: "0x0000000000000000000000000000000000000002", chainId: "8453", txHash: "0x0000000000000000000000000000000000000000000000000000000000000001" }, { asset: "0x0000000000000000000000000000000000000003" });
+export { wellKnown, proven };
 `;
 
 let dev;
@@ -277,7 +282,7 @@ try {
   mkdirSync(tarballs);
   npm(["pack", "--workspaces", "--pack-destination", tarballs, "--silent"], root);
   const files = readdirSync(tarballs).filter((f) => f.endsWith(".tgz")).map((f) => join(tarballs, f));
-  if (files.length < 16) throw new Error(`expected 16 tarballs, got ${files.length}: ${files.join(", ")}`);
+  if (files.length < 17) throw new Error(`expected 17 tarballs, got ${files.length}: ${files.join(", ")}`);
   for (const f of files) {
     const listing = execFileSync("tar", ["-tzf", f], { encoding: "utf8" });
     if (/\/(test|src)\//.test(listing)) throw new Error(`${f} ships tests or sources:\n${listing}`);
@@ -320,8 +325,8 @@ try {
   const paid = JSON.parse(execFileSync(bin, ["pay", network.paidUrl, "--json"], { cwd: app, env: { ...env, TOLLGATE_PRIVATE_KEY: network.evm.payers[1].privateKey }, encoding: "utf8", timeout: 120_000 }));
   if (!paid.ok || paid.amountUsd !== "0.01" || !/^0x[0-9a-f]{64}$/.test(paid.receipt?.transaction ?? "")) throw new Error(`tollgate pay --json: ${JSON.stringify(paid)}`);
 
-  step("the Fastify, Next.js, axios and AI SDK packages load with plain node");
-  writeFileSync(join(app, "adapters.mjs"), `for (const [name, fn] of [["@tollgate/fastify", "paymentMiddleware"], ["@tollgate/next", "withPayment"], ["@tollgate/axios", "wrapAxios"], ["@tollgate/ai", "paidFetchTool"]]) { const m = await import(name); if (typeof m[fn] !== "function") throw new Error(name + " has no " + fn); } console.log("@tollgate/fastify, @tollgate/next, @tollgate/axios, @tollgate/ai load");\n`);
+  step("the Fastify, Next.js, axios, AI SDK and ERC-8004 packages load with plain node");
+  writeFileSync(join(app, "adapters.mjs"), `for (const [name, fn] of [["@tollgate/fastify", "paymentMiddleware"], ["@tollgate/next", "withPayment"], ["@tollgate/axios", "wrapAxios"], ["@tollgate/ai", "paidFetchTool"], ["@tollgate/erc8004", "deployErc8004"]]) { const m = await import(name); if (typeof m[fn] !== "function") throw new Error(name + " has no " + fn); } console.log("@tollgate/fastify, @tollgate/next, @tollgate/axios, @tollgate/ai, @tollgate/erc8004 load");\n`);
   execFileSync(process.execPath, ["adapters.mjs"], { cwd: app, stdio: "inherit" });
 
   step("require() from CommonJS");

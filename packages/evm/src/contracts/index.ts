@@ -8,7 +8,13 @@ import { ARTIFACTS_DIR, CONTRACTS_DIR, artifactsUpToDate, buildContracts, type A
 export type { Artifact } from "./compile.ts";
 export { buildContracts } from "./compile.ts";
 
-export type ContractName = "TollgateUSD" | "BatchSettler" | "Multicall3";
+export type ContractName =
+  | "TollgateUSD"
+  | "BatchSettler"
+  | "Multicall3"
+  | "AgentIdentityRegistry"
+  | "AgentReputationRegistry"
+  | "AgentValidationRegistry";
 
 const cache = new Map<string, Artifact>();
 let checked = false;
