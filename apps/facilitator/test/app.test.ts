@@ -32,7 +32,7 @@ describe("operational routes", () => {
     const supported = await (await app.request("/supported")).json();
     expect(supported.kinds).toContainEqual({ x402Version: 2, scheme: "exact", network: NETWORK });
     expect(supported.kinds).toContainEqual({ x402Version: 1, scheme: "exact", network: "base-sepolia" });
-    expect(supported.extensions).toEqual(["payment-identifier"]);
+    expect(supported.extensions).toEqual(["payment-identifier", "bazaar"]);
     const ready = await app.request("/ready");
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ ready: true, checks: { store: "ok", [`chain:${NETWORK}`]: "ok" } });

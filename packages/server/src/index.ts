@@ -34,3 +34,5 @@ export { escapeHtml, renderPaywallPage, type PaywallPageOptions } from "./paywal
 export { mergeHeaderValue } from "./headers.ts";
 export { checkSupport, describeUnservable, supportedKindFor, type SupportReport, type UnservableOption } from "./supported-check.ts";
 export { settleWebResponse, toWebResponse, withPaymentHeaders } from "./web.ts";
+export { facilitatorPool, type FacilitatorEntry, type FacilitatorPool, type FacilitatorPoolOptions, type FacilitatorStatus, type PoolEvent } from "./facilitators/pool.ts";
+export type { BreakerSettings } from "./facilitators/breaker.ts";

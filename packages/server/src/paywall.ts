@@ -13,7 +13,8 @@
  *   response too large to hold, or a client that went away; a pending settlement is polled
  *   until final (settlement.ts); nothing of the handler's response is sent unless settled.
  */
-import { bazaarResponseOf, httpFacilitatorClient, V1_NETWORKS, type ExtensionResponses } from "@tollgate/core";
+import { bazaarResponseOf, httpFacilitatorClient, V1_NETWORKS, type ExtensionResponses, type FacilitatorClient } from "@tollgate/core";
+import { facilitatorPool, type FacilitatorEntry } from "./facilitators/pool.ts";
 import { createPipeline, decide, type Settings } from "./pipeline.ts";
 import { createReplayCache } from "./replay-cache.ts";
 import { isPreflight, parsePublicUrl, pathOf, requestMethods, requestPaths, type Read } from "./request.ts";
@@ -61,6 +62,18 @@ export function createPaywall(config: PaywallConfig): Paywall {
   return { handle, route, ready };
 }
 
+/** A URL, a client, or several of them (a pool that fails over between them: facilitators/pool.ts). */
+function facilitatorOf(config: PaywallConfig): FacilitatorClient {
+  const f = config.facilitator;
+  const onExtensionResponses = catalogWarnings(config.onWarning ?? console.warn);
+  if (typeof f === "string") return httpFacilitatorClient({ url: f, onExtensionResponses });
+  if (Array.isArray(f)) {
+    const entries = f as ReadonlyArray<FacilitatorEntry | FacilitatorClient | string>;
+    return facilitatorPool({ facilitators: entries.map((e) => (typeof e === "string" ? { facilitator: httpFacilitatorClient({ url: e, onExtensionResponses }), name: e } : e)) });
+  }
+  return f as FacilitatorClient;
+}
+
 /**
  * A facilitator that refuses this server's bazaar declaration says so in `EXTENSION-RESPONSES`:
  * the operator hears it (once per reason) instead of the listing silently never appearing.
@@ -100,7 +113,7 @@ function resolveSettings(config: PaywallConfig): Settings {
   };
   if (!Array.isArray(config.schemes)) throw new PaywallConfigError("schemes: expected an array of scheme servers");
   return {
-    facilitator: typeof config.facilitator === "string" ? httpFacilitatorClient({ url: config.facilitator, onExtensionResponses: catalogWarnings(config.onWarning ?? console.warn) }) : config.facilitator,
+    facilitator: facilitatorOf(config),
     schemes: config.schemes,
     names: { ...V1_NETWORKS, ...config.v1Networks },
     publicUrl: parsePublicUrl(config.publicUrl),

@@ -7,12 +7,17 @@ import type { PaywallPageOptions } from "./paywall-page.ts";
 import type { ReplayCacheOptions } from "./replay-cache.ts";
 import type { HeaderLookup, UrlParts } from "./request.ts";
 import type { Respond } from "./responses.ts";
+import type { FacilitatorEntry } from "./facilitators/pool.ts";
 import type { RouteConfig } from "./routes.ts";
 import type { SupportReport } from "./supported-check.ts";
 
 export interface PaywallConfig {
-  /** A facilitator client, or the base URL of an HTTP facilitator. */
-  facilitator: FacilitatorClient | string;
+  /**
+   * A facilitator client, the base URL of an HTTP facilitator, or several (URLs, clients or
+   * `{ facilitator, name, reputation }` entries): a pool that routes each payment to one that
+   * supports it and fails over safely (`facilitatorPool` for its options).
+   */
+  facilitator: FacilitatorClient | string | ReadonlyArray<FacilitatorClient | string | FacilitatorEntry>;
   schemes: SchemeServer[];
   /**
    * Keys "GET /weather", "/api/*" (method optional, `*` matches anything); first match in
