@@ -211,6 +211,10 @@ function engineScheme(deps: EngineSchemeDeps): SchemeFacilitator {
     // fee-field dry run) and skips only its own fee-less dry run, the same simulation once more.
     settleDryRun: false,
     receiptTimeoutMs: config.settlement.receiptTimeoutMs,
+    // Not yet: a Permit2 settlement is a proxy call the engine, the guarded signer (paymentsIn) and
+    // the reconciler cannot name yet, and the scheme's built-in sender would bypass the
+    // write-ahead log. Refused (unsupported_payload_type) before anything is claimed or sent.
+    permit2: false,
   });
 
   return {

@@ -1,5 +1,5 @@
 // Deploys the local x402 world onto a running anvil: USDC stand-in, BatchSettler, Multicall3, funded payers.
-import { MULTICALL3_ADDRESS, eip3009Abi, loadArtifact } from "@tollgate/evm";
+import { EXACT_PERMIT2_PROXY_ADDRESS, MULTICALL3_ADDRESS, PERMIT2_ADDRESS, eip3009Abi, loadArtifact } from "@tollgate/evm";
 import {
   createPublicClient,
   createTestClient,
@@ -28,6 +28,13 @@ export type LocalNetwork = {
   network: `eip155:${number}`;
   rpcUrl: string;
   usdc: TokenInfo;
+  /**
+   * A plain ERC-20 WITHOUT EIP-3009 but with EIP-2612 `permit` (6 decimals, EIP-712 version "1"),
+   * paid through Permit2 (x402 `exact`, assetTransferMethod "permit2"); every payer holds some.
+   */
+  plainToken: TokenInfo;
+  /** Our Permit2 and x402 exact Permit2 proxy, at their canonical addresses. */
+  permit2: { address: Address; exactProxy: Address };
   batchSettler: { address: Address };
   multicall3: { address: Address };
   accounts: {
@@ -138,6 +145,38 @@ export async function mintTo(
   return hash;
 }
 
+/**
+ * Installs our Permit2 and x402 exact Permit2 proxy at their canonical addresses (anvil_setCode:
+ * neither has constructor state), deploys a PlainToken (ERC-20 + EIP-2612, no EIP-3009) and mints
+ * `payerBalance` of it to every payer. Payers have NOT approved Permit2: a test does that (or pays
+ * with the eip2612GasSponsoring extension) as a real payer would.
+ */
+export async function installPermit2(
+  rpcUrl: string,
+  opts: { payers?: readonly Address[]; payerBalance?: bigint; deployer?: DevAccount; token?: { name: string; symbol: string } } = {},
+): Promise<{ plainToken: TokenInfo; permit2: { address: Address; exactProxy: Address } }> {
+  const { chain, publicClient } = await clientsFor(rpcUrl);
+  const testClient = createTestClient({ mode: "anvil", chain, transport: http(rpcUrl) });
+  await testClient.setCode({ address: PERMIT2_ADDRESS, bytecode: loadArtifact("Permit2").deployedBytecode });
+  await testClient.setCode({ address: EXACT_PERMIT2_PROXY_ADDRESS, bytecode: loadArtifact("ExactPermit2Proxy").deployedBytecode });
+
+  const token = opts.token ?? { name: "Plain Dollar", symbol: "PUSD" };
+  const wallet = walletFor(rpcUrl, chain, deployerAccount(opts.deployer));
+  const artifact = loadArtifact("PlainToken");
+  const hash = await wallet.deployContract({ abi: artifact.abi, bytecode: artifact.bytecode, args: [token.name, token.symbol] });
+  const receipt = await waitSuccess(publicClient, hash, `deploying token ${token.name}`);
+  if (!receipt.contractAddress) throw new Error(`deploying token ${token.name}: no contract address`);
+  const plainToken: TokenInfo = { address: getAddress(receipt.contractAddress), name: token.name, symbol: token.symbol, version: "1", decimals: 6 };
+  const amount = opts.payerBalance ?? DEFAULT_PAYER_BALANCE;
+  if (amount > 0n) {
+    for (const payer of opts.payers ?? []) {
+      const minted = await wallet.writeContract({ address: plainToken.address, abi: artifact.abi, functionName: "mint", args: [payer, amount] });
+      await waitSuccess(publicClient, minted, `minting ${token.symbol} to ${payer}`);
+    }
+  }
+  return { plainToken, permit2: { address: PERMIT2_ADDRESS, exactProxy: EXACT_PERMIT2_PROXY_ADDRESS } };
+}
+
 /** Deploys TollgateUSD ("USD Coin"/"USDC"/"2") and BatchSettler, installs Multicall3, funds payers. */
 export async function deployLocalNetwork(opts: DeployLocalNetworkOptions): Promise<LocalNetwork> {
   const { rpcUrl } = opts;
@@ -173,6 +212,8 @@ export async function deployLocalNetwork(opts: DeployLocalNetworkOptions): Promi
     if (eth === 0n) await testClient.setBalance({ address: payer.address, value: 10n ** 21n });
   }
 
+  const permit2 = await installPermit2(rpcUrl, { payers: accounts.payers.map((p) => p.address), payerBalance, deployer });
+
   // Sanity check: what the scheme will read on-chain matches what we advertise.
   const version = await publicClient.readContract({ address: usdc.address, abi: eip3009Abi, functionName: "version" });
   if (version !== "2") throw new Error(`deployed USDC reports version ${version}, expected 2`);
@@ -182,6 +223,8 @@ export async function deployLocalNetwork(opts: DeployLocalNetworkOptions): Promi
     network: `eip155:${chain.id}`,
     rpcUrl,
     usdc,
+    plainToken: permit2.plainToken,
+    permit2: permit2.permit2,
     batchSettler: { address: getAddress(settlerReceipt.contractAddress) },
     multicall3: { address: MULTICALL3_ADDRESS },
     accounts,

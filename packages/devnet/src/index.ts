@@ -8,6 +8,7 @@ export {
   deployLocalNetwork,
   deployToken,
   devAccount,
+  installPermit2,
   mintTo,
   type DeployLocalNetworkOptions,
   type DevAccount,

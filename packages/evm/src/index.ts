@@ -9,6 +9,13 @@ export {
   transferWithAuthorizationTypes,
   type Artifact,
   type ContractName,
+  PERMIT2_ADDRESS,
+  EXACT_PERMIT2_PROXY_ADDRESS,
+  permit2WitnessTypes,
+  eip2612PermitTypes,
+  permit2Abi,
+  exactPermit2ProxyAbi,
+  erc20PermitAbi,
 } from "./contracts/index.ts";
 
 // exact scheme (EIP-3009): client, server, facilitator

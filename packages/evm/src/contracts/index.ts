@@ -14,7 +14,10 @@ export type ContractName =
   | "Multicall3"
   | "AgentIdentityRegistry"
   | "AgentReputationRegistry"
-  | "AgentValidationRegistry";
+  | "AgentValidationRegistry"
+  | "Permit2"
+  | "ExactPermit2Proxy"
+  | "PlainToken";
 
 const cache = new Map<string, Artifact>();
 let checked = false;
@@ -36,3 +39,4 @@ export function loadArtifact(name: ContractName): Artifact {
 }
 
 export * from "./abi.ts";
+export * from "./permit2-abi.ts";

@@ -6,6 +6,7 @@ import { evmChainId, isAtomic, type Network, type PaymentRequirements, type Sche
 import { getAddress, isAddress, toHex, type Address, type Hex, type LocalAccount } from "viem";
 import { transferWithAuthorizationTypes } from "../contracts/abi.ts";
 import type { ExactEvmPayload } from "./payload.ts";
+import { signExactPermit2Authorization, wantsPermit2 } from "./permit2-client.ts";
 
 /** Anything that can sign EIP-712 typed data for an address (a viem LocalAccount qualifies). */
 export type ExactEvmSigner = Pick<LocalAccount, "address" | "signTypedData">;
@@ -28,7 +29,10 @@ export function exactEvmClient(options: ExactEvmClientOptions): SchemeClient {
     networks: ["eip155:*"],
     payer: (_network: Network) => account.address,
     async createPayload(requirements: PaymentRequirements) {
-      const payload = await signExactEvmAuthorization(account, requirements, { now: now(), skew });
+      // The server picks the method per asset (extra.assetTransferMethod); EIP-3009 by default.
+      const payload = wantsPermit2(requirements)
+        ? await signExactPermit2Authorization(account, requirements, { now: now(), skew })
+        : await signExactEvmAuthorization(account, requirements, { now: now(), skew });
       return payload as unknown as Record<string, unknown>;
     },
   };

@@ -20,6 +20,10 @@ import { walletRefusal } from "./facilitator/contract-wallet.ts";
 import { builtInSubmit, settlePayment } from "./facilitator/settle.ts";
 import { isPayersEcdsa } from "./facilitator/signature.ts";
 import type { ExactEvmFacilitatorConfig } from "./facilitator/types.ts";
+import { checkPermit2, checkPermit2Requirements, isPayersPermit2Ecdsa } from "./facilitator/permit2-check.ts";
+import { builtInPermit2Submit, settlePermit2Payment } from "./facilitator/permit2-settle.ts";
+import { isPermit2Payload, Permit2Reason, permit2PaymentKey } from "./permit2-payload.ts";
+import { hasCode } from "./facilitator/network.ts";
 
 export type {
   ExactEvmAssetConfig,
@@ -28,15 +32,28 @@ export type {
   ExactEvmSettlementCall,
   ExactEvmSubmit,
   ExactEvmSubmitResult,
+  ExactPermit2SettlementCall,
+  ExactPermit2Submit,
 } from "./facilitator/types.ts";
+export { permit2Settled } from "./facilitator/permit2-settle.ts";
 export { createPayerBackoff, type PayerBackoff } from "./facilitator/payer-backoff.ts";
 
 export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFacilitator {
   const ctx = createContext(config);
   if (!ctx.settleDryRun && !config.submit) throw new TypeError("settleDryRun: false needs a submit hook that simulates before sending");
   const submit = config.submit ?? builtInSubmit(ctx, config);
+  const submitPermit2 = config.submitPermit2 ?? builtInPermit2Submit(ctx, config);
+
+  const permit2 = config.permit2 ?? true;
+  const permit2Off = "paymentPayload.payload: the Permit2 asset transfer method is not accepted by this facilitator";
 
   async function verify(payload: PaymentPayload, requirements: PaymentRequirements): Promise<VerifyResponse> {
+    if (isPermit2Payload(payload?.payload)) {
+      if (!permit2) return { isValid: false, invalidReason: Permit2Reason.unsupported, invalidMessage: permit2Off };
+      const p = await checkPermit2(ctx, payload, requirements, true);
+      if (!p.ok) return { isValid: false, invalidReason: p.reason, invalidMessage: p.message, ...(p.payer ? { payer: p.payer } : {}) };
+      return { isValid: true, payer: p.payer };
+    }
     const r = await guardedCheck(ctx, payload, requirements, Reason.unexpectedVerifyError, true);
     if (!r.ok) return { isValid: false, invalidReason: r.reason, invalidMessage: r.message, ...(r.payer ? { payer: r.payer } : {}) };
     return { isValid: true, payer: r.payer };
@@ -44,6 +61,9 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
 
   /** Off-chain: the signer, before the service writes or limits anything for this payer. */
   async function authenticate(payload: PaymentPayload, requirements: PaymentRequirements): Promise<AuthenticateResult> {
+    if (isPermit2Payload(payload?.payload)) {
+      return permit2 ? authenticatePermit2(ctx, payload, requirements) : { ok: false, reason: Permit2Reason.unsupported, message: permit2Off };
+    }
     // The off-chain checks first, cheapest first: nothing is keyed or written for a "token" nobody
     // listed, and a tampered amount is named a value mismatch, not a bad signature.
     const pre = checkRequirements(ctx, payload, requirements);
@@ -73,7 +93,11 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
     networks: [...ctx.nets.keys()] as Network[],
     signers: (network: Network) => (ctx.nets.has(network) ? [ctx.signer.address] : []),
     verify,
-    settle: (payload, requirements) => settlePayment(ctx, submit, payload, requirements),
+    settle: async (payload, requirements) => {
+      if (!isPermit2Payload(payload?.payload)) return settlePayment(ctx, submit, payload, requirements);
+      if (!permit2) return { success: false, errorReason: Permit2Reason.unsupported, errorMessage: permit2Off, transaction: "", network: requirements.network };
+      return settlePermit2Payment(ctx, submitPermit2, payload, requirements);
+    },
     authenticate,
   };
 }
@@ -81,4 +105,17 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
 function contractWalletRefusal(ctx: FacilitatorContext, net: NetworkState, requirements: PaymentRequirements, a: AuthenticatedAuthorization): Promise<string | undefined> {
   const extra = requirements.extra as { name: string; version: string };
   return walletRefusal(ctx, { net, asset: getAddress(requirements.asset), payer: a.from, auth: a.auth, signature: a.signature, name: extra.name, version: extra.version });
+}
+
+/** Off-chain: the Permit2 signer and the payment's settle-once key (`network|token|owner|nonce`). */
+async function authenticatePermit2(ctx: FacilitatorContext, payload: PaymentPayload, requirements: PaymentRequirements): Promise<AuthenticateResult> {
+  const req = checkPermit2Requirements(ctx, payload, requirements);
+  if (!req.ok) return { ok: false, reason: req.reason, message: req.message };
+  const key = permit2PaymentKey(requirements.network, req.asset, req.payer, req.auth.nonce);
+  const own = isPayersPermit2Ecdsa(req);
+  if (own === true) return { ok: true, payer: req.payer.toLowerCase(), key };
+  // An opted-in contract wallet is judged by Permit2 itself in verify's dry run.
+  if (own === false && req.net.contractWallets && (await hasCode(req.net, req.payer).catch(() => false))) return { ok: true, payer: req.payer.toLowerCase(), key };
+  const detail = typeof own === "string" ? own : "does not recover to permit2Authorization.from for this chain and message";
+  return { ok: false, reason: Permit2Reason.invalidSignature, message: `paymentPayload.payload.signature: ${detail}` };
 }

@@ -22,6 +22,7 @@ import {
 import { getAddress, isAddress, type Address } from "viem";
 import { authorizationKey } from "./authenticate.ts";
 import { parseExactEvmPayload } from "./payload.ts";
+import { isPermit2Payload, parseExactPermit2Payload, permit2PaymentKey } from "./permit2-payload.ts";
 
 /** A token the server can price in, on one network. */
 export interface EvmAssetInfo {
@@ -34,6 +35,12 @@ export interface EvmAssetInfo {
   version: string;
   /** Ticker, e.g. "USDC". Money strings name it ("0.01 USDC"); "$0.01" picks a USD stablecoin. */
   symbol: string;
+  /**
+   * How clients pay with this token: "permit2" for a token without EIP-3009 (any ERC-20; the payer
+   * approves Permit2 once, or the facilitator sponsors it). Advertised as
+   * `extra.assetTransferMethod`, as the official server does. Default: EIP-3009 (nothing advertised).
+   */
+  assetTransferMethod?: "eip3009" | "permit2";
 }
 
 export interface ExactEvmServerOptions {
@@ -68,6 +75,11 @@ function checkPayTo(payTo: string, _network: Network): string | undefined {
   return undefined;
 }
 
+/** What a client needs to know about a token: its EIP-712 domain, and the transfer method when not EIP-3009. */
+function domainExtra(info: EvmAssetInfo): Record<string, unknown> {
+  return { name: info.name, version: info.version, ...(info.assetTransferMethod === "permit2" ? { assetTransferMethod: "permit2" } : {}) };
+}
+
 export function exactEvmServer(options: ExactEvmServerOptions = {}): SchemeServer {
   const assets = options.assets ?? defaultEvmAssets;
 
@@ -83,7 +95,7 @@ export function exactEvmServer(options: ExactEvmServerOptions = {}): SchemeServe
         throw new Error(`price.asset: not an address: ${JSON.stringify(price.asset)}`);
       }
       const info = known(network, price.asset);
-      const extra = { ...(info ? { name: info.name, version: info.version } : {}), ...price.extra };
+      const extra = { ...(info ? domainExtra(info) : {}), ...price.extra };
       return { amount, asset: getAddress(price.asset), ...(Object.keys(extra).length ? { extra } : {}) };
     }
     const money = parseMoney(price);
@@ -104,7 +116,7 @@ export function exactEvmServer(options: ExactEvmServerOptions = {}): SchemeServe
     } catch (e) {
       throw new MoneyError(`price ${JSON.stringify(price)}: ${(e as Error).message}`);
     }
-    return { amount: atomic.toString(), asset: getAddress(asset.address), extra: { name: asset.name, version: asset.version } };
+    return { amount: atomic.toString(), asset: getAddress(asset.address), extra: domainExtra(asset) };
   }
 
   /** Fills the EIP-712 domain from the table when requirements name a known token without it. */
@@ -113,10 +125,16 @@ export function exactEvmServer(options: ExactEvmServerOptions = {}): SchemeServe
     if (typeof extra.name === "string" && typeof extra.version === "string") return requirements;
     const info = known(requirements.network, requirements.asset);
     if (!info) return requirements;
-    return { ...requirements, extra: { name: info.name, version: info.version, ...extra } };
+    return { ...requirements, extra: { ...domainExtra(info), ...extra } };
   }
 
   function paymentKey(payload: PaymentPayload, requirements: PaymentRequirements): string | undefined {
+    if (isPermit2Payload(payload?.payload)) {
+      const p = parseExactPermit2Payload(payload.payload);
+      if (!p.ok) return undefined;
+      const a = p.value.permit2Authorization;
+      return permit2PaymentKey(requirements.network, requirements.asset, a.from, a.nonce);
+    }
     const parsed = parseExactEvmPayload(payload?.payload);
     if (!parsed.ok) return undefined;
     const a = parsed.value.authorization;

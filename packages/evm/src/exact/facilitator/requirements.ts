@@ -54,7 +54,7 @@ export function checkRequirements(ctx: FacilitatorContext, payload: PaymentPaylo
 }
 
 /** Scheme, network, amount, asset: what the requirements ask for, before the payload's content. */
-function checkTarget(
+export function checkTarget(
   ctx: FacilitatorContext,
   payload: PaymentPayload,
   requirements: PaymentRequirements,

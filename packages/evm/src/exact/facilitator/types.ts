@@ -2,6 +2,7 @@ import type { Network } from "@tollgate/core";
 import type { Address, Hex, LocalAccount, PublicClient } from "viem";
 import type { SettlementResult } from "../../settlement/result.ts";
 import type { ExactEvmAuthorization } from "../payload.ts";
+import type { Permit2Authorization } from "../permit2-payload.ts";
 import type { PayerBackoff } from "./payer-backoff.ts";
 
 export interface ExactEvmAssetConfig {
@@ -46,6 +47,26 @@ export interface ExactEvmSettlementCall {
   contractWallet?: boolean;
 }
 
+/** A Permit2 settlement ready to broadcast: one call of the x402 exact Permit2 proxy. */
+export interface ExactPermit2SettlementCall {
+  network: Network;
+  /** The ERC-20 paid with. */
+  asset: Address;
+  /** The proxy (EXACT_PERMIT2_PROXY_ADDRESS). */
+  to: Address;
+  /** Calldata of `settle` / `settleWithPermit` (exact/permit2-encode.ts). */
+  data: Hex;
+  /** The payment's settle-once key (permit2PaymentKey). */
+  key: string;
+  authorization: Permit2Authorization;
+  signature: Hex;
+  /** Carries the eip2612GasSponsoring permit (`settleWithPermit`). */
+  eip2612?: boolean;
+  contractWallet?: boolean;
+}
+
+export type ExactPermit2Submit = (call: ExactPermit2SettlementCall) => Promise<SettlementResult>;
+
 /** What a submitter answers: settled, failed (with the reason) or pending, as a value. */
 export type ExactEvmSubmitResult = SettlementResult;
 
@@ -60,6 +81,19 @@ export interface ExactEvmFacilitatorConfig {
    * Without it, a private settlement engine for `signer` (batching off) sends, with the caps below.
    */
   submit?: ExactEvmSubmit;
+  /**
+   * Sends Permit2 settlements (one proxy call each). Without it, a built-in sender uses `signer`
+   * (one transaction at a time per network). Note: with `submit` also unset, the built-in EIP-3009
+   * engine and this sender share `signer`'s account nonce; a collision is refused by the node
+   * ("nonce too low") and nothing is lost, but busy mixed traffic should use a shared submitter.
+   */
+  submitPermit2?: ExactPermit2Submit;
+  /**
+   * Accept the Permit2 asset transfer method (payloads with `permit2Authorization`). Default true.
+   * False: they are refused (`unsupported_payload_type`) at authenticate, verify and settle, before
+   * any chain call; for a service whose sender cannot carry proxy calls.
+   */
+  permit2?: boolean;
   /** Unix seconds; for tests. */
   now?: () => number;
   /** `validBefore` must be at least this many seconds ahead to settle (block time margin). Default 6. */
