@@ -45,6 +45,8 @@ export interface TollgateFacilitatorOptions {
   network: string;
   /** Accepted asset (the facilitator's allowlist). */
   usdc: LocalToken;
+  /** More accepted assets (e.g. the devnet's plain ERC-20, paid with Permit2). Default none. */
+  assets?: readonly LocalToken[];
   /** Fee payer key. Never logged. */
   privateKey: Hex;
   /**
@@ -67,12 +69,13 @@ export interface TollgateFacilitator extends Closable {
 export async function startTollgateFacilitator(opts: TollgateFacilitatorOptions): Promise<TollgateFacilitator> {
   const network = opts.network as Network & `eip155:${string}`;
   const asset = { address: opts.usdc.address, name: opts.usdc.name, version: opts.usdc.version, decimals: opts.usdc.decimals };
+  const assets = [asset, ...(opts.assets ?? []).map((a) => ({ address: a.address, name: a.name, version: a.version, decimals: a.decimals }))];
   const signer = privateKeyToAccount(opts.privateKey);
   const running = await startFacilitator(
     {
       port: opts.port ?? 0,
       host: "127.0.0.1",
-      networks: [{ network, rpcUrl: opts.rpcUrl, assets: [asset] }],
+      networks: [{ network, rpcUrl: opts.rpcUrl, assets }],
       privateKeys: [opts.privateKey],
       logLevel: "silent",
     },
@@ -80,7 +83,7 @@ export async function startTollgateFacilitator(opts: TollgateFacilitatorOptions)
       ...(opts.ledger ? { ledger: opts.ledger } : {}),
       ...(opts.pollingIntervalMs === undefined
         ? {}
-        : { schemes: [exactEvmFacilitator({ networks: [{ network, rpcUrl: opts.rpcUrl, assets: [asset] }], signer, pollingIntervalMs: opts.pollingIntervalMs })] }),
+        : { schemes: [exactEvmFacilitator({ networks: [{ network, rpcUrl: opts.rpcUrl, assets }], signer, pollingIntervalMs: opts.pollingIntervalMs })] }),
     },
   );
   return { url: running.url, address: signer.address, ledger: running.ledger, close: running.close };
@@ -105,6 +108,10 @@ export interface TollgateServerOptions {
   route?: Partial<RouteResource & RouteDiscovery>;
   /** The paywall's warnings (default: console.warn). */
   onWarning?: (message: string) => void;
+  /** More tokens the server knows (e.g. one priced with `assetTransferMethod: "permit2"`). Default none. */
+  assets?: ReadonlyArray<LocalToken & { assetTransferMethod?: "eip3009" | "permit2" }>;
+  /** Settlement timing of the paywall. */
+  paywall?: { settlementPollMs?: number; settlementTimeoutMs?: number };
 }
 
 export interface TollgateServer extends Closable {
@@ -126,11 +133,23 @@ export async function startTollgateServer(opts: TollgateServerOptions): Promise<
     facilitator: opts.wrapFacilitator ? opts.wrapFacilitator(client) : client,
     schemes: [
       exactEvmServer({
-        assets: [{ network, address: usdc.address, decimals: usdc.decimals, name: usdc.name, version: usdc.version, symbol: usdc.symbol ?? "USDC" }],
+        assets: [
+          { network, address: usdc.address, decimals: usdc.decimals, name: usdc.name, version: usdc.version, symbol: usdc.symbol ?? "USDC" },
+          ...(opts.assets ?? []).map((a) => ({
+            network,
+            address: a.address,
+            decimals: a.decimals,
+            name: a.name,
+            version: a.version,
+            symbol: a.symbol ?? "TOKEN",
+            ...(a.assetTransferMethod ? { assetTransferMethod: a.assetTransferMethod } : {}),
+          })),
+        ],
       }),
     ],
     routes: { [`GET ${path}`]: { price, network, payTo: opts.payTo, description: "Tollgate paid route", mimeType: "application/json", ...opts.route } },
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+    ...opts.paywall,
   };
 
   let served: Closable;

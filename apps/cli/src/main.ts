@@ -29,7 +29,7 @@ const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : undefined);
 const COMMANDS: Record<string, Command> = {
   demo: {
     summary: "the seven steps of x402, narrated, on a local chain (npm start)",
-    usage: `tollgate demo [agents]
+    usage: `tollgate demo [agents|network]
 
 tollgate demo
   Starts a local network (anvil, a USDC-like token, a facilitator, a paid API), pays one request
@@ -38,12 +38,21 @@ tollgate demo agents
   Agents pay agents: specialist services over HTTP, MCP and A2A list themselves in the
   facilitator's discovery catalog; a generalist agent with a budget finds them, is refused the
   one over its budget before signing anything, pays the others, answers, and shows each payment.
-Both end by themselves.`,
+tollgate demo network
+  Many facilitators, one network: three facilitators register as ERC-8004 agents; a server uses
+  all of them; one is stopped mid-run and payments go on; every payment is checked on chain
+  (settled once), feedback carries the settlement as proof, and reputations are printed.
+All end by themselves.`,
     options: {},
     positionals: true,
     async run(_values, positionals) {
       const which = positionals[0];
-      if (positionals.length > 1 || (which !== undefined && which !== "agents")) throw new UsageError(`demo: unknown demo ${JSON.stringify(positionals.join(" "))} (try \`tollgate demo\` or \`tollgate demo agents\`)`);
+      if (positionals.length > 1 || (which !== undefined && which !== "agents" && which !== "network")) throw new UsageError(`demo: unknown demo ${JSON.stringify(positionals.join(" "))} (try \`tollgate demo\`, \`tollgate demo agents\` or \`tollgate demo network\`)`);
+      if (which === "network") {
+        const { demoNetwork } = await import("./commands/demo-network.ts");
+        await demoNetwork();
+        return 0;
+      }
       if (which === "agents") {
         const { demoAgents } = await import("./commands/demo-agents.ts");
         await demoAgents();

@@ -140,7 +140,7 @@ export type VerifyPaymentProofOptions = {
   requireAuthorization?: boolean;
 };
 
-export type PaymentProofVerdict = { ok: true; amount: bigint; authorizationNonce?: Hex; blockNumber: bigint } | { ok: false; reason: string };
+export type PaymentProofVerdict = { ok: true; amount: bigint; authorizationNonce?: Hex; blockNumber: bigint; /** Who sent the transaction (for a settlement: the facilitator's fee payer). */ sender: Address } | { ok: false; reason: string };
 
 /**
  * Checks a proofOfPayment against the chain `publicClient` reads: same chain id, the transaction
@@ -194,12 +194,20 @@ export async function verifyPaymentProof(publicClient: PublicClient, proof: Paym
   if (opts.minAmount !== undefined && amount < opts.minAmount) {
     return { ok: false, reason: `paid ${amount}, less than the required ${opts.minAmount}` };
   }
-  return { ok: true, amount, blockNumber: receipt.blockNumber, ...(authorizationNonce ? { authorizationNonce } : {}) };
+  return { ok: true, amount, blockNumber: receipt.blockNumber, sender: getAddress(receipt.from), ...(authorizationNonce ? { authorizationNonce } : {}) };
 }
 
 export type SummarizeProvenFeedbackOptions = VerifyPaymentProofOptions & {
   /** Payments must go to this address (the agent's wallet); default: whatever the proof names. */
   payTo?: Address;
+  /**
+   * Feedback about a facilitator from the servers it settles for: the proof is then a settlement
+   * the facilitator sent (the transaction's sender is this address, its verified agent wallet)
+   * paying the reviewer's `payTo`, not a payment made by the reviewer. The reviewer may not be
+   * the payer, so the "paid by the client" rule does not apply; each transaction still backs
+   * one entry only.
+   */
+  settledBy?: Address;
   /**
    * Weight of feedback without a valid proof, as a fraction of one proven entry: `{ numerator, denominator }`.
    * Default 0: unproven feedback counts for nothing.
@@ -269,12 +277,13 @@ async function proofProblem(
   const proof = file.proofOfPayment;
   if (!proof) return "no proofOfPayment";
   const client = file.clientAddress.split(":")[2];
-  if (!client || !isAddressEqual(client as Address, proof.fromAddress)) return "proof was paid by someone other than the client";
+  if (!opts.settledBy && (!client || !isAddressEqual(client as Address, proof.fromAddress))) return "proof was paid by someone other than the client";
   if (opts.payTo && !isAddressEqual(opts.payTo, proof.toAddress)) return `proof pays ${proof.toAddress}, not the agent's ${opts.payTo}`;
   const key = proof.txHash.toLowerCase();
   if (usedTx.has(key)) return `transaction ${proof.txHash} already backs other feedback`;
   const verdict = await verifyPaymentProof(publicClient, proof, opts);
   if (!verdict.ok) return verdict.reason;
+  if (opts.settledBy && !isAddressEqual(verdict.sender, opts.settledBy)) return `transaction ${proof.txHash} was sent by ${verdict.sender}, not by ${opts.settledBy}`;
   usedTx.add(key);
   return undefined;
 }

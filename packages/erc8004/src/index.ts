@@ -70,3 +70,6 @@ export {
   type SummarizeProvenFeedbackOptions,
   type VerifyPaymentProofOptions,
 } from "./feedback-proof.ts";
+
+// x402 facilitators as agents
+export { FACILITATOR_SERVICE, findRegisteredFacilitators, registerFacilitator, type RegisterFacilitatorParams, type RegisteredFacilitator } from "./x402-facilitators.ts";
