@@ -105,6 +105,12 @@ Runs until Ctrl-C. Default ports (each changeable; 0 picks a free one):
   --port N --host H              listen address (default 127.0.0.1:4020)
   --database-url URL             PostgreSQL ledger (several instances); default embedded PGlite
   --data-dir DIR                 PGlite data directory (default in memory)
+  --register                     once listening, register this node as an ERC-8004 agent on the
+                                 first EVM network (service "x402-facilitator", its fee payer bound
+                                 as the agent's verified wallet); owner: FACILITATOR_OPERATOR_KEY,
+                                 else the fee payer
+  --public-url URL               the endpoint registered (default: the listen address)
+  --registry ADDR                identity registry (default: the public deployment's address)
 Keys: FACILITATOR_PRIVATE_KEY (EVM) and SOLANA_FEE_PAYER_KEY (Solana: base58 or a solana-keygen
 JSON array), from the environment or the config file; never from a flag.`,
     options: {
@@ -118,6 +124,9 @@ JSON array), from the environment or the config file; never from a flag.`,
       "solana-rpc-url": { type: "string" },
       "database-url": { type: "string" },
       "data-dir": { type: "string" },
+      register: { type: "boolean" },
+      "public-url": { type: "string" },
+      registry: { type: "string" },
     },
     async run(values) {
       const port = str(values.port);
@@ -134,6 +143,9 @@ JSON array), from the environment or the config file; never from a flag.`,
         ...(str(values["solana-rpc-url"]) ? { solanaRpcUrl: str(values["solana-rpc-url"])! } : {}),
         ...(str(values["database-url"]) ? { databaseUrl: str(values["database-url"])! } : {}),
         ...(str(values["data-dir"]) ? { dataDir: str(values["data-dir"])! } : {}),
+        ...(values.register === true ? { register: true } : {}),
+        ...(str(values["public-url"]) ? { publicUrl: str(values["public-url"])! } : {}),
+        ...(str(values.registry) ? { registry: str(values.registry)! } : {}),
       });
       await waitForSignal();
       await stop();

@@ -6,6 +6,7 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { httpFacilitatorClient, type FacilitatorClient } from "@tollgate/core";
 import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
+import { deployErc8004, type DeployedErc8004 } from "@tollgate/erc8004";
 import { exactEvmServer } from "@tollgate/evm";
 import { startFacilitator } from "@tollgate/facilitator";
 import { getBase58Decoder } from "@solana/kit";
@@ -20,6 +21,8 @@ export type DevSolana = LocalSolanaNetwork & { url: string };
 
 export interface DevStack {
   chain: RunningLocalNetwork;
+  /** The ERC-8004 registries, at the public deployments' addresses. */
+  erc8004: DeployedErc8004;
   solana: DevSolana;
   facilitatorUrl: string;
   apiUrl: string;
@@ -47,6 +50,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     const chain = await startLocalNetwork({ ...(options.chainPort ? { port: options.chainPort } : {}) });
     cleanups.push(() => chain.stop());
     const { usdc, network } = chain;
+    const erc8004 = await deployErc8004({ rpcUrl: chain.rpcUrl });
 
     const solanaRpc = await startLocalSolana({ ...(options.solanaPort ? { port: options.solanaPort } : {}) });
     cleanups.push(() => solanaRpc.close());
@@ -85,7 +89,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     cleanups.push(() => new Promise<void>((resolve) => { server.close(() => resolve()); (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(); }));
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : 0;
-    return { chain, solana, facilitatorUrl: facilitator.url, apiUrl: `http://127.0.0.1:${port}`, close };
+    return { chain, erc8004, solana, facilitatorUrl: facilitator.url, apiUrl: `http://127.0.0.1:${port}`, close };
   } catch (e) {
     await close();
     throw e;

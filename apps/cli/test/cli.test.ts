@@ -4,6 +4,8 @@
  * and `tollgate pay` pays the dev stack's API within its policy.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPublicClient, http, type PublicClient } from "viem";
+import { findRegisteredFacilitators } from "@tollgate/erc8004";
 import { demo } from "../src/commands/demo.ts";
 import { dev } from "../src/commands/dev.ts";
 import { facilitator } from "../src/commands/facilitator.ts";
@@ -240,6 +242,20 @@ describe("tollgate dev and tollgate facilitator", () => {
         expect(supported.signers["solana:*"]).toEqual([stack.solana.feePayer.address]);
       } finally {
         await stop();
+      }
+      // --register: the node becomes an ERC-8004 agent on the dev chain's registries, findable from the chain.
+      const registered: string[] = [];
+      const operator = stack.chain.accounts.payers[2]!;
+      const stopRegistered = await facilitator(
+        { network: stack.chain.network, rpcUrl: stack.chain.rpcUrl, port: "0", register: true, publicUrl: "https://facilitator.example.com", env: { FACILITATOR_PRIVATE_KEY: stack.chain.accounts.facilitator.privateKey, FACILITATOR_OPERATOR_KEY: operator.privateKey, LOG_LEVEL: "silent" } },
+        (l) => registered.push(l),
+      );
+      try {
+        expect(registered.join("\n")).toMatch(/registered as ERC-8004 agent #\d+ on eip155:31337/);
+        const found = await findRegisteredFacilitators(createPublicClient({ transport: http(stack.chain.rpcUrl) }) as PublicClient);
+        expect(found).toContainEqual(expect.objectContaining({ url: "https://facilitator.example.com", owner: operator.address, wallet: stack.chain.accounts.facilitator.address, networks: [stack.chain.network], schemes: ["exact"] }));
+      } finally {
+        await stopRegistered();
       }
       const secret = "0x" + "ab".repeat(31) + "zz";
       const err = await facilitator({ network: stack.chain.network, rpcUrl: stack.chain.rpcUrl, port: "0", env: { FACILITATOR_PRIVATE_KEY: secret } }).catch((e: Error) => e);

@@ -75,6 +75,7 @@ export function describe(stack: DevStack) {
       rpcUrl: chain.rpcUrl,
       usdc: { address: chain.usdc.address, name: chain.usdc.name, version: chain.usdc.version, decimals: chain.usdc.decimals },
       batchSettler: chain.batchSettler.address,
+      erc8004: { identityRegistry: stack.erc8004.identityRegistry, reputationRegistry: stack.erc8004.reputationRegistry, validationRegistry: stack.erc8004.validationRegistry },
       feePayer: chain.accounts.facilitator.address,
       payee: chain.accounts.payee.address,
       payers: chain.accounts.payers.map((p) => ({ address: p.address, privateKey: p.privateKey })),
@@ -97,6 +98,8 @@ function printBanner(stack: DevStack, out: (line: string) => void): void {
   out(`  chain        ${d.evm.rpcUrl}   network ${d.evm.network}   chain id ${d.evm.chainId}`);
   out(`  USDC         ${d.evm.usdc.address}   EIP-712 "${d.evm.usdc.name}" v${d.evm.usdc.version}, ${d.evm.usdc.decimals} decimals`);
   out(`  batch settler ${d.evm.batchSettler}`);
+  out(`  ERC-8004     identity ${d.evm.erc8004.identityRegistry}   reputation ${d.evm.erc8004.reputationRegistry}`);
+  out(`               validation ${d.evm.erc8004.validationRegistry}   (the public deployments' addresses)`);
   out(`  facilitator  ${d.facilitatorUrl}   (GET /supported, POST /verify, POST /settle, GET /health, /ready, /metrics)`);
   out(`               fee payer ${d.evm.feePayer}`);
   out(`  paid API     ${d.paidUrl}   ($0.01 on ${d.evm.network} or on ${d.solana.network})`);
