@@ -73,3 +73,12 @@ export {
 
 // x402 facilitators as agents
 export { FACILITATOR_SERVICE, findRegisteredFacilitators, registerFacilitator, type RegisterFacilitatorParams, type RegisteredFacilitator } from "./x402-facilitators.ts";
+export {
+  giveFeedbackForPayment,
+  giveSettlementFeedback,
+  latencyBucket,
+  rankByReputation,
+  reputableFacilitators,
+  type PaymentFeedbackParams,
+  type ReputableFacilitator,
+} from "./x402-reputation.ts";

@@ -16,13 +16,13 @@ import { devAccount, startLocalNetwork, type RunningLocalNetwork } from "@tollga
 import {
   buildFeedbackFile,
   deployErc8004,
-  feedbackFileHash,
   findRegisteredFacilitators,
   getReputationSummary,
   giveFeedback,
+  giveSettlementFeedback,
   registerFacilitator,
+  reputableFacilitators,
   summarizeProvenFeedback,
-  toJsonDataUri,
   type DeployedErc8004,
   type FeedbackFile,
   type RegisteredFacilitator,
@@ -114,6 +114,8 @@ export async function demoNetwork(options: NetworkDemoOptions = {}): Promise<Net
       facilitators.push({ name: node.name, agentId: node.agentId, settled: settledBy(payments, node), proven: proven.proven, score: proven.decimal });
       out(`   ${node.name.padEnd(14)} settled ${String(settledBy(payments, node)).padStart(2)}   on-chain: ${onChain.count} entries, average ${onChain.decimal.padStart(3)}   proven: ${proven.proven} of ${proven.proven + proven.unproven}, score ${proven.decimal}`);
     }
+    const trusted = await reputableFacilitators(chain, { reviewers: [devAccount(26).address], minScore: 50 });
+    out(`   A server asking for "registered facilitators with reputation ≥ 50 from reviewers I trust" now gets: ${trusted.map((f) => `${f.name} (${f.score}, ${f.reviews} reviews)`).join(", ")}`);
     out("\nDone: three facilitators, one stopped mid-run, no payment lost or settled twice, reputation backed by payments.");
     return { payments, stopped, facilitators };
   } finally {
@@ -159,6 +161,9 @@ function walletFor(net: RunningLocalNetwork, key: Hex) {
   };
 }
 
+/** Settlement latency per transaction, as the pool measured it (for the feedback's latency tag). */
+const latency = new Map<string, number>();
+
 async function startPaidServer(net: RunningLocalNetwork, listed: RegisteredFacilitator[], out: (l: string) => void): Promise<{ url: string; pool: FacilitatorPool; close: () => Promise<void> }> {
   const pool = facilitatorPool({
     facilitators: listed.map((f) => ({ facilitator: f.url, name: f.name })),
@@ -166,7 +171,10 @@ async function startPaidServer(net: RunningLocalNetwork, listed: RegisteredFacil
     proveUnused: exactEvmAuthorizationUnused({ rpcUrls: { [net.network]: net.rpcUrl } }),
     settleAttempts: 2,
     breaker: { failures: 2, cooldownMs: 60_000 },
-    onEvent: (e) => out(`     pool: ${e.kind === "failover" ? `${e.endpoint} failed over from ${e.from} (${e.error})` : e.kind === "breaker-open" ? `breaker open for ${e.facilitator}` : `settlement moved ${e.from} → ${e.to} (authorization proven unused)`}`),
+    onEvent: (e) => {
+      if (e.kind === "settled") return void latency.set(e.transaction, e.ms);
+      out(`     pool: ${e.kind === "failover" ? `${e.endpoint} failed over from ${e.from} (${e.error})` : e.kind === "breaker-open" ? `breaker open for ${e.facilitator}` : `settlement moved ${e.from} → ${e.to} (authorization proven unused)`}`);
+    },
   });
   const usdc = net.usdc;
   const app = new Hono();
@@ -224,30 +232,25 @@ async function checkOnChain(chain: PublicClient, net: RunningLocalNetwork, payme
 }
 
 async function leaveFeedback(net: RunningLocalNetwork, registries: DeployedErc8004, nodes: Node[], payments: NetworkDemoResult["payments"], stopped: string, out: (l: string) => void): Promise<Map<string, FeedbackFile[]>> {
-  const serverKey = devAccount(26).privateKey;
-  await createTestClient({ mode: "anvil", transport: http(net.rpcUrl) }).setBalance({ address: devAccount(26).address, value: 10n ** 19n });
-  const clients = walletFor(net, serverKey);
+  const reviewer = devAccount(26);
+  await createTestClient({ mode: "anvil", transport: http(net.rpcUrl) }).setBalance({ address: reviewer.address, value: 10n ** 19n });
+  const clients = walletFor(net, reviewer.privateKey);
   const files = new Map<string, FeedbackFile[]>();
-  const give = async (node: Node, value: bigint, tag1: string, proof?: { payer: string; transaction: string }) => {
-    const file = buildFeedbackFile({
-      chainId: net.chainId,
-      identityRegistry: registries.identityRegistry,
-      agentId: node.agentId,
-      clientAddress: devAccount(26).address,
-      value,
-      valueDecimals: 0,
-      tag1,
-      endpoint: node.running.url,
-      ...(proof ? { proofOfPayment: { fromAddress: proof.payer as Address, toAddress: net.accounts.payee.address, chainId: net.chainId, txHash: proof.transaction as Hex } } : {}),
-    });
-    const r = await giveFeedback(clients, { agentId: node.agentId, value: String(value), tag1, endpoint: node.running.url, feedbackUri: toJsonDataUri(file), feedbackHash: feedbackFileHash(file) });
+  const keep = (node: Node, file: FeedbackFile) => void files.set(node.name, [...(files.get(node.name) ?? []), file]);
+  for (const p of payments) {
+    const node = nodes.find((n) => n.name === p.settledBy)!;
+    const r = await giveSettlementFeedback(clients, { agentId: node.agentId, latencyMs: latency.get(p.transaction) ?? 0, endpoint: node.running.url, payment: { from: p.payer as Address, to: net.accounts.payee.address, transaction: p.transaction as Hex } });
     if (!r.ok) throw new Error(`feedback for ${node.name}: ${r.reason}`);
-    files.set(node.name, [...(files.get(node.name) ?? []), file]);
-  };
-  for (const p of payments) await give(nodes.find((n) => n.name === p.settledBy)!, 100n, "settled", p);
+    keep(node, r.file);
+  }
   const down = nodes.find((n) => n.name === stopped);
-  if (down) await give(down, 0n, "unreachable");
-  out(`   ${payments.length} feedback entries "settled" (100), each with proofOfPayment {fromAddress, toAddress, chainId, txHash}`);
+  if (down) {
+    // What the server saw of the stopped one: no settlement to show, so no proof.
+    const r = await giveFeedback(clients, { agentId: down.agentId, value: "0", tag1: "unreachable", endpoint: down.running.url });
+    if (!r.ok) throw new Error(`feedback for ${down.name}: ${r.reason}`);
+    keep(down, buildFeedbackFile({ chainId: net.chainId, identityRegistry: registries.identityRegistry, agentId: down.agentId, clientAddress: reviewer.address, value: 0n, valueDecimals: 0, tag1: "unreachable" }));
+  }
+  out(`   ${payments.length} entries "settled" (100, tagged with the settlement's latency), each file with proofOfPayment {fromAddress, toAddress, chainId, txHash}`);
   if (down) out(`   1 entry "unreachable" (0) for ${down.name}, without proof: it counts for nothing unless proven`);
   return files;
 }

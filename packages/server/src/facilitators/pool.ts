@@ -47,7 +47,9 @@ export interface FacilitatorPoolOptions {
 export type PoolEvent =
   | { kind: "failover"; endpoint: "verify" | "settle" | "supported"; from: string; error: string }
   | { kind: "breaker-open"; facilitator: string; error: string }
-  | { kind: "settle-moved"; from: string; to: string };
+  | { kind: "settle-moved"; from: string; to: string }
+  /** A settlement succeeded at this facilitator (e.g. to leave it feedback with the transaction as proof). */
+  | { kind: "settled"; facilitator: string; ms: number; transaction: string; payer: string | undefined };
 
 export interface FacilitatorStatus {
   name: string;
@@ -177,8 +179,10 @@ export function facilitatorPool(options: FacilitatorPoolOptions): FacilitatorPoo
     const m = sent.member;
     tried.add(m);
     try {
+      const started = performance.now();
       const answer = await timed(m, () => m.client.settle(payload, requirements, callOptions));
       if (answer.success || !isStillPending(answer)) sentTo.delete(key);
+      if (answer.success) emit({ kind: "settled", facilitator: m.name, ms: Math.round(performance.now() - started), transaction: answer.transaction, payer: answer.payer });
       return answer;
     } catch (e) {
       fail(m, e);
