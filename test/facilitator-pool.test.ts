@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPublicClient, erc20Abi, http, parseEventLogs, type Address, type Hex, type PublicClient } from "viem";
 import { httpFacilitatorClient, type FacilitatorClient } from "@tollgate/core";
 import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
-import { eip3009Abi, exactEvmAuthorizationUnused } from "@tollgate/evm";
+import { eip3009Abi, exactEvmAuthorizationUnused, exactEvmSettlementOnChain } from "@tollgate/evm";
 import { getPaymentReceipt } from "@tollgate/fetch";
 import { facilitatorPool, type PoolEvent } from "@tollgate/server";
 import { listen, type Closable } from "./support/listen.ts";
@@ -54,7 +54,7 @@ async function relay(req: IncomingMessage, res: ServerResponse): Promise<void> {
   res.end(text);
 }
 
-async function serverOverPool(events: PoolEvent[]): Promise<TollgateServer> {
+async function serverOverPool(events: PoolEvent[], withSettledProof = false): Promise<TollgateServer> {
   const direct = httpFacilitatorClient({ url: second.url });
   const countedSecond: FacilitatorClient = { ...direct, settle: (...a) => (settles.second++, direct.settle(...a)) };
   return startTollgateServer({
@@ -73,6 +73,7 @@ async function serverOverPool(events: PoolEvent[]): Promise<TollgateServer> {
         ],
         settleAttempts: 2,
         proveUnused: exactEvmAuthorizationUnused({ rpcUrls: { [net.network]: net.rpcUrl } }),
+        ...(withSettledProof ? { proveSettled: exactEvmSettlementOnChain({ rpcUrls: { [net.network]: net.rpcUrl } }) } : {}),
         onEvent: (e) => events.push(e),
       }),
   });
@@ -121,6 +122,28 @@ describe("failover between real facilitators", () => {
       expect(settles.second).toBe(0);
       expect(events.some((e) => e.kind === "settle-moved")).toBe(false);
       // The first facilitator settled it, once; nobody settled it twice.
+      expect(await usedEvents(payer.address)).toHaveLength(1);
+      expect(await balanceOf(payer.address)).toBe(before - 10_000n);
+    } finally {
+      mode = "pass";
+      await server.close();
+    }
+  });
+
+  it("serves a payment the silent facilitator did settle, reading the settlement from the chain (paid is served)", async () => {
+    const events: PoolEvent[] = [];
+    const server = await serverOverPool(events, true);
+    try {
+      const payer = net.accounts.payers[2]!;
+      const before = await balanceOf(payer.address);
+      mode = "lose-answer";
+      settles.first = settles.second = 0;
+      const res = await tollgateFetch({ privateKey: payer.privateKey })(server.paidUrl);
+      expect(res.status).toBe(200);
+      const tx = getPaymentReceipt(res)!.receipt!.transaction as Hex;
+      expect((await chain.getTransaction({ hash: tx })).from.toLowerCase()).toBe(first.address.toLowerCase());
+      expect(events).toContainEqual({ kind: "settled-on-chain", facilitator: "first", transaction: tx });
+      expect(settles.second).toBe(0);
       expect(await usedEvents(payer.address)).toHaveLength(1);
       expect(await balanceOf(payer.address)).toBe(before - 10_000n);
     } finally {

@@ -11,6 +11,8 @@
  *   - the first refused the request without processing it (a 4xx transport answer), or
  *   - the first stopped answering (its breaker opened, or `settleAttempts` failed) AND
  *     `proveUnused` shows from the chain that the authorization was never used.
+ * When the first stopped answering after its transaction landed, `proveSettled` reads the
+ * settlement from the chain, so the payment is served rather than lost.
  * Without that proof the settlement stays "unknown": never two facilitators racing one payment
  * as fresh settlements, never a resource served without its charge.
  */
@@ -39,6 +41,12 @@ export interface FacilitatorPoolOptions {
    * `authorizationState` false): the condition for moving a settlement to another facilitator.
    */
   proveUnused?: (payload: PaymentPayload, requirements: PaymentRequirements) => Promise<boolean>;
+  /**
+   * The settlement as the chain shows it, when the facilitator that was settling it went silent
+   * after sending (e.g. EIP-3009: the authorization used in a transaction that paid `payTo` the
+   * amount): answered as its success, so a payment that landed is served, not lost.
+   */
+  proveSettled?: (payload: PaymentPayload, requirements: PaymentRequirements) => Promise<SettleResponse | undefined>;
   /** Failovers, opened breakers, moved settlements (for logs and metrics). Must not throw. */
   onEvent?: (event: PoolEvent) => void;
   now?: () => number;
@@ -48,6 +56,8 @@ export type PoolEvent =
   | { kind: "failover"; endpoint: "verify" | "settle" | "supported"; from: string; error: string }
   | { kind: "breaker-open"; facilitator: string; error: string }
   | { kind: "settle-moved"; from: string; to: string }
+  /** The facilitator went silent, and the chain shows the payment settled: answered from the chain. */
+  | { kind: "settled-on-chain"; facilitator: string; transaction: string }
   /** A settlement succeeded at this facilitator (e.g. to leave it feedback with the transaction as proof). */
   | { kind: "settled"; facilitator: string; ms: number; transaction: string; payer: string | undefined };
 
@@ -198,6 +208,12 @@ export function facilitatorPool(options: FacilitatorPoolOptions): FacilitatorPoo
         return settleAt(sent, payload, requirements, callOptions, key, tried);
       }
       const gaveUp = m.health.state === "open" || sent.failures >= attempts;
+      const onChain = gaveUp && options.proveSettled ? await provenSettled(options.proveSettled, payload, requirements) : undefined;
+      if (onChain) {
+        sentTo.delete(key);
+        emit({ kind: "settled-on-chain", facilitator: m.name, transaction: onChain.transaction });
+        return onChain;
+      }
       if (gaveUp && options.proveUnused && (await provenUnused(options.proveUnused, payload, requirements))) {
         const other = await next();
         if (other) {
@@ -284,6 +300,15 @@ async function provenUnused(prove: NonNullable<FacilitatorPoolOptions["proveUnus
     return (await prove(payload, requirements)) === true;
   } catch {
     return false; // no proof is no proof
+  }
+}
+
+async function provenSettled(prove: NonNullable<FacilitatorPoolOptions["proveSettled"]>, payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse | undefined> {
+  try {
+    const r = await prove(payload, requirements);
+    return r?.success && r.transaction ? r : undefined;
+  } catch {
+    return undefined;
   }
 }
 
