@@ -13,6 +13,7 @@ import { eip3009Abi, exactEvmAuthorizationUnused, exactEvmSettlementOnChain } fr
 import { getPaymentReceipt } from "@tollgate/fetch";
 import { facilitatorPool, type PoolEvent } from "@tollgate/server";
 import { listen, type Closable } from "./support/listen.ts";
+import { officialFetch, readPaymentResponse, startOfficialServer } from "./support/official.ts";
 import { startTollgateFacilitator, startTollgateServer, tollgateFetch, type TollgateFacilitator, type TollgateServer } from "./support/tollgate.ts";
 
 let net: RunningLocalNetwork;
@@ -148,6 +149,32 @@ describe("failover between real facilitators", () => {
       expect(await balanceOf(payer.address)).toBe(before - 10_000n);
     } finally {
       mode = "pass";
+      await server.close();
+    }
+  });
+});
+
+describe("the official @x402/core resource server over two of our facilitators", () => {
+  it("accepts the list and settles payments from their client and ours, once each", async () => {
+    const server = await startOfficialServer({
+      facilitatorUrl: first.url,
+      moreFacilitatorUrls: [second.url],
+      network: net.network,
+      payTo: net.accounts.payee.address,
+      asset: { address: net.usdc.address, name: net.usdc.name, version: net.usdc.version },
+      amount: "10000",
+    });
+    try {
+      const payer = net.accounts.payers[0]!;
+      const before = await balanceOf(payer.address);
+      const theirs = await officialFetch({ privateKey: payer.privateKey })(server.paidUrl);
+      expect(theirs.status).toBe(200);
+      const ours = await tollgateFetch({ privateKey: payer.privateKey })(server.paidUrl);
+      expect(ours.status).toBe(200);
+      const txs = [readPaymentResponse(theirs)!.transaction, readPaymentResponse(ours)!.transaction];
+      for (const tx of txs) expect((await chain.getTransactionReceipt({ hash: tx as Hex })).status).toBe("success");
+      expect(await balanceOf(payer.address)).toBe(before - 20_000n);
+    } finally {
       await server.close();
     }
   });

@@ -137,6 +137,8 @@ export async function startOfficialFacilitator(opts: OfficialFacilitatorOptions)
 
 export interface OfficialServerOptions {
   facilitatorUrl: string;
+  /** More facilitators for their resource server (it takes a list; the first that lists a kind serves it). */
+  moreFacilitatorUrls?: string[];
   /** CAIP-2, e.g. "eip155:31337". */
   network: string;
   payTo: Address;
@@ -144,6 +146,8 @@ export interface OfficialServerOptions {
   asset: { address: Address; name: string; version: string };
   /** Atomic units, decimal string (e.g. "10000" = 0.01 USDC). */
   amount: string;
+  /** Advertised as `extra.assetTransferMethod` (their client then signs Permit2). Default: none (EIP-3009). */
+  assetTransferMethod?: "permit2";
   path?: string;
   port?: number;
   /** Route extensions (e.g. their `declareDiscoveryExtension(...)`); the bazaar server extension is registered when one is given. */
@@ -167,7 +171,9 @@ export interface OfficialServer extends Closable {
 export async function startOfficialServer(opts: OfficialServerOptions): Promise<OfficialServer> {
   const network = opts.network as Network;
   const path = opts.path ?? "/paid";
-  const resourceServer = new x402ResourceServer(new HTTPFacilitatorClient({ url: opts.facilitatorUrl })).register(
+  const urls = [opts.facilitatorUrl, ...(opts.moreFacilitatorUrls ?? [])];
+  const clients = urls.map((url) => new HTTPFacilitatorClient({ url }));
+  const resourceServer = new x402ResourceServer(clients.length === 1 ? clients[0]! : clients).register(
     network,
     new ExactEvmServerScheme(),
   );
@@ -182,7 +188,7 @@ export async function startOfficialServer(opts: OfficialServerOptions): Promise<
         price: {
           amount: opts.amount,
           asset: opts.asset.address,
-          extra: { name: opts.asset.name, version: opts.asset.version },
+          extra: { name: opts.asset.name, version: opts.asset.version, ...(opts.assetTransferMethod ? { assetTransferMethod: opts.assetTransferMethod } : {}) },
         },
       },
       description: "Tollgate interop paid route",
