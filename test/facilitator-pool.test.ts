@@ -22,7 +22,7 @@ let first: TollgateFacilitator;
 let second: TollgateFacilitator;
 let front: Closable;
 /** What the front does with /settle: pass it on, drop it unseen, or pass it on and lose the answer. */
-let mode: "pass" | "drop" | "lose-answer" = "pass";
+let mode: "pass" | "drop" | "lose-answer" | "5xx" | "hang" = "pass";
 const settles = { first: 0, second: 0 };
 
 beforeAll(async () => {
@@ -47,6 +47,8 @@ async function relay(req: IncomingMessage, res: ServerResponse): Promise<void> {
   for await (const c of req) chunks.push(c as Buffer);
   const settle = req.url === "/settle";
   if (settle && mode === "drop") return void req.socket.destroy();
+  if (settle && mode === "5xx") return void res.writeHead(502, { "content-type": "text/plain" }).end("bad gateway");
+  if (settle && mode === "hang") return; // never answers: the client's timeout decides
   if (settle) settles.first++;
   const answer = await fetch(`${first.url}${req.url}`, { method: req.method, headers: { "content-type": "application/json" }, ...(req.method === "POST" ? { body: Buffer.concat(chunks) } : {}) });
   const text = await answer.text();
@@ -57,6 +59,7 @@ async function relay(req: IncomingMessage, res: ServerResponse): Promise<void> {
 
 async function serverOverPool(events: PoolEvent[], withSettledProof = false): Promise<TollgateServer> {
   const direct = httpFacilitatorClient({ url: second.url });
+  const viaFront = httpFacilitatorClient({ url: front.url, settleTimeoutMs: 1_000 });
   const countedSecond: FacilitatorClient = { ...direct, settle: (...a) => (settles.second++, direct.settle(...a)) };
   return startTollgateServer({
     facilitatorUrl: front.url,
@@ -66,7 +69,7 @@ async function serverOverPool(events: PoolEvent[], withSettledProof = false): Pr
     price: "10000",
     framework: "hono",
     paywall: { settlementPollMs: 100, settlementTimeoutMs: 4_000 },
-    wrapFacilitator: (viaFront) =>
+    wrapFacilitator: () =>
       facilitatorPool({
         facilitators: [
           { facilitator: viaFront, name: "first" },
@@ -146,6 +149,29 @@ describe("failover between real facilitators", () => {
       expect(events).toContainEqual({ kind: "settled-on-chain", facilitator: "first", transaction: tx });
       expect(settles.second).toBe(0);
       expect(await usedEvents(payer.address)).toHaveLength(1);
+      expect(await balanceOf(payer.address)).toBe(before - 10_000n);
+    } finally {
+      mode = "pass";
+      await server.close();
+    }
+  });
+});
+
+describe("a facilitator answering 5xx, or hanging past the timeout", () => {
+  it.each(["5xx", "hang"] as const)("%s on /settle before it saw the payment: moved with proof, settled once", async (failure) => {
+    const events: PoolEvent[] = [];
+    const server = await serverOverPool(events, true);
+    try {
+      const payer = net.accounts.payers[failure === "5xx" ? 0 : 1]!;
+      const before = await balanceOf(payer.address);
+      mode = failure;
+      settles.second = 0;
+      const res = await tollgateFetch({ privateKey: payer.privateKey })(server.paidUrl);
+      expect(res.status).toBe(200);
+      const tx = getPaymentReceipt(res)!.receipt!.transaction as Hex;
+      expect((await chain.getTransaction({ hash: tx })).from.toLowerCase()).toBe(second.address.toLowerCase());
+      expect(events).toContainEqual({ kind: "settle-moved", from: "first", to: "second" });
+      expect(settles.second).toBe(1);
       expect(await balanceOf(payer.address)).toBe(before - 10_000n);
     } finally {
       mode = "pass";
