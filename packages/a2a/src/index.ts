@@ -36,3 +36,4 @@ export {
   type SpendingPolicyOptions,
 } from "@tollgate/core";
 export { PaywallConfigError, type Payment as PaidTaskPayment, type SettledEvent, type RouteConfig } from "@tollgate/server";
+export { paidAgentCard, type PaidAgentCardOptions } from "./card.ts";

@@ -31,7 +31,7 @@ import { eip3009Abi, exactEvmAuthorizationUnused, exactEvmClient, exactEvmServer
 import { startFacilitator, type RunningFacilitator } from "@tollgate/facilitator";
 import { getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
 import { paymentMiddleware } from "@tollgate/hono";
-import { facilitatorPool, type FacilitatorPool } from "@tollgate/server";
+import { facilitatorPool, type FacilitatorPool, type PoolEvent } from "@tollgate/server";
 
 export interface NetworkDemoOptions {
   out?: (line: string) => void;
@@ -173,7 +173,7 @@ async function startPaidServer(net: RunningLocalNetwork, listed: RegisteredFacil
     breaker: { failures: 2, cooldownMs: 60_000 },
     onEvent: (e) => {
       if (e.kind === "settled") return void latency.set(e.transaction, e.ms);
-      out(`     pool: ${e.kind === "failover" ? `${e.endpoint} failed over from ${e.from} (${e.error})` : e.kind === "breaker-open" ? `breaker open for ${e.facilitator}` : `settlement moved ${e.from} → ${e.to} (authorization proven unused)`}`);
+      out(`     pool: ${describePoolEvent(e)}`);
     },
   });
   const usdc = net.usdc;
@@ -253,6 +253,19 @@ async function leaveFeedback(net: RunningLocalNetwork, registries: DeployedErc80
   out(`   ${payments.length} entries "settled" (100, tagged with the settlement's latency), each file with proofOfPayment {fromAddress, toAddress, chainId, txHash}`);
   if (down) out(`   1 entry "unreachable" (0) for ${down.name}, without proof: it counts for nothing unless proven`);
   return files;
+}
+
+function describePoolEvent(e: Exclude<PoolEvent, { kind: "settled" }>): string {
+  switch (e.kind) {
+    case "failover":
+      return `${e.endpoint} failed over from ${e.from} (${e.error})`;
+    case "breaker-open":
+      return `breaker open for ${e.facilitator}`;
+    case "settle-moved":
+      return `settlement moved ${e.from} → ${e.to} (authorization proven unused)`;
+    case "settled-on-chain":
+      return `${e.facilitator} went silent; its settlement ${e.transaction} read from the chain`;
+  }
 }
 
 function short(hex: string): string {

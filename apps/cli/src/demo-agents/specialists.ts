@@ -23,7 +23,7 @@ import express from "express";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { FacilitatorClient, Network, SchemeServer } from "@tollgate/core";
-import { createA2aPaywall, x402AgentExtensions } from "@tollgate/a2a";
+import { createA2aPaywall, paidAgentCard } from "@tollgate/a2a";
 import { paymentMiddleware } from "@tollgate/hono";
 import { createMcpPaywall } from "@tollgate/mcp";
 
@@ -183,23 +183,14 @@ async function startAnalystAgent(o: SpecialistsOptions): Promise<{ url: string; 
       },
     },
   });
-  const card: AgentCard = {
+  const card: AgentCard = paidAgentCard({
     name: "Arbitrage Analyst",
     description: "Finds the best arbitrage from prices and fees; paid per task with x402.",
-    version: "1.0.0",
-    provider: undefined,
-    capabilities: { streaming: false, pushNotifications: false, extensions: x402AgentExtensions() },
-    supportedInterfaces: [
-      { url: rpcUrl, protocolBinding: "JSONRPC", protocolVersion: "1.0", tenant: "" },
-      { url: rpcUrl, protocolBinding: "JSONRPC", protocolVersion: "0.3", tenant: "" },
-    ],
-    securitySchemes: {},
-    securityRequirements: [],
-    defaultInputModes: ["application/json"],
-    defaultOutputModes: ["application/json"],
-    skills: [{ id: "find-arbitrage", name: "Find arbitrage", description: "Best buy/sell pair net of fees ($0.03)", tags: ["arbitrage"], examples: [], inputModes: [], outputModes: [], securityRequirements: [] }],
-    signatures: [],
-  };
+    rpcUrl,
+    inputModes: ["application/json"],
+    outputModes: ["application/json"],
+    skills: [{ id: "find-arbitrage", name: "Find arbitrage", description: "Best buy/sell pair net of fees ($0.03)", tags: ["arbitrage"] }],
+  });
   const handler = new DefaultRequestHandler(card, new InMemoryTaskStore(), executor);
   app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: async () => card, legacyCompat: { enabled: true } }));
   app.use("/a2a/jsonrpc", jsonRpcHandler({ requestHandler: handler, userBuilder: UserBuilder.noAuthentication, legacyCompat: { enabled: true } }));

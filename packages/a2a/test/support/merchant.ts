@@ -14,7 +14,7 @@ import { LegacyJsonRpcTransport } from "@a2a-js/sdk/compat/v0_3/client";
 import { DefaultRequestHandler, InMemoryTaskStore, type AgentExecutor } from "@a2a-js/sdk/server";
 import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express";
 import type { FacilitatorClient, PaymentPayload, PaymentRequirements, SchemeServer, SettleResponse } from "@tollgate/core";
-import { createA2aPaywall, getPayment, x402AgentExtensions, type A2aPaywallConfig, type RouteConfig } from "@tollgate/a2a";
+import { createA2aPaywall, getPayment, paidAgentCard, type A2aPaywallConfig, type RouteConfig } from "@tollgate/a2a";
 import { ASSET, PAY_TO, PAYER, PENDING, stubFacilitator, stubScheme, TX, type StubFacilitator } from "../../../server/test/fixtures.ts";
 
 export { ASSET, PAY_TO, PAYER, TX };
@@ -169,23 +169,13 @@ export async function startMerchant(options: MerchantOptions = {}): Promise<Merc
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const rpcUrl = `${url}/a2a/jsonrpc`;
-  const card: AgentCard = {
+  const card: AgentCard = paidAgentCard({
     name: "Image Merchant",
     description: "Generates images for a fee, paid with x402.",
-    version: "1.0.0",
-    provider: undefined,
-    capabilities: { streaming: false, pushNotifications: false, extensions: x402AgentExtensions() },
-    supportedInterfaces: [
-      { url: rpcUrl, protocolBinding: "JSONRPC", protocolVersion: "1.0", tenant: "" },
-      { url: rpcUrl, protocolBinding: "JSONRPC", protocolVersion: "0.3", tenant: "" },
-    ],
-    securitySchemes: {},
-    securityRequirements: [],
-    defaultInputModes: ["text/plain"],
-    defaultOutputModes: ["text/plain", "image/png"],
-    skills: [{ id: "generate-image", name: "Generate an image", description: "Generate an image ($48.24)", tags: ["image"], examples: [], inputModes: [], outputModes: [], securityRequirements: [] }],
-    signatures: [],
-  };
+    rpcUrl,
+    outputModes: ["text/plain", "image/png"],
+    skills: [{ id: "generate-image", name: "Generate an image", description: "Generate an image ($48.24)", tags: ["image"] }],
+  });
   const handler = new DefaultRequestHandler(card, new InMemoryTaskStore(), executor);
   app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: async () => card, legacyCompat: { enabled: true } }));
   app.use("/a2a/jsonrpc", jsonRpcHandler({ requestHandler: handler, userBuilder: UserBuilder.noAuthentication, legacyCompat: { enabled: true } }));

@@ -151,16 +151,20 @@ function httpExtension(d: HttpDiscovery, method: QueryMethod | BodyMethod, templ
     properties.pathParams = { type: "object", ...(d.pathParamsSchema ?? {}) };
     if (pathParams) input.pathParams = pathParams;
   }
-  const output = outputParts(d.output);
+  return { ...extensionOf(input, { properties, required }, d.output), ...(template !== undefined ? { routeTemplate: template } : {}) };
+}
+
+/** `info` (the input as declared, the output) and the schema `info` must satisfy (input closed: no unknown fields). */
+function extensionOf(input: Record<string, unknown>, inputSchema: { properties: Record<string, unknown>; required: string[] }, declaredOutput: DiscoveryOutput | undefined): BazaarExtension {
+  const output = outputParts(declaredOutput);
   return {
     info: { input, ...(output.info ? { output: output.info } : {}) },
     schema: {
       $schema: JSON_SCHEMA_2020_12,
       type: "object",
-      properties: { input: { type: "object", properties, required, additionalProperties: false }, output: output.schema },
+      properties: { input: { type: "object", ...inputSchema, additionalProperties: false }, output: output.schema },
       required: ["input"],
     },
-    ...(template !== undefined ? { routeTemplate: template } : {}),
   };
 }
 
@@ -172,29 +176,13 @@ function mcpExtension(d: McpDiscovery, label: string): BazaarExtension {
   if (d.description !== undefined) input.description = d.description;
   if (d.transport !== undefined) input.transport = d.transport;
   if (d.example !== undefined) input.example = d.example;
-  const output = outputParts(d.output);
-  return {
-    info: { input, ...(output.info ? { output: output.info } : {}) },
-    schema: {
-      $schema: JSON_SCHEMA_2020_12,
-      type: "object",
-      properties: {
-        input: {
-          type: "object",
-          properties: {
-            type: { type: "string", const: "mcp" },
-            toolName: { type: "string" },
-            description: { type: "string" },
-            transport: { type: "string", enum: [...MCP_TRANSPORTS] },
-            inputSchema: { type: "object" },
-            example: { type: "object" },
-          },
-          required: ["type", "toolName", "inputSchema"],
-          additionalProperties: false,
-        },
-        output: output.schema,
-      },
-      required: ["input"],
-    },
+  const properties = {
+    type: { type: "string", const: "mcp" },
+    toolName: { type: "string" },
+    description: { type: "string" },
+    transport: { type: "string", enum: [...MCP_TRANSPORTS] },
+    inputSchema: { type: "object" },
+    example: { type: "object" },
   };
+  return extensionOf(input, { properties, required: ["type", "toolName", "inputSchema"] }, d.output);
 }
