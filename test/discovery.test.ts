@@ -114,6 +114,25 @@ describe("discovery: declared, paid, cataloged, found", () => {
     expect((await discover(facilitator.url, { query: "weather" })).map((r) => r.serviceName)).toContain("Weather Oracle");
   });
 
+  it("treats hostile parameters as data: no injection, no wildcard, no 500", async () => {
+    for (const path of [
+      `/discovery/resources?payTo=${encodeURIComponent("' OR ''='")}`,
+      `/discovery/resources?type=${encodeURIComponent("http' --")}&network=${encodeURIComponent("eip155:1); DROP TABLE x; --")}`,
+      `/discovery/search?query=${encodeURIComponent("%")}`,
+      `/discovery/search?query=${encodeURIComponent("_ \\ %% __")}`,
+      `/discovery/search?query=${encodeURIComponent("'; SELECT 1=1; --")}`,
+    ]) {
+      const r = await fetch(`${facilitator.url}${path}`);
+      expect(r.status, path).toBe(200);
+      const body = (await r.json()) as { items?: unknown[]; resources?: unknown[] };
+      expect(body.items ?? body.resources, path).toEqual([]);
+    }
+    const long = await fetch(`${facilitator.url}/discovery/search?query=${"a".repeat(600)}`);
+    expect(long.status).toBe(400);
+    // Still listing after all that.
+    expect((await listResources(facilitator.url)).items.length).toBeGreaterThan(0);
+  });
+
   it("answers a bad query parameter with 400 naming it", async () => {
     for (const [path, field] of [
       ["/discovery/resources?limit=0", "limit"],
