@@ -68,6 +68,7 @@ function perSigner(engines: SettlementEngine[]): SettlementEngine {
   };
   return {
     submit: (call) => pick().submit(call),
+    submitPermit2: (call) => pick().submitPermit2(call),
     waitFor: (tx, o) => engines[0]!.waitFor(tx, o),
     reconcile: (tx, o) => engines[0]!.reconcile(tx, o),
     stats(): EngineStats {

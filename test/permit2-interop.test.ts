@@ -1,8 +1,8 @@
-// The Permit2 method of `exact` against the OFFICIAL @x402/evm (2.27) on one local chain, at the
-// payload level: their client's payload verified and settled by our facilitator scheme, and our
-// client's payload verified and settled by their facilitator over HTTP. Funds must move exactly
-// once in both directions. (The HTTP pairings through our facilitator service need Permit2 in
-// its settlement engine: not done yet, see the report.)
+// The Permit2 method of `exact` against the OFFICIAL @x402/evm (2.27) on one local chain: at the
+// payload level (their client's payload verified and settled by our facilitator scheme, ours by
+// their facilitator over HTTP), and over HTTP end to end (their fetch → our server → our
+// facilitator service, whose settlement engine carries the proxy call; our fetch → their server
+// → their facilitator). Funds must move exactly once in every pairing.
 import type { PaymentPayload, PaymentRequirements } from "@tollgate/core";
 import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { EXACT_PERMIT2_PROXY_ADDRESS, PERMIT2_ADDRESS, erc20PermitAbi, exactEvmClient, exactEvmFacilitator, type ExactPermit2Payload } from "@tollgate/evm";
@@ -11,14 +11,18 @@ import { createPublicClient, createWalletClient, http, maxUint256, type Address,
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startOfficialFacilitator, type OfficialFacilitator } from "./support/official.ts";
+import { officialFetch, readPaymentResponse, startOfficialFacilitator, startOfficialServer, type OfficialFacilitator, type OfficialServer } from "./support/official.ts";
+import { startTollgateFacilitator, startTollgateServer, tollgateFetch, type TollgateFacilitator, type TollgateServer } from "./support/tollgate.ts";
 
 let net: RunningLocalNetwork;
 let chain: PublicClient;
 let official: OfficialFacilitator;
+let ours: TollgateFacilitator;
+let ourServer: TollgateServer;
+let theirServer: OfficialServer;
 
 beforeAll(async () => {
-  net = await startLocalNetwork({ payers: 2 });
+  net = await startLocalNetwork({ payers: 4 });
   chain = createPublicClient({ transport: http(net.rpcUrl), pollingInterval: 20 }) as PublicClient;
   // Both payers approve Permit2 once (they hold ETH on the devnet), as the spec's Option A.
   for (const p of net.accounts.payers) {
@@ -29,9 +33,31 @@ beforeAll(async () => {
   }
   // Their facilitator pays gas from the deployer key (ours uses the facilitator key): no nonce sharing.
   official = await startOfficialFacilitator({ rpcUrl: net.rpcUrl, chainId: net.chainId, privateKey: net.accounts.deployer.privateKey });
+  ours = await startTollgateFacilitator({ rpcUrl: net.rpcUrl, network: net.network, usdc: net.usdc, assets: [net.plainToken], privateKey: net.accounts.facilitator.privateKey });
+  const payTo = net.accounts.payee.address;
+  ourServer = await startTollgateServer({
+    facilitatorUrl: ours.url,
+    network: net.network,
+    usdc: net.usdc,
+    assets: [{ ...net.plainToken, assetTransferMethod: "permit2" }],
+    payTo,
+    price: { amount: "3000", asset: net.plainToken.address },
+    framework: "hono",
+  });
+  theirServer = await startOfficialServer({
+    facilitatorUrl: official.url,
+    network: net.network,
+    payTo,
+    asset: { address: net.plainToken.address, name: net.plainToken.name, version: net.plainToken.version },
+    amount: "3000",
+    assetTransferMethod: "permit2",
+  });
 });
 
 afterAll(async () => {
+  await ourServer?.close();
+  await theirServer?.close();
+  await ours?.close();
   await official?.close();
   await net?.stop();
 });
@@ -110,5 +136,36 @@ describe("exact Permit2 interop with @x402/evm 2.27", () => {
     expect((await ours.settle(payload, req)).errorReason).toBe("permit2_allowance_required");
     expect((await officialPost("verify", payload, req)).invalidReason).toBe("permit2_allowance_required");
     expect(await balance(stranger.address)).toBe(10_000n);
+  });
+
+  it("their @x402/fetch (Permit2) → our hono server → our facilitator service: paid once, settled by our fee payer through the proxy", async () => {
+    const payer = privateKeyToAccount(net.accounts.payers[2]!.privateKey);
+    const payee = net.accounts.payee.address;
+    const [payerBefore, payeeBefore] = [await balance(payer.address), await balance(payee)];
+    const res = await officialFetch({ privateKey: net.accounts.payers[2]!.privateKey })(ourServer.paidUrl);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true, path: "/paid" });
+    const receipt = readPaymentResponse(res);
+    expect(receipt).toMatchObject({ success: true });
+    const tx = await chain.getTransaction({ hash: receipt!.transaction as `0x${string}` });
+    expect(tx.from.toLowerCase()).toBe(ours.address.toLowerCase());
+    expect(tx.to?.toLowerCase()).toBe(EXACT_PERMIT2_PROXY_ADDRESS.toLowerCase());
+    expect(await balance(payer.address)).toBe(payerBefore - 3000n);
+    expect(await balance(payee)).toBe(payeeBefore + 3000n);
+  });
+
+  it("our fetch → their @x402/express server (Permit2) → their facilitator: paid once", async () => {
+    const payer = privateKeyToAccount(net.accounts.payers[3]!.privateKey);
+    const payee = net.accounts.payee.address;
+    const [payerBefore, payeeBefore] = [await balance(payer.address), await balance(payee)];
+    const res = await tollgateFetch({ privateKey: net.accounts.payers[3]!.privateKey })(theirServer.paidUrl);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true, path: "/paid" });
+    const receipt = readPaymentResponse(res);
+    expect(receipt).toMatchObject({ success: true });
+    const tx = await chain.getTransaction({ hash: receipt!.transaction as `0x${string}` });
+    expect(tx.from.toLowerCase()).toBe(official.address.toLowerCase());
+    expect(await balance(payer.address)).toBe(payerBefore - 3000n);
+    expect(await balance(payee)).toBe(payeeBefore + 3000n);
   });
 });

@@ -13,6 +13,8 @@
  *   `tollgate-settlement` extension. Whether an authorization may settle at all is the ledger
  *   claim's decision (the coordinator's), never this module's.
  * - The reconciler finishes pending rows from receipts, with the engine's receipt reader.
+ * - Permit2 payments (the exact scheme's `submitPermit2`) take the same engine, lanes, guarded
+ *   signer, write-ahead ledger and claim; each is one proxy call, sent alone (engine.submitPermit2).
  */
 import { Reason, safeMessage, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse } from "@tollgate/core";
 import {
@@ -21,9 +23,12 @@ import {
   createSettlementEngine,
   exactEvmFacilitator,
   fastLocalAccount,
+  isPermit2Payload,
+  permit2PaymentKey,
   rpcTransportForUrl,
   settlementFailed,
   type ExactEvmSettlementCall,
+  type ExactPermit2SettlementCall,
   type NonceFiller,
   type PayerBackoff,
   type SettlementEngine,
@@ -192,6 +197,14 @@ function engineScheme(deps: EngineSchemeDeps): SchemeFacilitator {
     return result;
   }
 
+  /** A Permit2 proxy call: the same engine, lanes, guarded signer, ledger and receipt rules as `submit`. */
+  async function submitPermit2(call: ExactPermit2SettlementCall): Promise<SettlementResult> {
+    if (!balances.anyUsable(call.network)) return settlementFailed(Reason.facilitatorNotReady, balances.notReadyMessage(call.network));
+    const result = await engine.submitPermit2(call);
+    if (result.status === "failed" && result.transaction) await ledger.markOutcomes(result.transaction, [{ key: call.key, outcome: "reverted" }]);
+    return result;
+  }
+
   const inner = exactEvmFacilitator({
     networks: config.networks.map((n) => ({
       network: n.network as `eip155:${string}`,
@@ -211,10 +224,10 @@ function engineScheme(deps: EngineSchemeDeps): SchemeFacilitator {
     // fee-field dry run) and skips only its own fee-less dry run, the same simulation once more.
     settleDryRun: false,
     receiptTimeoutMs: config.settlement.receiptTimeoutMs,
-    // Not yet: a Permit2 settlement is a proxy call the engine, the guarded signer (paymentsIn) and
-    // the reconciler cannot name yet, and the scheme's built-in sender would bypass the
-    // write-ahead log. Refused (unsupported_payload_type) before anything is claimed or sent.
-    permit2: false,
+    // Permit2 proxy calls go through the same engine (never the scheme's built-in sender, which
+    // would bypass the lanes and the write-ahead log): the guarded signer names their payment,
+    // the reconciler judges their receipts. The engine simulates them too (settleDryRun above).
+    submitPermit2,
   });
 
   return {
@@ -224,7 +237,7 @@ function engineScheme(deps: EngineSchemeDeps): SchemeFacilitator {
       const network = requirements.network;
       if (inner.networks.includes(network as Network) && !balances.anyUsable(network)) {
         // Refused before any chain call: nothing could be sent anyway.
-        const from = (payload.payload as { authorization?: { from?: unknown } } | undefined)?.authorization?.from;
+        const from = payerClaimed(payload);
         return { success: false, errorReason: Reason.facilitatorNotReady, errorMessage: balances.notReadyMessage(network), transaction: "", network, ...(typeof from === "string" ? { payer: from } : {}) };
       }
       const key = keyOf(payload, requirements);
@@ -242,10 +255,26 @@ function engineScheme(deps: EngineSchemeDeps): SchemeFacilitator {
   };
 }
 
-/** The authorization key a payload names (unverified; only used to route its engine result). */
+type ClaimedAuthorization = { from?: unknown; nonce?: unknown };
+
+/** The payer a payload claims (unverified), EIP-3009 or Permit2. */
+function payerClaimed(payload: PaymentPayload): string | undefined {
+  const p = payload.payload as { authorization?: ClaimedAuthorization; permit2Authorization?: ClaimedAuthorization } | undefined;
+  const from = p?.authorization?.from ?? p?.permit2Authorization?.from;
+  return typeof from === "string" ? from : undefined;
+}
+
+/** The settle-once key a payload names (unverified; only used to route its engine result). */
 function keyOf(payload: PaymentPayload, requirements: PaymentRequirements): string | undefined {
-  const auth = (payload.payload as { authorization?: { from?: unknown; nonce?: unknown } } | undefined)?.authorization;
-  if (typeof auth?.from !== "string" || typeof auth.nonce !== "string" || typeof requirements.asset !== "string") return undefined;
+  const p = payload.payload as { authorization?: ClaimedAuthorization; permit2Authorization?: ClaimedAuthorization } | undefined;
+  if (typeof requirements.asset !== "string") return undefined;
+  if (isPermit2Payload(p)) {
+    const a = p?.permit2Authorization;
+    if (typeof a?.from !== "string" || typeof a.nonce !== "string" || !/^[0-9]{1,78}$/.test(a.nonce)) return undefined;
+    return permit2PaymentKey(requirements.network, requirements.asset, a.from, a.nonce);
+  }
+  const auth = p?.authorization;
+  if (typeof auth?.from !== "string" || typeof auth.nonce !== "string") return undefined;
   return authorizationKey(requirements.network, requirements.asset, auth.from, auth.nonce);
 }
 

@@ -20,11 +20,15 @@
  *   which the rule above applies. Should the original turn up after all, one of the two lands and
  *   its receipt tells;
  * - otherwise still pending.
+ * A Permit2 payment (its key's nonce is decimal) is judged by its own receipt rule: the proxy's
+ * Settled/SettledWithPermit log AND the token's Transfer(payer → payee, amount); when it is
+ * dropped, Permit2's nonce bitmap tells whether another transaction used its nonce meanwhile
+ * (answered `permit2_invalid_nonce`) or nothing moved at all.
  * A payment is failed (and may be settled again) only when every attempt failed or was dropped;
  * a landed transaction is never reported failed, a failed one never settled.
  */
 import { Reason, safeMessage, type Network, type SettleResponse } from "@tollgate/core";
-import { readSettlementOutcome } from "@tollgate/evm";
+import { Permit2Reason, PERMIT2_ADDRESS, permit2Abi, readPermit2Outcome, readSettlementOutcome } from "@tollgate/evm";
 import type { Address, Hex, PublicClient } from "viem";
 import type { Ledger, PaymentRecord, PaymentTransaction, TransactionOutcomeState } from "./ledger/ledger.ts";
 import type { Logger } from "./logger.ts";
@@ -55,8 +59,8 @@ export function settledResponse(record: Pick<PaymentRecord, "network" | "payer" 
   return { success: true, transaction, network: record.network as Network, payer: record.payer, amount: record.amount };
 }
 
-/** What one look at a nonce's hashes says. */
-type NonceVerdict = { kind: "settled"; transaction: Hex } | { kind: "final"; outcome: TransactionOutcomeState; reason?: string } | { kind: "open" };
+/** What one look at a nonce's hashes says. `usedElsewhere`: dropped, and the Permit2 nonce was used by another transaction. */
+type NonceVerdict = { kind: "settled"; transaction: Hex } | { kind: "final"; outcome: TransactionOutcomeState; reason?: string; usedElsewhere?: boolean } | { kind: "open" };
 
 export function createReconciler(options: ReconcilerOptions): Reconciler {
   const { ledger, logger } = options;
@@ -127,6 +131,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     if (won) return finish(record, settledResponse(record, won.hash));
     let open = 0;
     let lastReason: string | undefined;
+    let usedElsewhere = false;
     for (const group of byNonce(transactions)) {
       const verdict = await judgeNonce(client, record, group, mined, seen);
       if (verdict.kind === "settled") {
@@ -138,9 +143,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         continue;
       }
       if (verdict.reason) lastReason = verdict.reason;
+      if (verdict.usedElsewhere) usedElsewhere = true;
       for (const t of group) await ledger.markOutcomes(t.hash, [{ key: record.key, outcome: verdict.outcome }]);
     }
     if (open > 0) return false;
+    if (usedElsewhere && !lastReason) return finish(record, usedElsewhereResponse(record));
     return finish(record, failedResponse(record, transactions, lastReason));
   }
 
@@ -148,7 +155,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     const first = group[0]!;
     const minedNonce = mined.get(`${first.network}|${first.signer.toLowerCase()}`);
     const hashes = group.map((t) => t.hash as Hex);
-    const outcome = await readSettlementOutcome(client, hashes, { token: record.asset as Address, item: { from: record.payer, nonce: record.nonce } });
+    const permit2 = isPermit2Record(record);
+    const outcome = permit2
+      ? // One payment per proxy call: the proxy's Settled log and the token's Transfer(payer → payee, amount).
+        await readPermit2Outcome(client, hashes, { token: record.asset, from: record.payer, to: record.payee, amount: record.amount })
+      : await readSettlementOutcome(client, hashes, { token: record.asset as Address, item: { from: record.payer, nonce: record.nonce } });
     if (outcome.status === "success") return { kind: "settled", transaction: outcome.transaction };
     if (outcome.status === "reverted") return { kind: "final", outcome: "reverted", ...(outcome.reason ? { reason: outcome.reason } : {}) };
     if (minedNonce === undefined) return { kind: "open" };
@@ -164,7 +175,12 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       consumedSince.set(k, now());
       return { kind: "open" };
     }
-    return now() - since >= dropAfterMs ? { kind: "final", outcome: "dropped" } : { kind: "open" };
+    if (now() - since < dropAfterMs) return { kind: "open" };
+    if (!permit2) return { kind: "final", outcome: "dropped" };
+    // Permit2 says whether the payment's nonce was used at all: set, with no receipt of ours, means
+    // another transaction used it (someone else submitted the signature, or the payer cancelled
+    // it), so ours can never land; clear means nothing moved for this payment.
+    return { kind: "final", outcome: "dropped", ...((await permit2NonceUsed(client, record)) ? { usedElsewhere: true } : {}) };
   }
 
   /** Unused and unseen for `dropAfterMs`: ask for the nonce to be used (again every `dropAfterMs`). */
@@ -245,5 +261,29 @@ function failedResponse(record: PaymentRecord, transactions: readonly PaymentTra
     network: record.network as Network,
     payer: record.payer,
     ...(lastReason && last ? { extensions: { "tollgate-settlement": { status: "failed", transaction: last.hash } } } : {}),
+  };
+}
+
+/** A Permit2 payment's row: its settle-once key ends in the Permit2 nonce in decimal (EIP-3009's is 0x-hex). */
+function isPermit2Record(record: Pick<PaymentRecord, "nonce">): boolean {
+  return /^[0-9]{1,78}$/.test(record.nonce);
+}
+
+/** Whether Permit2's nonce bitmap marks the payment's (owner, nonce) used. */
+async function permit2NonceUsed(client: PublicClient, record: Pick<PaymentRecord, "payer" | "nonce">): Promise<boolean> {
+  const nonce = BigInt(record.nonce);
+  const word = await client.readContract({ address: PERMIT2_ADDRESS, abi: permit2Abi, functionName: "nonceBitmap", args: [record.payer as Address, nonce >> 8n] });
+  return ((word >> (nonce & 0xffn)) & 1n) === 1n;
+}
+
+/** Ours was dropped and the chain shows the Permit2 nonce used by another transaction: ours never moved anything, and never can. */
+function usedElsewhereResponse(record: PaymentRecord): SettleResponse {
+  return {
+    success: false,
+    errorReason: Permit2Reason.invalidNonce,
+    errorMessage: "the settlement transaction was dropped; the payment's Permit2 nonce was used by another transaction, so this facilitator settled nothing for it",
+    transaction: "",
+    network: record.network as Network,
+    payer: record.payer,
   };
 }

@@ -29,6 +29,13 @@ export interface SchemeClient {
   /** The address that will pay on `network` (for policies and receipts). */
   payer(network: Network): string;
   createPayload(requirements: PaymentRequirements, context: PayloadContext): Promise<Record<string, unknown>>;
+  /**
+   * Optional (x402 v2 only): extensions this scheme adds to the payment payload for the payload it
+   * just created, e.g. EVM's `eip2612GasSponsoring` (a signed EIP-2612 permit) when the server
+   * advertised that extension in `context.extensions`. Merged over the server's extensions, the
+   * scheme's leaves winning (they are what it signed). Undefined or `{}`: nothing added.
+   */
+  payloadExtensions?(requirements: PaymentRequirements, payload: Record<string, unknown>, context: PayloadContext): Promise<Extensions | undefined>;
 }
 
 export interface PayloadContext {

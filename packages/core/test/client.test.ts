@@ -98,6 +98,31 @@ describe("createPaymentClient: v2", () => {
     expect(calls[0]!.context.x402Version).toBe(2);
   });
 
+  it("a scheme's payloadExtensions are merged over the server's extensions, the scheme's signed leaves winning", async () => {
+    const { scheme } = stubScheme();
+    const seen: Array<{ payload: Record<string, unknown>; context: PayloadContext }> = [];
+    const withExtensions: SchemeClient = {
+      ...scheme,
+      async payloadExtensions(_requirements, payload, context) {
+        seen.push({ payload, context });
+        return { eip2612GasSponsoring: { info: { from: PAYER, signature: "0xpermit", version: "9" } } };
+      },
+    };
+    const advertised = { eip2612GasSponsoring: { info: { description: "sponsored", version: "1" }, schema: { type: "object" } } };
+    const payment = await createPaymentClient({ schemes: [withExtensions] }).pay(required([option()], advertised));
+    const p = payment.payload as PaymentPayload;
+    expect(p.extensions).toEqual({
+      eip2612GasSponsoring: { info: { description: "sponsored", version: "9", from: PAYER, signature: "0xpermit" }, schema: { type: "object" } },
+    });
+    // The hook saw the payload it extends and the server's advertisement.
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.payload).toEqual(p.payload);
+    expect(seen[0]!.context.extensions).toEqual(advertised);
+    // Nothing added: the server's extensions as before.
+    const none: SchemeClient = { ...scheme, payloadExtensions: async () => undefined };
+    expect(((await createPaymentClient({ schemes: [none] }).pay(required([option()], advertised))).payload as PaymentPayload).extensions).toEqual(advertised);
+  });
+
   it("picks only options a scheme supports (scheme name and network pattern)", async () => {
     const { scheme, calls } = stubScheme(["eip155:84532"]);
     const client = createPaymentClient({ schemes: [scheme] });

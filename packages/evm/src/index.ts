@@ -20,6 +20,7 @@ export {
 
 // exact scheme (EIP-3009): client, server, facilitator
 export * from "./exact/index.ts";
+export { EIP2612_GAS_SPONSORING, eip2612SponsoringExtension, type Eip2612SponsoringInfo, type SponsoringReader } from "./exact/eip2612-sponsoring.ts";
 
 // settlement engine: nonces, several signers, batching, fee bumps (plugs into the exact facilitator's submit hook)
 export * from "./settlement/index.ts";

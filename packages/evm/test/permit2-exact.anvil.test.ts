@@ -207,7 +207,7 @@ describe("exact with Permit2: facilitator", () => {
     expect(await balance(net.accounts.payee.address)).toBe(payeeBefore + 2_500n);
   });
 
-  it("permit2: false (the facilitator service until its engine carries proxy calls) refuses before any claim or send", async () => {
+  it("permit2: false (for a service whose sender cannot carry proxy calls) refuses before any claim or send", async () => {
     const owner = await freshPayer(10_000n, true);
     const payload = await pay(owner);
     const off = exactEvmFacilitator({ networks: [{ network: net.network, rpcUrl: net.rpcUrl, assets: [net.plainToken] }], signer: privateKeyToAccount(net.accounts.facilitator.privateKey), permit2: false });

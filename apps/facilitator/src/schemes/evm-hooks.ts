@@ -4,7 +4,7 @@
  * to the ledger. A /settle still waiting writes its own result through the coordinator's claim;
  * `awaiting` names those authorizations, so each result is written once, by one owner.
  */
-import { authorizationKey, type FinalEvent, type PayerBackoff, type SubmittedEvent } from "@tollgate/evm";
+import { engineCallPayment, type FinalEvent, type PayerBackoff, type SubmittedEvent } from "@tollgate/evm";
 import type { PublicClient } from "viem";
 import type { Ledger } from "../ledger/ledger.ts";
 import type { FacilitatorMetrics } from "../metrics.ts";
@@ -37,17 +37,16 @@ export function createEngineHooks(options: EngineHooksOptions) {
   async function onFinal(ev: FinalEvent): Promise<void> {
     // onFinal runs before the engine answers submit(): only payments nobody waits for any more are
     // written here (outcome, and the result for successes), group-committed by the ledger.
-    const orphans = ev.items
-      .map((i) => ({ key: authorizationKey(ev.network, i.call.asset, i.call.authorization.from, i.call.authorization.nonce), outcome: i.status, call: i.call }))
-      .filter((o) => !awaiting.has(o.key));
+    // EIP-3009 authorizations and Permit2 payments alike, by their settle-once keys.
+    const orphans = ev.items.map((i) => ({ ...engineCallPayment(ev.network, i.call), outcome: i.status })).filter((o) => !awaiting.has(o.key));
     // A mined revert nobody waits for still cost gas: back its payer off like a waited-for one.
-    for (const o of orphans) if (o.outcome === "reverted") backoff.suspend(ev.network, o.call.authorization.from);
+    for (const o of orphans) if (o.outcome === "reverted") backoff.suspend(ev.network, o.payer);
     if (orphans.length > 0) {
       await ledger.markOutcomes(ev.transaction, orphans.map(({ key, outcome }) => ({ key, outcome })));
       await Promise.all(
         orphans
           .filter((o) => o.outcome === "success")
-          .map((o) => ledger.resolve(o.key, settledResponse({ network: ev.network, payer: o.call.authorization.from.toLowerCase(), amount: String(o.call.authorization.value) }, ev.transaction))),
+          .map((o) => ledger.resolve(o.key, settledResponse({ network: ev.network, payer: o.payer.toLowerCase(), amount: o.amount }, ev.transaction))),
       );
     }
     void gasMetrics(ev).catch(() => {});

@@ -5,7 +5,7 @@
  * bookkeeping; and a key whose lease this process lost signs nothing.
  */
 import { Reason } from "@tollgate/core";
-import { authorizationKey, batchSettlerAbi, decodeBatchSettleKeys, eip3009Abi, keccak256Hex, SettlementError } from "@tollgate/evm";
+import { authorizationKey, batchSettlerAbi, decodeBatchSettleKeys, decodePermit2SettleKey, eip3009Abi, EXACT_PERMIT2_PROXY_ADDRESS, keccak256Hex, SettlementError } from "@tollgate/evm";
 import { decodeFunctionData, getAbiItem, toFunctionSelector, type AbiFunction, type Hex, type LocalAccount, type PublicClient } from "viem";
 import type { Ledger } from "../ledger/ledger.ts";
 import type { SignerLeases } from "../signer-leases.ts";
@@ -21,10 +21,20 @@ export interface FeePayer {
   lanes: Map<string, { generation: number; floor: number }>;
 }
 
+const PROXY = EXACT_PERMIT2_PROXY_ADDRESS.toLowerCase();
 const BATCH_SETTLE_SELECTOR = toFunctionSelector(getAbiItem({ abi: batchSettlerAbi, name: "settle" }) as AbiFunction).toLowerCase();
 
-/** The payments (authorization keys) a transaction carries, read from its calldata (a direct EIP-3009 call or BatchSettler.settle). */
+/**
+ * The payments (settle-once keys) a transaction carries, read from its calldata: a direct EIP-3009
+ * call, BatchSettler.settle, or the x402 exact Permit2 proxy's settle/settleWithPermit (one
+ * payment, `network|token|owner|nonce` in decimal). Anything else throws: it is not signed.
+ */
 export function paymentsIn(network: string, to: string, data: Hex): string[] {
+  if (to.toLowerCase() === PROXY) {
+    const permit2 = decodePermit2SettleKey(network, data);
+    if (!permit2) throw new Error("refusing to sign an unexpected call of the x402 exact Permit2 proxy");
+    return [permit2.key];
+  }
   // Decoded by selector: a failed decode throws, and viem's error costs more than the decode.
   if (data.slice(0, 10).toLowerCase() === BATCH_SETTLE_SELECTOR) {
     // Hand-decoded (only the words naming each payment); viem's decoder for anything unusual.

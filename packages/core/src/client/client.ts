@@ -11,7 +11,7 @@
 import { networkMatches } from "../caip2.ts";
 import { encodeBase64Json } from "../codec.ts";
 import { parsePaymentRequired, parsePaymentRequiredV1 } from "../schemas.ts";
-import type { SchemeClient } from "../scheme.ts";
+import type { PayloadContext, SchemeClient } from "../scheme.ts";
 import {
   Headers,
   type Extensions,
@@ -198,16 +198,19 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
     const scheme = chosen.scheme!;
     const requirements = chosen.requirements;
     const optionResource = chosen.v1 ? v1Resource(chosen) : parsed.resource;
-    const extensions = parsed.version === 2 ? mergeExtensions(parsed.extensions, context.extensions) : undefined;
+    let extensions = parsed.version === 2 ? mergeExtensions(parsed.extensions, context.extensions) : undefined;
     let inner: Record<string, unknown>;
     let payer: string;
     try {
       payer = scheme.payer(requirements.network);
-      inner = await scheme.createPayload(requirements, {
+      const payloadContext: PayloadContext = {
         x402Version: parsed.version,
         ...(optionResource ? { resource: optionResource } : {}),
         ...(extensions ? { extensions } : {}),
-      });
+      };
+      inner = await scheme.createPayload(requirements, payloadContext);
+      // What the scheme signed for an extension wins over the server's advertisement of it.
+      if (parsed.version === 2 && scheme.payloadExtensions) extensions = mergeExtensions(await scheme.payloadExtensions(requirements, inner, payloadContext), extensions);
     } catch (e) {
       reservation?.release(); // nothing was handed over
       throw e;

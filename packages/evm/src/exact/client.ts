@@ -7,6 +7,7 @@ import { getAddress, isAddress, toHex, type Address, type Hex, type LocalAccount
 import { transferWithAuthorizationTypes } from "../contracts/abi.ts";
 import type { ExactEvmPayload } from "./payload.ts";
 import { signExactPermit2Authorization, wantsPermit2 } from "./permit2-client.ts";
+import { eip2612SponsoringExtension, type SponsoringReader } from "./eip2612-sponsoring.ts";
 
 /** Anything that can sign EIP-712 typed data for an address (a viem LocalAccount qualifies). */
 export type ExactEvmSigner = Pick<LocalAccount, "address" | "signTypedData">;
@@ -17,6 +18,13 @@ export interface ExactEvmClientOptions {
   now?: () => number;
   /** Seconds `validAfter` is backdated to absorb clock skew between client and chain. Default 600. */
   validAfterSkewSeconds?: number;
+  /**
+   * Chain reads per network (a viem PublicClient will do) for the `eip2612GasSponsoring`
+   * extension: with one, a Permit2 payment whose server advertises the extension carries a signed
+   * EIP-2612 permit when the payer's Permit2 allowance does not cover the amount. Without it
+   * (default) the client reads nothing and never adds the extension.
+   */
+  chainReader?: (network: Network) => SponsoringReader | undefined;
 }
 
 export function exactEvmClient(options: ExactEvmClientOptions): SchemeClient {
@@ -35,6 +43,8 @@ export function exactEvmClient(options: ExactEvmClientOptions): SchemeClient {
         : await signExactEvmAuthorization(account, requirements, { now: now(), skew });
       return payload as unknown as Record<string, unknown>;
     },
+    payloadExtensions: (requirements, payload, context) =>
+      eip2612SponsoringExtension(account, options.chainReader?.(requirements.network), requirements, payload, context.extensions),
   };
 }
 

@@ -15,7 +15,7 @@
 import type { Network } from "@tollgate/core";
 import type { Hex } from "viem";
 import { createNetworkStates, engineOptions, sleep, type EngineContext } from "./state.ts";
-import { pump, submit } from "./submit.ts";
+import { pump, submit, submitPermit2 } from "./submit.ts";
 import { fillNonces } from "./lanes.ts";
 import type { EngineStats, NonceFill, NonceFiller, SettlementEngine, SettlementEngineConfig, WaitForOptions } from "./types.ts";
 import { waitFor } from "./wait.ts";
@@ -35,6 +35,7 @@ export function createSettlementEngine(config: SettlementEngineConfig): Settleme
   };
   return {
     submit: (call) => submit(ctx, call),
+    submitPermit2: (call) => submitPermit2(ctx, call),
     waitFor: (transaction, options) => waitFor(ctx, transaction, options),
     reconcile: (transaction: Hex | readonly Hex[], options: Omit<WaitForOptions, "timeoutMs"> & { network?: Network } = {}) =>
       waitFor(ctx, transaction, { ...options, timeoutMs: 0 }),

@@ -1,9 +1,11 @@
 /** A submitted call checked and turned into an engine item (or the reason it cannot be one). */
 import { Reason } from "@tollgate/core";
-import { isAddress, type Hex } from "viem";
+import { decodeFunctionData, isAddress, isAddressEqual, toHex, type Address, type Hex } from "viem";
+import { EXACT_PERMIT2_PROXY_ADDRESS, exactPermit2ProxyAbi } from "../contracts/permit2-abi.ts";
+import { permit2PaymentKey } from "../exact/permit2-payload.ts";
 import { settlementFailed, type SettlementResult } from "./result.ts";
 import { deferred, type Item } from "./state.ts";
-import type { SettlementCall } from "./types.ts";
+import type { Permit2SettlementCall, SettlementCall } from "./types.ts";
 
 const MAX_UINT256 = (1n << 256n) - 1n;
 
@@ -19,6 +21,16 @@ class InvalidCall extends Error {
 export function toItem(call: SettlementCall): Item | SettlementResult {
   try {
     return buildItem(call);
+  } catch (e) {
+    if (e instanceof InvalidCall) return settlementFailed(e.reason, e.message);
+    throw e;
+  }
+}
+
+/** A Permit2 proxy call checked and turned into an engine item (or the reason it cannot be one). */
+export function toPermit2Item(call: Permit2SettlementCall): Item | SettlementResult {
+  try {
+    return buildPermit2Item(call);
   } catch (e) {
     if (e instanceof InvalidCall) return settlementFailed(e.reason, e.message);
     throw e;
@@ -65,4 +77,87 @@ function uint(value: unknown, field: string): bigint {
   else if (typeof value === "string" && /^(0|[1-9][0-9]{0,77})$/.test(value)) v = BigInt(value);
   if (v === undefined || v < 0n || v > MAX_UINT256) throw new InvalidCall(Reason.invalidPayload, `${field}: expected an unsigned integer (decimal string)`);
   return v;
+}
+
+function address(value: unknown, field: string): Address {
+  if (typeof value !== "string" || !isAddress(value, { strict: false })) throw new InvalidCall(Reason.invalidPayload, `${field}: not an address`);
+  return value as Address;
+}
+
+/**
+ * The engine sends a proxy call as it is, so it first proves the call is what the payment says:
+ * addressed to the proxy, a `settle`/`settleWithPermit` whose owner, token, amount, nonce,
+ * deadline and witness are the authorization's, under the payment's settle-once key. The receipt
+ * is later judged against the authorization, so a call that moved something else can never be
+ * read as this payment settled.
+ */
+function buildPermit2Item(call: Permit2SettlementCall): Item {
+  if (!call || typeof call !== "object") throw new InvalidCall(Reason.invalidPayload, "call: expected an object");
+  const asset = address(call.asset, "asset");
+  if (!isAddressEqual(address(call.to, "to"), EXACT_PERMIT2_PROXY_ADDRESS)) throw new InvalidCall(Reason.invalidPayload, `to: not the x402 exact Permit2 proxy ${EXACT_PERMIT2_PROXY_ADDRESS}`);
+  if (typeof call.data !== "string" || !/^0x([0-9a-fA-F]{2})+$/.test(call.data)) throw new InvalidCall(Reason.invalidPayload, "data: expected 0x-hex calldata");
+  if (typeof call.signature !== "string" || !/^0x([0-9a-fA-F]{2})+$/.test(call.signature)) throw new InvalidCall(Reason.invalidPayload, "signature: expected 0x-hex bytes");
+  const a = call.authorization;
+  if (!a || typeof a !== "object" || !a.permitted || !a.witness) throw new InvalidCall(Reason.invalidPayload, "authorization: expected a Permit2 authorization");
+  const from = address(a.from, "authorization.from");
+  const to = address(a.witness.to, "authorization.witness.to");
+  if (!isAddressEqual(address(a.permitted.token, "authorization.permitted.token"), asset)) throw new InvalidCall(Reason.invalidPayload, "authorization.permitted.token: is not the asset");
+  const amount = uint(a.permitted.amount, "authorization.permitted.amount");
+  const nonce = uint(a.nonce, "authorization.nonce");
+  const deadline = uint(a.deadline, "authorization.deadline");
+  const validAfter = uint(a.witness.validAfter, "authorization.witness.validAfter");
+  const mismatch = permit2CallMismatch(call.data as Hex, { from, asset, to, amount, nonce, deadline, validAfter });
+  if (mismatch) throw new InvalidCall(Reason.invalidPayload, `data: ${mismatch}`);
+  const key = permit2PaymentKey(call.network, asset, from, nonce);
+  if (call.key !== key) throw new InvalidCall(Reason.invalidPayload, "key: is not this payment's settle-once key");
+  return {
+    call,
+    permit2: { to: EXACT_PERMIT2_PROXY_ADDRESS, data: call.data as Hex },
+    from,
+    to,
+    value: amount,
+    validAfter,
+    validBefore: deadline,
+    nonce: toHex(nonce, { size: 32 }),
+    signature: call.signature as Hex,
+    // Never the key of an EIP-3009 item (its nonce is 0x-hex, this one decimal).
+    key: `permit2|${key}`,
+    content: call.data.toLowerCase(),
+    queuedAt: 0,
+    sent: deferred(),
+    inDoubt: deferred(),
+    final: deferred(),
+  };
+}
+
+interface Permit2Fields {
+  from: Address;
+  asset: Address;
+  to: Address;
+  amount: bigint;
+  nonce: bigint;
+  deadline: bigint;
+  validAfter: bigint;
+}
+
+/** Why `data` is not the proxy call settling exactly `want`, or undefined. */
+function permit2CallMismatch(data: Hex, want: Permit2Fields): string | undefined {
+  let decoded;
+  try {
+    decoded = decodeFunctionData({ abi: exactPermit2ProxyAbi, data });
+  } catch {
+    return "not a call of the x402 exact Permit2 proxy";
+  }
+  if (decoded.functionName !== "settle" && decoded.functionName !== "settleWithPermit") return `refusing to send the proxy's ${decoded.functionName}`;
+  const args = (decoded.functionName === "settle" ? decoded.args : decoded.args.slice(1)) as readonly unknown[];
+  const [permit, owner, witness] = args as [{ permitted: { token: Address; amount: bigint }; nonce: bigint; deadline: bigint }, Address, { to: Address; validAfter: bigint }];
+  const same =
+    isAddressEqual(owner, want.from) &&
+    isAddressEqual(permit.permitted.token, want.asset) &&
+    permit.permitted.amount === want.amount &&
+    permit.nonce === want.nonce &&
+    permit.deadline === want.deadline &&
+    isAddressEqual(witness.to, want.to) &&
+    witness.validAfter === want.validAfter;
+  return same ? undefined : "does not settle the payment its authorization describes";
 }

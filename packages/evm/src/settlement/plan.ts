@@ -8,6 +8,7 @@ import { decodeFunctionResult, type Address, type Hex } from "viem";
 import { batchSettlerAbi } from "../contracts/abi.ts";
 import { errorText, revertDataOf } from "../errors.ts";
 import { encodeBatchSettle, encodeTransferWithAuthorization } from "../exact/encode.ts";
+import { permit2RevertReason } from "../exact/permit2-encode.ts";
 import { reasonFromRevertData } from "./receipt.ts";
 import { settlementFailed, type SettlementResult } from "./result.ts";
 import type { EngineContext, Item, Lane, NetworkState } from "./state.ts";
@@ -20,13 +21,9 @@ export type Plan = { live: Item[]; to: Address; data: Hex; gasUsed: bigint } | {
 export async function plan(ctx: EngineContext, net: NetworkState, lane: Lane, asset: Address, items: Item[]): Promise<Plan> {
   let live = items;
   for (;;) {
-    const { to, data } = encodeSettlement(net, asset, live);
+    const { to, data, batch } = encodeSettlement(net, asset, live);
     const sim = await simulate(net, lane.account.address, to, data, true);
-    const batch = to !== asset;
-    if (!sim.success) {
-      const reason = batch ? Reason.evmSimulationFailed : reasonFromRevertData(sim.returnData);
-      return { refused: settlementFailed(reason === Reason.invalidTransactionState ? Reason.evmSimulationFailed : reason, `settlement would revert${sim.message ? `: ${sim.message}` : ""}`) };
-    }
+    if (!sim.success) return { refused: simulationRefusal(live, batch, sim) };
     if (!batch || !ctx.options.preflight) return { live, to, data, gasUsed: sim.gasUsed };
     let ok: readonly boolean[];
     try {
@@ -54,10 +51,23 @@ export function encodeDirect(item: Item): Hex {
   return encodeTransferWithAuthorization(item, item.signature, item.call.contractWallet ? { ecdsa: false } : undefined);
 }
 
-export function encodeSettlement(net: NetworkState, asset: Address, items: readonly Item[]): { to: Address; data: Hex } {
+export function encodeSettlement(net: NetworkState, asset: Address, items: readonly Item[]): { to: Address; data: Hex; batch: boolean } {
+  // A Permit2 payment is always dispatched alone (submit.ts): its proxy call goes as verified.
+  const permit2 = items[0]!.permit2;
+  if (permit2) return { to: permit2.to, data: permit2.data, batch: false };
   const settler = net.config.batchSettler;
-  if (items.length === 1 || !settler) return { to: asset, data: encodeDirect(items[0]!) };
-  return { to: settler, data: encodeBatchSettle(asset, items.map((i) => ({ authorization: i, signature: i.signature, ecdsa: !i.call.contractWallet }))) };
+  if (items.length === 1 || !settler) return { to: asset, data: encodeDirect(items[0]!), batch: false };
+  return { to: settler, data: encodeBatchSettle(asset, items.map((i) => ({ authorization: i, signature: i.signature, ecdsa: !i.call.contractWallet }))), batch: true };
+}
+
+/** The answer for items whose transaction would revert: the token's (or Permit2's) reason when it is a single payment. */
+function simulationRefusal(items: readonly Item[], batch: boolean, sim: Extract<Simulation, { success: false }>): SettlementResult {
+  if (items[0]?.permit2) {
+    const r = permit2RevertReason(sim.returnData);
+    return settlementFailed(r.reason, `settlement would revert: ${r.description}; nothing was sent`);
+  }
+  const reason = batch ? Reason.evmSimulationFailed : reasonFromRevertData(sim.returnData);
+  return settlementFailed(reason === Reason.invalidTransactionState ? Reason.evmSimulationFailed : reason, `settlement would revert${sim.message ? `: ${sim.message}` : ""}`);
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Hex, PublicClient, TransactionReceipt } from "viem";
 import { errorText, isNonceError } from "../errors.ts";
 import { runSubmittedHook } from "./dispatch.ts";
 import { capFees, chainIdOf, currentFees, laneFreed, SendFailure, signAndSend } from "./lanes.ts";
-import { firstReceipt, itemStatus, outcomeFromReceipt } from "./receipt.ts";
+import { firstReceipt, itemStatus, outcomeFromReceipt, permit2Outcome } from "./receipt.ts";
 import { settlementFailed, type SettlementResult } from "./result.ts";
 import { max, report, type EngineContext, type NetworkState, type Tracked } from "./state.ts";
 import type { ItemResult } from "./types.ts";
@@ -140,8 +140,9 @@ export function finalize(ctx: EngineContext, net: NetworkState, t: Tracked, rece
   laneFreed(ctx, net, t.lane);
   const hash = receipt.transactionHash;
   const results: ItemResult[] = t.items.map((i) => {
-    const s = itemStatus(outcome, i.from, i.nonce);
-    return { call: i.call, status: s.status, ...(s.status === "reverted" ? { reason: s.reason } : {}) };
+    const s = i.permit2 ? permit2Outcome(receipt, { token: t.token, from: i.from, to: i.to, amount: i.value, proxy: i.permit2.to }) : itemStatus(outcome, i.from, i.nonce);
+    const status = s.status === "success" ? "success" : "reverted";
+    return { call: i.call, status, ...(status === "reverted" ? { reason: s.reason ?? Reason.invalidTransactionState } : {}) };
   });
   for (const i of t.items) i.transaction = hash;
   const done = t.hooks

@@ -21,10 +21,69 @@ import {
   type TransactionReceipt,
 } from "viem";
 import { batchSettlerAbi, eip3009Abi } from "../contracts/abi.ts";
+import { EXACT_PERMIT2_PROXY_ADDRESS } from "../contracts/permit2-abi.ts";
 import type { ReceiptItem, TransactionOutcome } from "./types.ts";
 
 const AUTHORIZATION_USED = toEventSelector("AuthorizationUsed(address,bytes32)");
 const ITEM_FAILED = toEventSelector("ItemFailed(bytes32,address,address,uint256,bytes)");
+const PROXY_SETTLED = [toEventSelector("Settled()"), toEventSelector("SettledWithPermit()")];
+const TRANSFER = toEventSelector("Transfer(address,address,uint256)");
+
+/** A Permit2 payment as its receipt must show it: the token, owner → witness.to, the amount. */
+export interface Permit2ReceiptPayment {
+  token: string;
+  from: string;
+  to: string;
+  amount: bigint | string;
+  /** The proxy the transaction called; default the canonical x402 exact Permit2 proxy. */
+  proxy?: string;
+}
+
+/**
+ * Whether a receipt proves a Permit2 payment (one per transaction): the transaction succeeded,
+ * the proxy itself logged Settled or SettledWithPermit, and the token itself logged
+ * Transfer(owner → witness.to, amount). Logs of any other emitter are ignored (a hostile token or
+ * wallet hook could forge either event's signature).
+ */
+export function permit2ReceiptSettled(receipt: Pick<TransactionReceipt, "status" | "logs">, payment: Permit2ReceiptPayment): boolean {
+  if (receipt.status !== "success") return false;
+  const proxy = (payment.proxy ?? EXACT_PERMIT2_PROXY_ADDRESS).toLowerCase();
+  const token = payment.token.toLowerCase();
+  const from = payment.from.toLowerCase();
+  const to = payment.to.toLowerCase();
+  const amount = BigInt(payment.amount);
+  let proxyLogged = false;
+  let transferred = false;
+  for (const log of receipt.logs) {
+    const emitter = log.address.toLowerCase();
+    const topic = log.topics[0];
+    if (emitter === proxy && topic !== undefined && PROXY_SETTLED.includes(topic) && log.topics.length === 1) proxyLogged = true;
+    if (emitter === token && topic === TRANSFER && log.topics.length === 3 && log.data.length === 66) {
+      const [f, t] = [`0x${log.topics[1]!.slice(26)}`.toLowerCase(), `0x${log.topics[2]!.slice(26)}`.toLowerCase()];
+      if (f === from && t === to && BigInt(log.data) === amount) transferred = true;
+    }
+  }
+  return proxyLogged && transferred;
+}
+
+/** A Permit2 payment's outcome from a receipt (for the engine's poller and the reconciler alike). */
+export function permit2Outcome(receipt: TransactionReceipt, payment: Permit2ReceiptPayment): TransactionOutcome {
+  const settled = permit2ReceiptSettled(receipt, payment);
+  return {
+    transaction: receipt.transactionHash,
+    status: settled ? "success" : "reverted",
+    ...(settled ? {} : { reason: Reason.invalidTransactionState }),
+    blockNumber: receipt.blockNumber,
+    items: [],
+  };
+}
+
+/** One look at a Permit2 payment's hashes (all sent for one nonce): its outcome if one was mined, else "pending". */
+export async function readPermit2Outcome(client: PublicClient, hashes: readonly Hex[], payment: Permit2ReceiptPayment): Promise<TransactionOutcome> {
+  const receipt = await firstReceipt(client, hashes);
+  if (!receipt) return { transaction: hashes[hashes.length - 1]!, status: "pending", items: [] };
+  return permit2Outcome(receipt, payment);
+}
 
 /** The items a receipt reports on; `token` is the EIP-3009 token whose logs prove settlement. */
 export function outcomeFromReceipt(receipt: TransactionReceipt, token: Address): TransactionOutcome {

@@ -8,7 +8,7 @@ import { fastLocalAccount } from "../crypto/sign.ts";
 import { rpcTransportForUrl } from "../rpc/transport.ts";
 import type { SettlementResult } from "./result.ts";
 import type { TransferAuthorization } from "../exact/payload.ts";
-import type { ReplacementConfig, SettlementCall, SettlementEngineConfig, SettlementNetworkConfig, TransactionOutcome } from "./types.ts";
+import type { EngineCall, ReplacementConfig, SettlementEngineConfig, SettlementNetworkConfig, TransactionOutcome } from "./types.ts";
 
 export interface Deferred<T> {
   promise: Promise<T>;
@@ -21,10 +21,16 @@ export function deferred<T>(): Deferred<T> {
   return { promise, resolve };
 }
 
-/** A submitted authorization: the message as signed (bigints), its signature and bookkeeping. */
+/**
+ * A submitted authorization: the message as signed (bigints), its signature and bookkeeping. A
+ * Permit2 payment fills the same fields (owner, witness.to, amount, validAfter, deadline, its
+ * nonce as 32 bytes) and carries its proxy call in `permit2`.
+ */
 export interface Item extends TransferAuthorization {
-  call: SettlementCall;
+  call: EngineCall;
   signature: Hex;
+  /** A Permit2 payment: the proxy call to send as it is (checked against the payment in items.ts). */
+  permit2?: { to: Address; data: Hex };
   /** `asset|from|nonce`, lowercase: the authorization, for merging a second submit of it. */
   key: string;
   /** The signed content: a second submit with the same key and content joins this one. */

@@ -15,16 +15,25 @@ import { Reason } from "@tollgate/core";
 import type { Address } from "viem";
 import { startDispatch } from "./dispatch.ts";
 import { idleLane, noSignerMessage, pickLane, usableLanes } from "./lanes.ts";
-import { toItem } from "./items.ts";
+import { toItem, toPermit2Item } from "./items.ts";
 import { settlementFailed, type SettlementResult } from "./result.ts";
 import { sleep, type EngineContext, type Item, type NetworkState } from "./state.ts";
-import type { SettlementCall } from "./types.ts";
+import type { EngineCall, Permit2SettlementCall, SettlementCall } from "./types.ts";
 
-export async function submit(ctx: EngineContext, call: SettlementCall): Promise<SettlementResult> {
+export function submit(ctx: EngineContext, call: SettlementCall): Promise<SettlementResult> {
+  return submitWith(ctx, call, toItem);
+}
+
+/** A Permit2 proxy call: the same path as an EIP-3009 authorization, always dispatched alone. */
+export function submitPermit2(ctx: EngineContext, call: Permit2SettlementCall): Promise<SettlementResult> {
+  return submitWith(ctx, call, toPermit2Item);
+}
+
+async function submitWith<C extends EngineCall>(ctx: EngineContext, call: C, build: (call: C) => Item | SettlementResult): Promise<SettlementResult> {
   if (ctx.closing) return settlementFailed(Reason.facilitatorNotReady, "the settlement engine is closing; nothing was sent");
   const net = ctx.networks.get(call?.network);
   if (!net) return settlementFailed(Reason.invalidNetwork, `network: ${JSON.stringify(call?.network)} is not served`);
-  const item = toItem(call);
+  const item = build(call);
   if (!("key" in item)) return item;
   for (;;) {
     const existing = net.active.get(item.key);
@@ -42,10 +51,11 @@ export async function submit(ctx: EngineContext, call: SettlementCall): Promise<
     if (net.active.get(item.key) === item) net.active.delete(item.key);
   });
   ctx.stats.items++;
-  if (batches(ctx, net) && !item.call.contractWallet) {
+  if (batches(ctx, net) && !item.call.contractWallet && !item.permit2) {
     enqueue(ctx, net, item);
   } else {
     // A contract wallet's transfer always goes alone: its gas use is the wallet's to decide.
+    // A Permit2 payment too: a proxy call settles one payment, and BatchSettler takes only EIP-3009.
     startDispatch(ctx, net, pickLane(net, lanes), item.call.asset, [item]);
   }
   return awaitResult(ctx, item);

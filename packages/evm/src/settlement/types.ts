@@ -1,6 +1,7 @@
 import type { Network } from "@tollgate/core";
 import type { Address, Hex, LocalAccount, PublicClient } from "viem";
 import type { AuthorizationFields } from "../exact/encode.ts";
+import type { ExactPermit2SettlementCall } from "../exact/facilitator/types.ts";
 import type { SettlementResult } from "./result.ts";
 
 /** One EIP-3009 `transferWithAuthorization` to put on chain, as the exact facilitator hands it over. */
@@ -21,6 +22,15 @@ export interface SettlementCall {
 /** Numbers may come as bigint or as decimal strings (the wire form). */
 export type SettlementAuthorization = AuthorizationFields;
 
+/**
+ * One call of the x402 exact Permit2 proxy (`settle` / `settleWithPermit`), as the exact
+ * facilitator hands it over. Always sent alone (one payment per transaction, never batched).
+ */
+export type Permit2SettlementCall = ExactPermit2SettlementCall;
+
+/** Whatever the engine carries: an EIP-3009 authorization or a Permit2 proxy call. */
+export type EngineCall = SettlementCall | Permit2SettlementCall;
+
 export type TransactionStatus = "success" | "reverted" | "pending";
 
 /**
@@ -32,13 +42,13 @@ export type TransactionStatus = "success" | "reverted" | "pending";
 export type SubmitResult = SettlementResult;
 
 export interface ItemResult {
-  call: SettlementCall;
+  call: EngineCall;
   status: "success" | "reverted";
   reason?: string;
 }
 
 export interface SubmittedEvent {
-  items: readonly SettlementCall[];
+  items: readonly EngineCall[];
   transaction: Hex;
   signer: Address;
   nonce: number;
@@ -195,6 +205,13 @@ export interface SettlementEngine {
    * content for the same authorization waits for the first to finish, then is judged on its own.
    */
   submit(call: SettlementCall): Promise<SubmitResult>;
+  /**
+   * The exact facilitator's `submitPermit2` hook: one Permit2 proxy call, through the same lanes,
+   * signer, simulation, gas cap, hooks and receipt following as `submit`, always alone. Settled
+   * only when the receipt holds the proxy's Settled/SettledWithPermit log AND the token's
+   * Transfer(owner → witness.to, amount). Never throws.
+   */
+  submitPermit2(call: Permit2SettlementCall): Promise<SubmitResult>;
   /**
    * Follows a transaction (or all hashes sent for one nonce) until one lands; after a restart,
    * resume each pending ledger entry with this. A landed transaction is never reported failed

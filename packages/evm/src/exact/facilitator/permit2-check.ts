@@ -87,6 +87,8 @@ function checkWindow(ctx: FacilitatorContext, auth: Permit2Authorization, requir
 }
 
 const UINT = /^[0-9]{1,78}$/;
+/** What a client fills in when it offers a permit. */
+const PERMIT_FIELDS = ["from", "asset", "spender", "amount", "nonce", "deadline", "signature"] as const;
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
 /**
@@ -100,6 +102,9 @@ function readEip2612Extension(ctx: FacilitatorContext, payload: PaymentPayload, 
   const info = ext.info as Record<string, unknown> | undefined;
   const at = "paymentPayload.extensions.eip2612GasSponsoring.info";
   if (typeof info !== "object" || info === null) return fail(Permit2Reason.eip2612InvalidFormat, `${at}: expected an object`, payer);
+  // The server's advertisement echoed back unfilled (x402 clients copy the 402's extensions into
+  // the payload): no permit offered, as the official facilitator reads it. Partly filled is malformed.
+  if (PERMIT_FIELDS.every((f) => info[f] === undefined)) return undefined;
   for (const f of ["from", "asset", "spender"]) if (typeof info[f] !== "string" || !ADDRESS.test(info[f] as string)) return fail(Permit2Reason.eip2612InvalidFormat, `${at}.${f}: expected an address`, payer);
   for (const f of ["amount", "nonce", "deadline"]) if (typeof info[f] !== "string" || !UINT.test(info[f] as string)) return fail(Permit2Reason.eip2612InvalidFormat, `${at}.${f}: expected a decimal integer string`, payer);
   if (typeof info.signature !== "string" || !/^0x[0-9a-fA-F]{130}$/.test(info.signature)) return fail(Permit2Reason.eip2612InvalidFormat, `${at}.signature: expected 65 bytes of 0x-hex`, payer);

@@ -9,9 +9,10 @@
  * same account nonce), and judges the receipt by the token's own Transfer log.
  */
 import { Reason, safeMessage, type PaymentPayload, type PaymentRequirements, type SettleResponse } from "@tollgate/core";
-import { getAddress, parseEventLogs, type Hex, type TransactionReceipt } from "viem";
-import { EXACT_PERMIT2_PROXY_ADDRESS, erc20PermitAbi } from "../../contracts/permit2-abi.ts";
+import type { Hex, TransactionReceipt } from "viem";
+import { EXACT_PERMIT2_PROXY_ADDRESS } from "../../contracts/permit2-abi.ts";
 import { revertDataOf } from "../../errors.ts";
+import { permit2ReceiptSettled } from "../../settlement/receipt.ts";
 import { settleResponseOf, settlementFailed, type SettlementResult } from "../../settlement/result.ts";
 import { permit2RevertReason } from "../permit2-encode.ts";
 import { permit2PaymentKey } from "../permit2-payload.ts";
@@ -44,18 +45,13 @@ export async function settlePermit2Payment(ctx: FacilitatorContext, submit: Exac
   return settleResponseOf(result, { network, payer: r.payer, amount: requirements.amount });
 }
 
-/** Settled iff the transaction succeeded AND the token itself logged Transfer(owner → witness.to, amount). */
-export function permit2Settled(receipt: TransactionReceipt, call: Pick<ExactPermit2SettlementCall, "asset" | "authorization">): boolean {
-  if (receipt.status !== "success") return false;
+/**
+ * Settled iff the transaction succeeded, the proxy logged Settled/SettledWithPermit AND the token
+ * itself logged Transfer(owner → witness.to, amount): the settlement engine's own rule (one reader).
+ */
+export function permit2Settled(receipt: TransactionReceipt, call: Pick<ExactPermit2SettlementCall, "asset" | "authorization"> & { to?: ExactPermit2SettlementCall["to"] }): boolean {
   const a = call.authorization;
-  const logs = parseEventLogs({ abi: erc20PermitAbi, eventName: "Transfer", logs: receipt.logs, strict: true });
-  return logs.some(
-    (l) =>
-      l.address.toLowerCase() === call.asset.toLowerCase() &&
-      getAddress(l.args.from) === getAddress(a.from) &&
-      getAddress(l.args.to) === getAddress(a.witness.to) &&
-      l.args.value === BigInt(a.permitted.amount),
-  );
+  return permit2ReceiptSettled(receipt, { token: call.asset, from: a.from, to: a.witness.to, amount: a.permitted.amount, ...(call.to ? { proxy: call.to } : {}) });
 }
 
 /** The built-in sender (no settlement engine): sequential per network, simulated by gas estimation. */
