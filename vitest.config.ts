@@ -22,6 +22,7 @@ export default defineConfig({
       "@tollgate/ai": source("packages/ai"),
       "@tollgate/devnet": source("packages/devnet"),
       "@tollgate/erc8004": source("packages/erc8004"),
+      "@tollgate/mandates": source("packages/mandates"),
       "@tollgate/facilitator": source("apps/facilitator"),
     },
   },

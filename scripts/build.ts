@@ -24,6 +24,7 @@ const projects = [
   "packages/a2a/tsconfig.build.json",
   "packages/ai/tsconfig.build.json",
   "packages/erc8004/tsconfig.build.json",
+  "packages/mandates/tsconfig.build.json",
 ];
 
 if (clean) for (const dir of [...readdirSync(join(root, "packages")).map((d) => `packages/${d}`), "apps/cli", "apps/facilitator"]) rmSync(join(root, dir, "dist"), { recursive: true, force: true });
