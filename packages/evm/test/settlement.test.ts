@@ -479,7 +479,13 @@ describe("settlement engine on anvil", () => {
     const call = await authorize(net.accounts.payers[1]!, 1n);
     const lost = await account.signTransaction({ type: "eip1559", chainId: net.chainId, nonce: next, to: net.usdc.address, data: "0x", gas: 100_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
     expect(await engine.consumeNonce(net.network, signerB.address, next)).toBe("filled");
-    expect(await client.getTransactionCount({ address: signerB.address })).toBe(next + 1);
+    // Mined: the latest block's count moves past it (anvil may report the new head a moment later under load).
+    let mined = await client.getTransactionCount({ address: signerB.address });
+    for (let i = 0; i < 50 && mined < next + 1; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      mined = await client.getTransactionCount({ address: signerB.address });
+    }
+    expect(mined).toBe(next + 1);
     await expect(client.sendRawTransaction({ serializedTransaction: lost })).rejects.toThrow(/nonce/i);
     // Used already: nothing sent; an unknown signer: nothing either.
     expect(await engine.consumeNonce(net.network, signerB.address, next)).toBe("taken");
