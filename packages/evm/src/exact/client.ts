@@ -2,10 +2,11 @@
  * Client face of `exact` on EVM: signs an EIP-3009 `TransferWithAuthorization` for exactly
  * the required amount to exactly the required payee. The facilitator can only broadcast it.
  */
-import { evmChainId, isAtomic, type Network, type PaymentRequirements, type SchemeClient } from "@tollgate/core";
-import { getAddress, isAddress, toHex, type Address, type Hex, type LocalAccount } from "viem";
+import type { Network, PaymentRequirements, SchemeClient } from "@tollgate/core";
+import { getAddress, toHex, type Address, type Hex, type LocalAccount } from "viem";
 import { transferWithAuthorizationTypes } from "../contracts/abi.ts";
 import type { ExactEvmPayload } from "./payload.ts";
+import { payableChainId } from "./payable.ts";
 import { signExactPermit2Authorization, wantsPermit2 } from "./permit2-client.ts";
 import { eip2612SponsoringExtension, type SponsoringReader } from "./eip2612-sponsoring.ts";
 
@@ -54,12 +55,7 @@ export async function signExactEvmAuthorization(
   requirements: PaymentRequirements,
   opts: { now?: number; skew?: number; nonce?: Hex } = {},
 ): Promise<ExactEvmPayload> {
-  if (requirements.scheme !== "exact") throw new Error(`requirements.scheme: expected "exact", got ${JSON.stringify(requirements.scheme)}`);
-  const chainId = evmChainId(requirements.network);
-  if (chainId === undefined) throw new Error(`requirements.network: ${JSON.stringify(requirements.network)} is not an eip155 network`);
-  if (!isAddress(requirements.asset, { strict: false })) throw new Error(`requirements.asset: not an address: ${JSON.stringify(requirements.asset)}`);
-  if (!isAddress(requirements.payTo, { strict: false })) throw new Error(`requirements.payTo: not an address: ${JSON.stringify(requirements.payTo)}`);
-  if (!isAtomic(requirements.amount)) throw new Error(`requirements.amount: not an atomic amount: ${JSON.stringify(requirements.amount)}`);
+  const chainId = payableChainId(requirements);
   const name = requirements.extra?.name;
   const version = requirements.extra?.version;
   if (typeof name !== "string" || name === "" || typeof version !== "string" || version === "") {

@@ -4,10 +4,11 @@
  * exact proxy as spender and a witness naming the payee, so the facilitator can only submit it.
  * Same domain, types and wire form as the official client (interop).
  */
-import { evmChainId, isAtomic, type PaymentRequirements } from "@tollgate/core";
-import { getAddress, isAddress, toHex, type Hex } from "viem";
+import { isAtomic, type PaymentRequirements } from "@tollgate/core";
+import { getAddress, toHex, type Hex } from "viem";
 import { EXACT_PERMIT2_PROXY_ADDRESS, PERMIT2_ADDRESS, permit2WitnessTypes } from "../contracts/permit2-abi.ts";
 import type { ExactEvmSigner } from "./client.ts";
+import { payableChainId } from "./payable.ts";
 import type { ExactPermit2Payload } from "./permit2-payload.ts";
 
 /** Whether requirements ask for the Permit2 method (`extra.assetTransferMethod: "permit2"`). */
@@ -30,12 +31,7 @@ export async function signExactPermit2Authorization(
   requirements: PaymentRequirements,
   opts: { now?: number; skew?: number; nonce?: string } = {},
 ): Promise<ExactPermit2Payload> {
-  if (requirements.scheme !== "exact") throw new Error(`requirements.scheme: expected "exact", got ${JSON.stringify(requirements.scheme)}`);
-  const chainId = evmChainId(requirements.network);
-  if (chainId === undefined) throw new Error(`requirements.network: ${JSON.stringify(requirements.network)} is not an eip155 network`);
-  if (!isAddress(requirements.asset, { strict: false })) throw new Error(`requirements.asset: not an address: ${JSON.stringify(requirements.asset)}`);
-  if (!isAddress(requirements.payTo, { strict: false })) throw new Error(`requirements.payTo: not an address: ${JSON.stringify(requirements.payTo)}`);
-  if (!isAtomic(requirements.amount)) throw new Error(`requirements.amount: not an atomic amount: ${JSON.stringify(requirements.amount)}`);
+  const chainId = payableChainId(requirements);
   if (!Number.isInteger(requirements.maxTimeoutSeconds) || requirements.maxTimeoutSeconds <= 0) {
     throw new Error(`requirements.maxTimeoutSeconds: expected a positive integer, got ${JSON.stringify(requirements.maxTimeoutSeconds)}`);
   }
