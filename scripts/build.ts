@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildContracts } from "../packages/evm/src/contracts/compile.ts";
+import { buildPaywall } from "../packages/server/scripts/build-paywall.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const started = Date.now();
@@ -31,6 +32,8 @@ if (clean) for (const dir of [...readdirSync(join(root, "packages")).map((d) => 
 
 const { compiled } = buildContracts();
 if (compiled) console.log("compiled the Solidity contracts");
+// The paywall page's wallet script is bundled into a source module before tsc compiles it.
+if (await buildPaywall()) console.log("bundled the paywall wallet script");
 
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 try {

@@ -272,6 +272,18 @@ const proven = (c: Parameters<typeof verifyPaymentProof>[0]): Promise<PaymentPro
 export { wellKnown, proven };
 `;
 
+const PAYWALL_PAGE_PROGRAM = `// The paywall page from the installed @tollgate/server: its wallet script is inlined and allowed by the page's CSP hash.
+import { createHash } from "node:crypto";
+import { renderPaywallPage } from "@tollgate/server";
+const required = { x402Version: 2, error: "", resource: { url: "https://shop.example/report" }, accepts: [] };
+const html = renderPaywallPage(required.resource, [], "", {}, required);
+const script = /<script>([\\s\\S]*?)<\\/script>/.exec(html)?.[1];
+if (!script || script.length < 10000) throw new Error("the paywall page has no inlined wallet script");
+const hash = createHash("sha256").update(script, "utf8").digest("base64");
+if (!html.includes("script-src &#39;sha256-" + hash + "&#39;")) throw new Error("the page's CSP does not allow its script");
+console.log("@tollgate/server inlines its " + script.length + "-byte paywall wallet script, allowed by the page's CSP hash");
+`;
+
 let dev;
 try {
   step("building the packages (npm run build)");
@@ -328,6 +340,10 @@ try {
   step("the Fastify, Next.js, axios, AI SDK and ERC-8004 packages load with plain node");
   writeFileSync(join(app, "adapters.mjs"), `for (const [name, fn] of [["@tollgate/fastify", "paymentMiddleware"], ["@tollgate/next", "withPayment"], ["@tollgate/axios", "wrapAxios"], ["@tollgate/ai", "paidFetchTool"], ["@tollgate/erc8004", "deployErc8004"]]) { const m = await import(name); if (typeof m[fn] !== "function") throw new Error(name + " has no " + fn); } console.log("@tollgate/fastify, @tollgate/next, @tollgate/axios, @tollgate/ai, @tollgate/erc8004 load");\n`);
   execFileSync(process.execPath, ["adapters.mjs"], { cwd: app, stdio: "inherit" });
+
+  step("the paywall page of the packed @tollgate/server carries its wallet script (plain node)");
+  writeFileSync(join(app, "paywall-page.mjs"), PAYWALL_PAGE_PROGRAM);
+  execFileSync(process.execPath, ["paywall-page.mjs"], { cwd: app, stdio: "inherit" });
 
   step("require() from CommonJS");
   writeFileSync(join(app, "cjs.cjs"), `const core = require("@tollgate/core"); if (core.parseMoney("$0.01").decimal !== "0.01") throw new Error("parseMoney"); console.log("require(@tollgate/core) ok");\n`);

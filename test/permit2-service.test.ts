@@ -11,7 +11,7 @@ import type { PaymentPayload, PaymentRequirements } from "@tollgate/core";
 import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { EXACT_PERMIT2_PROXY_ADDRESS, PERMIT2_ADDRESS, erc20PermitAbi, exactEvmClient, permit2PaymentKey, type ExactPermit2Payload } from "@tollgate/evm";
 import { getPaymentReceipt, PaymentFailedError, wrapFetch } from "@tollgate/fetch";
-import { readPaymentResponse, startOfficialServer, type OfficialServer } from "./support/official.ts";
+import { officialFetch, readPaymentResponse, startOfficialServer, type OfficialServer } from "./support/official.ts";
 import { startTollgateFacilitator, startTollgateServer, tollgateFetch, type TollgateFacilitator, type TollgateServer } from "./support/tollgate.ts";
 
 const PRICE = "2500";
@@ -24,6 +24,8 @@ let permit2Server: TollgateServer;
 let usdcServer: TollgateServer;
 /** The official server advertising eip2612GasSponsoring (ours has no way to), settling through our facilitator. */
 let sponsoringServer: OfficialServer;
+/** The official server with the Permit2 method and no sponsoring extension: their 412 to compare ours with. */
+let plainOfficialServer: OfficialServer;
 
 beforeAll(async () => {
   net = await startLocalNetwork({ payers: 5 });
@@ -57,10 +59,19 @@ beforeAll(async () => {
     assetTransferMethod: "permit2",
     extensions: { eip2612GasSponsoring: { info: { description: "The facilitator accepts EIP-2612 gasless Permit to Permit2.", version: "1" } } },
   });
+  plainOfficialServer = await startOfficialServer({
+    facilitatorUrl: facilitator.url,
+    network: net.network,
+    payTo,
+    asset: { address: net.plainToken.address, name: net.plainToken.name, version: net.plainToken.version },
+    amount: PRICE,
+    assetTransferMethod: "permit2",
+  });
 });
 
 afterAll(async () => {
   await sponsoringServer?.close();
+  await plainOfficialServer?.close();
   await permit2Server?.close();
   await usdcServer?.close();
   await facilitator?.close();
@@ -194,8 +205,10 @@ describe("exact Permit2 through our facilitator service", () => {
       (e: unknown) => e,
     );
     expect(refused).toBeInstanceOf(PaymentFailedError);
-    expect((refused as PaymentFailedError).status).toBe(402);
+    // schemes/exact/scheme_exact_evm.md, Permit2 verification step 2: 412 Precondition Failed.
+    expect((refused as PaymentFailedError).status).toBe(412);
     expect((refused as PaymentFailedError).reason).toMatch(/^permit2_allowance_required/);
+    expect((refused as PaymentFailedError).message).toContain(`approve Permit2 (${PERMIT2_ADDRESS}) once`);
     expect((refused as PaymentFailedError).charged).not.toBe(true);
     const payload = await signedPayload(3);
     expect(await post("verify", payload)).toMatchObject({ isValid: false, invalidReason: "permit2_allowance_required" });
@@ -206,6 +219,21 @@ describe("exact Permit2 through our facilitator service", () => {
     const key = permit2PaymentKey(net.network, net.plainToken.address, payer, auth.nonce);
     const rows = await facilitator.ledger.sql.query(`SELECT 1 FROM ${facilitator.ledger.schema}.payment_transactions WHERE payment_key = $1`, [key]);
     expect(rows).toHaveLength(0);
+  });
+
+  it("the official @x402/fetch client gets the same 412 from our server as from the official one, and nothing moves", async () => {
+    const key = await freshPayer(10_000n);
+    const payer = privateKeyToAccount(key).address;
+    const theirs = await officialFetch({ privateKey: key })(plainOfficialServer.paidUrl);
+    const ours = await officialFetch({ privateKey: key })(permit2Server.paidUrl);
+    for (const res of [theirs, ours]) {
+      expect(res.status, errorOf(res)).toBe(412);
+      expect(errorOf(res)).toMatch(/^permit2_allowance_required/);
+      // Both carry the offers again, as a 402 would.
+      const required = JSON.parse(Buffer.from(res.headers.get("PAYMENT-REQUIRED")!, "base64").toString("utf8")) as { accepts: PaymentRequirements[] };
+      expect(required.accepts[0]).toMatchObject({ scheme: "exact", asset: net.plainToken.address, extra: { assetTransferMethod: "permit2" } });
+    }
+    expect(await plainBalance(payer)).toBe(10_000n);
   });
 
   it("EIP-3009 USDC through the same service still settles", async () => {

@@ -22,7 +22,7 @@ import { paymentMiddleware as honoPaymentMiddleware } from "@tollgate/hono";
 import { paymentMiddleware as fastifyPaymentMiddleware } from "@tollgate/fastify";
 import { createPaywall as createNextPaywall, withPayment } from "@tollgate/next";
 import { wrapFetch } from "@tollgate/fetch";
-import type { RouteDiscovery, RouteResource } from "@tollgate/server";
+import type { PaywallPageOptions, RouteDiscovery, RouteMandate, RouteResource } from "@tollgate/server";
 import { listen, type Closable } from "./listen.ts";
 import { serveLikeNext } from "../../packages/next/test/next-like.ts";
 
@@ -105,13 +105,13 @@ export interface TollgateServerOptions {
   wrapFacilitator?: (client: FacilitatorClient) => FacilitatorClient;
   port?: number;
   /** More route fields (discovery, serviceName, tags, …). */
-  route?: Partial<RouteResource & RouteDiscovery>;
+  route?: Partial<RouteResource & RouteDiscovery & RouteMandate>;
   /** The paywall's warnings (default: console.warn). */
   onWarning?: (message: string) => void;
   /** More tokens the server knows (e.g. one priced with `assetTransferMethod: "permit2"`). Default none. */
   assets?: ReadonlyArray<LocalToken & { assetTransferMethod?: "eip3009" | "permit2" }>;
   /** Settlement timing of the paywall. */
-  paywall?: { settlementPollMs?: number; settlementTimeoutMs?: number };
+  paywall?: { settlementPollMs?: number; settlementTimeoutMs?: number; paywallPage?: PaywallPageOptions };
 }
 
 export interface TollgateServer extends Closable {

@@ -1,16 +1,20 @@
 /**
- * Budgets that outlive one `tollgate pay`: `--budget "$5/day"` is kept in budgets.json under the
+ * Budgets that outlive one `tollgate pay`: `--budget "$5/day"` is counted in budgets.json under the
  * user's config directory, per payer and budget, and counts every payment handed over (settled or
  * of unknown outcome) in the current period.
  *
- * Concurrent runs: a run holds an exclusive lock file from reading the remaining budget until it
- * has recorded what it spent, so two agents spending from one budget at once never both spend
- * its last dollar. A lock left by a process that died is taken over.
+ * One store for every budget the CLI keeps: this is @tollgate/mandates' budget store, the same file
+ * and the same entries' format that AP2 mandates (`tollgate pay --mandate`) count in. A `--budget` is
+ * an entry keyed `cli-budget:<payer> <budget>`, a mandate one keyed by its id.
+ *
+ * Concurrent runs: the amount is reserved under the store's lock (O_EXCL lock file, atomic rename)
+ * before anything is signed, so two agents spending from one budget at once never both spend its
+ * last dollar. A lock left by a process that died is taken over once stale.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { decimalToAtomic, atomicToDecimal } from "@tollgate/core";
-import { alive, configDir } from "./dev-state.ts";
+import { join } from "node:path";
+import { decimalToAtomic, knownUsdAssets, PaymentRefusedError, RefusalCode, atomicToDecimal, type PaymentAuthorizer, type PaymentRequirements, type UsdAsset } from "@tollgate/core";
+import { createBudgetStore, type BudgetStore } from "@tollgate/mandates";
+import { configDir } from "./dev-state.ts";
 
 /** Micro-dollars: budgets are kept exactly, as integers. */
 const SCALE = 6;
@@ -48,93 +52,71 @@ export function periodStart(period: BudgetPeriod, now: Date): string {
   return d.toISOString();
 }
 
-interface Entry {
-  period: string;
-  /** Micro-dollars spent in `period`, decimal string. */
-  spent: string;
-}
-
-export interface BudgetSession {
-  /** Dollars left in this period, as a decimal string for `spendingPolicy({ budget })`. */
-  remaining: string;
-  /** Records micro-dollars spent (settled or possibly settled) and releases the lock. */
-  finish(spentMicroUsd: bigint): void;
-}
-
 export function budgetsPath(env: Record<string, string | undefined> = process.env): string {
   return join(configDir(env), "budgets.json");
 }
 
-/** Opens the budget of `payer` under `spec` for one run: lock, read what is left. */
-export async function openBudget(payer: string, spec: BudgetSpec, options: { env?: Record<string, string | undefined>; now?: () => Date; lockTimeoutMs?: number } = {}): Promise<BudgetSession> {
-  const path = budgetsPath(options.env);
-  mkdirSync(dirname(path), { recursive: true });
-  const unlock = await lock(`${path}.lock`, options.lockTimeoutMs ?? 30_000);
-  try {
-    const key = `${payer.toLowerCase()} ${spec.text}`;
-    const period = periodStart(spec.period, (options.now ?? (() => new Date()))());
-    const all = read(path);
-    const entry = all[key]?.period === period ? all[key]! : { period, spent: "0" };
-    const left = spec.limit - BigInt(entry.spent);
-    let done = false;
-    return {
-      remaining: atomicToDecimal(left > 0n ? left : 0n, SCALE),
-      finish(spent) {
-        if (done) return;
-        done = true;
-        try {
-          if (spent > 0n) {
-            const fresh = read(path);
-            fresh[key] = { period, spent: (BigInt(entry.spent) + spent).toString() };
-            writeFileSync(`${path}.${process.pid}`, JSON.stringify(fresh, null, 2) + "\n", { mode: 0o600 });
-            renameSync(`${path}.${process.pid}`, path);
-          }
-        } finally {
-          unlock();
-        }
-      },
-    };
-  } catch (e) {
-    unlock();
-    throw e;
-  }
+/** The store every CLI budget (and mandate) is counted in. */
+export function budgetStore(env: Record<string, string | undefined> = process.env): BudgetStore {
+  return createBudgetStore({ file: budgetsPath(env), lockTimeoutMs: 30_000 });
 }
 
-function read(path: string): Record<string, Entry> {
-  try {
-    const v = JSON.parse(readFileSync(path, "utf8")) as unknown;
-    return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, Entry>) : {};
-  } catch {
-    return {};
-  }
+/** What a payment counts against a dollar budget, in micro-dollars (rounded up: never under-counted); undefined when not a USD asset. */
+export function microUsd(p: Pick<PaymentRequirements, "network" | "asset" | "amount">, extra: readonly UsdAsset[]): bigint | undefined {
+  const same = (a: string, b: string) => (p.network.startsWith("eip155:") ? a.toLowerCase() === b.toLowerCase() : a === b);
+  const asset = [...extra, ...knownUsdAssets()].find((u) => u.network === p.network && same(u.asset, p.asset));
+  if (!asset) return undefined;
+  const amount = BigInt(p.amount);
+  if (asset.decimals <= SCALE) return amount * 10n ** BigInt(SCALE - asset.decimals);
+  const div = 10n ** BigInt(asset.decimals - SCALE);
+  return (amount + div - 1n) / div;
 }
 
-/** An exclusive lock file holding the owner's pid; a dead owner's lock is removed. */
-async function lock(path: string, timeoutMs: number): Promise<() => void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const fd = openSync(path, "wx", 0o600);
-      writeFileSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => rmSync(path, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    }
-    const owner = Number(readFileSafe(path));
-    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
-      rmSync(path, { force: true });
-      continue;
-    }
-    if (Date.now() > deadline) throw new Error(`budget file is locked by process ${owner || "?"} (${path}); another tollgate pay is still running`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+export interface CliBudget extends PaymentAuthorizer {
+  /** Returns to the budget what this run reserved and did not commit (the server reported no charge). */
+  releaseUncommitted(): Promise<void>;
 }
 
-function readFileSafe(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
+/**
+ * `--budget` as a payment authorizer: each payment's dollars are reserved in the shared store
+ * before signing (refused with `budget_exceeded` when they do not fit), committed when settled,
+ * and otherwise left counted (handed over: it may still settle).
+ */
+export function cliBudget(payer: string, spec: BudgetSpec, options: { env?: Record<string, string | undefined>; now?: () => Date; usdAssets?: readonly UsdAsset[] } = {}): CliBudget {
+  const store = budgetStore(options.env);
+  const key = `cli-budget:${payer.toLowerCase()} ${spec.text}`;
+  const open = new Set<string>();
+  return {
+    async authorize(requirements) {
+      const micro = microUsd(requirements, options.usdAssets ?? []);
+      if (micro === undefined) throw new PaymentRefusedError(RefusalCode.unknownAssetValue, `unknown_asset_value: --budget cannot value ${requirements.network}/${requirements.asset} in dollars`, [{ code: RefusalCode.unknownAssetValue, message: "not a known USD asset", requirements }]);
+      if (micro === 0n) return { commit() {}, release() {} };
+      const now = (options.now ?? (() => new Date()))();
+      const start = spec.period === "total" ? 0 : Math.floor(Date.parse(periodStart(spec.period, now)) / 1000);
+      const res = await store.reserve(key, micro, start, { max: spec.limit, at: Math.floor(now.getTime() / 1000) });
+      if (!res.ok) {
+        const message = `budget_exceeded: ${atomicToDecimal(micro, SCALE)} dollars does not fit the remaining ${spec.text} budget (${res.reason})`;
+        throw new PaymentRefusedError(RefusalCode.budgetExceeded, message, [{ code: RefusalCode.budgetExceeded, message, requirements }]);
+      }
+      const id = res.reservationId;
+      open.add(id);
+      return {
+        handOver: async ({ validUntil }) => {
+          await store.handOver(id, Math.ceil(validUntil));
+        },
+        commit: async () => {
+          open.delete(id);
+          await store.commit(id).catch(() => false);
+        },
+        release: async () => {
+          open.delete(id);
+          await store.release(id).catch(() => false);
+        },
+      };
+    },
+    async releaseUncommitted() {
+      for (const id of open) await store.release(id).catch(() => false);
+      open.clear();
+    },
+  };
 }

@@ -29,7 +29,7 @@ const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : undefined);
 const COMMANDS: Record<string, Command> = {
   demo: {
     summary: "the seven steps of x402, narrated, on a local chain (npm start)",
-    usage: `tollgate demo [agents|network]
+    usage: `tollgate demo [agents|network|upto|channel]
 
 tollgate demo
   Starts a local network (anvil, a USDC-like token, a facilitator, a paid API), pays one request
@@ -42,11 +42,38 @@ tollgate demo network
   Many facilitators, one network: three facilitators register as ERC-8004 agents; a server uses
   all of them; one is stopped mid-run and payments go on; every payment is checked on chain
   (settled once), feedback carries the settlement as proof, and reputations are printed.
+tollgate demo upto
+  Pay at most X (the upto scheme): the agent signs a $0.05 maximum, the API charges per word
+  after it ran (less than signed, on-chain balances shown), a zero charge sends no transaction,
+  and a settlement above the signed maximum is refused.
+tollgate demo channel
+  Use first, pay later (batch-settlement): one deposit opens a channel, a hundred requests are
+  paid with vouchers checked off-chain, one claim and one settle move the money; balances and
+  the number of on-chain transactions are printed.
+tollgate demo mandate
+  AP2 mandates: a user issues a mandate (at most $0.05 per call, $0.20 a day, two services); the
+  agent pays both inside it (each on-chain nonce is the mandate chain's hash), a payment to a third
+  payee is refused before signing, and a server requiring mandates refuses a payment without one.
 All end by themselves.`,
     options: {},
     positionals: true,
     async run(_values, positionals) {
       const which = positionals[0];
+      if (which === "channel" && positionals.length === 1) {
+        const { demoChannel } = await import("./commands/demo-channel.ts");
+        await demoChannel();
+        return 0;
+      }
+      if (which === "mandate" && positionals.length === 1) {
+        const { demoMandate } = await import("./commands/demo-mandate.ts");
+        await demoMandate();
+        return 0;
+      }
+      if (which === "upto" && positionals.length === 1) {
+        const { demoUpto } = await import("./commands/demo-upto.ts");
+        await demoUpto();
+        return 0;
+      }
       if (positionals.length > 1 || (which !== undefined && which !== "agents" && which !== "network")) throw new UsageError(`demo: unknown demo ${JSON.stringify(positionals.join(" "))} (try \`tollgate demo\`, \`tollgate demo agents\` or \`tollgate demo network\`)`);
       if (which === "network") {
         const { demoNetwork } = await import("./commands/demo-network.ts");
@@ -167,6 +194,9 @@ JSON array), from the environment or the config file; never from a flag.`,
   --budget "$5/day"              a budget kept across runs (per payer, under ~/.config/tollgate;
                                  periods hour, day, week, month, or none for a total); safe
                                  when several runs spend from it at once
+  --mandate ID                   pay under an AP2 mandate (\`tollgate mandate issue\`): refused
+                                 before signing outside it (on a terminal you are asked to
+                                 approve instead); the payment carries the mandate chain
   --json                         print one JSON object (status, body, receipt, amount, network,
                                  payer) and nothing else on stdout
 Keys: --keystore FILE, else TOLLGATE_PRIVATE_KEY (EVM, env), else the wallet of \`tollgate wallet new\`;
@@ -184,6 +214,7 @@ Exit codes: 0 paid (or free) and HTTP 2xx; 1 refused, failed, or a non-2xx answe
       prefer: { type: "string", multiple: true },
       timeout: { type: "string" },
       budget: { type: "string" },
+      mandate: { type: "string" },
       json: { type: "boolean" },
     },
     async run(values, positionals) {
@@ -209,6 +240,50 @@ Exit codes: 0 paid (or free) and HTTP 2xx; 1 refused, failed, or a non-2xx answe
         ...(list(values.prefer) ? { prefer: list(values.prefer)! } : {}),
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         ...(str(values.budget) ? { budget: str(values.budget)! } : {}),
+        ...(str(values.mandate) ? { mandate: str(values.mandate)! } : {}),
+        json: values.json === true,
+      });
+    },
+  },
+  mandate: {
+    summary: "AP2 payment mandates for an agent: issue, show, revoke",
+    usage: `tollgate mandate issue | show ID | revoke ID [options]
+
+  issue --payee ADDR [--payee ADDR…] --network CAIP2 [--asset ADDR[:DECIMALS]]
+        [--max '$0.05'] [--budget '$0.20/day'] [--recurrence DAILY[:N]] [--expires 24h]
+                                 sign an open Payment Mandate (user key) for the agent key
+  show ID                        constraints, status, and what the budget store counts this period
+  revoke ID                      add it to the published status list (mandates/status.json)
+  --json                         one JSON object on stdout
+Keys: mandate-user.json and mandate-agent.json (ES256, encrypted) under ~/.config/tollgate, made on
+first use; password from TOLLGATE_KEYSTORE_PASSWORD or a hidden prompt. Pay under one with
+\`tollgate pay URL --mandate ID\`.`,
+    positionals: true,
+    options: {
+      payee: { type: "string", multiple: true },
+      network: { type: "string" },
+      asset: { type: "string" },
+      max: { type: "string" },
+      budget: { type: "string" },
+      recurrence: { type: "string" },
+      expires: { type: "string" },
+      json: { type: "boolean" },
+    },
+    async run(values, positionals) {
+      const [action, id] = positionals;
+      if (action !== "issue" && action !== "show" && action !== "revoke") throw new UsageError("mandate takes an action: issue, show ID or revoke ID");
+      if (positionals.length > (action === "issue" ? 1 : 2)) throw new UsageError(`mandate ${action}: too many arguments`);
+      const { mandate } = await import("./commands/mandate.ts");
+      return mandate({
+        action,
+        ...(id ? { id } : {}),
+        ...(list(values.payee) ? { payees: list(values.payee)! } : {}),
+        ...(str(values.network) ? { network: str(values.network)! } : {}),
+        ...(str(values.asset) ? { asset: str(values.asset)! } : {}),
+        ...(str(values.max) ? { max: str(values.max)! } : {}),
+        ...(str(values.budget) ? { budget: str(values.budget)! } : {}),
+        ...(str(values.recurrence) ? { recurrence: str(values.recurrence)! } : {}),
+        ...(str(values.expires) ? { expires: str(values.expires)! } : {}),
         json: values.json === true,
       });
     },

@@ -123,8 +123,10 @@ describe("tollgate pay", () => {
     expect(results.find((r) => !r.ok)?.error?.code).toBe("refused_by_policy");
     const third = await run();
     expect(third.error?.message).toMatch(/budget/);
-    const file = JSON.parse(readFileSync(join(env.XDG_CONFIG_HOME, "tollgate", "budgets.json"), "utf8")) as Record<string, { spent: string }>;
-    expect(Object.values(file).map((e) => e.spent)).toEqual(["10000"]);
+    // One store for every budget (the mandates' budget store): one entry, $0.01 spent, nothing left reserved.
+    const file = JSON.parse(readFileSync(join(env.XDG_CONFIG_HOME, "tollgate", "budgets.json"), "utf8")) as { mandates: Record<string, { periods: Record<string, { committed: string; reservations: object }> }> };
+    const periods = Object.values(file.mandates).flatMap((m) => Object.values(m.periods));
+    expect(periods.map((p) => [p.committed, Object.keys(p.reservations).length])).toEqual([["10000", 0]]);
   });
 
   it("wallet new / import / address / balance keep the key encrypted and never print it", async () => {
@@ -185,6 +187,10 @@ describe("tollgate dev and tollgate facilitator", () => {
       expect(facilitatorUrl).toBeDefined();
       expect(text).toMatch(/payer 0\s+0x[0-9a-fA-F]{40}\s+key 0x[0-9a-f]{64}/);
       expect((await fetch(`${api}/weather`)).status).toBe(402);
+      // The operator dashboard's URL, served to this machine (no API keys in dev).
+      const dashboardUrl = /dashboard\s+(http:\/\/127\.0\.0\.1:\d+\/dashboard)\s/.exec(text)?.[1];
+      expect(dashboardUrl).toBe(`${facilitatorUrl}/dashboard`);
+      expect((await fetch(dashboardUrl!)).status).toBe(200);
       const supported = (await (await fetch(`${facilitatorUrl}/supported`)).json()) as { kinds: { network: string }[] };
       expect(supported.kinds.map((k) => k.network)).toContain("eip155:31337");
       expect(supported.kinds.map((k) => k.network)).toContain("solana:localnet");

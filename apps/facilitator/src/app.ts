@@ -16,6 +16,7 @@ import { getConnInfo } from "@hono/node-server/conninfo";
 import { BAZAAR, safeMessage, type Facilitator, type PaymentRequirements } from "@tollgate/core";
 import { createCatalog, type CatalogOptions } from "./discovery/catalog.ts";
 import { answerList, answerSearch } from "./discovery/routes.ts";
+import { mountDashboard, type Dashboard, type DashboardOptions } from "./dashboard/routes.ts";
 import { createAuditQueue, type AuditQueue } from "./audit.ts";
 import { clientIp, readBody, webBody } from "./http-request.ts";
 import type { Ledger } from "./ledger/ledger.ts";
@@ -56,6 +57,11 @@ export interface FacilitatorAppOptions {
    * `GET /discovery/resources` and `/discovery/search`. `false` turns it off. Default on.
    */
   discovery?: CatalogOptions | false;
+  /**
+   * The operator dashboard at `/dashboard` (dashboard/): behind the API keys when set, else only
+   * to this machine. `false` turns it off. Default on.
+   */
+  dashboard?: DashboardOptions | false;
 }
 
 /**
@@ -67,6 +73,8 @@ export type FacilitatorApp = Hono & {
   readonly coordinator: SettlementCoordinator;
   readonly audit: AuditQueue;
   readonly bodyLimitBytes: number;
+  /** The dashboard, when on: `close()` ends its open live streams. */
+  readonly dashboard: Dashboard | undefined;
   payment(request: PaymentHttpRequest): Promise<PaymentHttpResponse>;
 };
 
@@ -138,6 +146,15 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
     }
   }
 
+  const dashboard =
+    options.dashboard === false
+      ? undefined
+      : mountDashboard(
+          app,
+          { ledger, logger, apiKeyDigests: deps.apiKeyDigests, digest, remoteAddress: connectionAddress, clientAddress: (c) => clientIp(c.req.header("x-forwarded-for"), connectionAddress(c), options.trustProxy) },
+          options.dashboard,
+        );
+
   app.get("/health", (c) => c.json({ status: "ok" }));
 
   app.get("/ready", async (c) => {
@@ -150,7 +167,7 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
 
   app.get("/metrics", async (c) => c.body(await metrics.registry.render(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }));
 
-  return Object.assign(app, { coordinator, audit: deps.audit, bodyLimitBytes: deps.maxBodyBytes, payment });
+  return Object.assign(app, { coordinator, audit: deps.audit, bodyLimitBytes: deps.maxBodyBytes, dashboard, payment });
 }
 
 function send(c: Context, r: PaymentHttpResponse): Response {

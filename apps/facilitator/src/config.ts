@@ -40,6 +40,12 @@ const networkSchema = z.strictObject({
    * fields and sent alone. Off by default: only plain ECDSA signatures, judged off-chain.
    */
   contractWallets: z.boolean().optional(),
+  /** The dashboard's transaction links: a URL with `{hash}` (well-known networks have one built in). */
+  explorerTxUrl: z
+    .string()
+    .regex(/^https?:\/\/\S+$/, "expected an http(s) URL")
+    .refine((u) => u.includes("{hash}"), "expected a URL with {hash} where the transaction hash goes")
+    .optional(),
 });
 
 const wei = z.string().refine(isAtomic, "expected a non-negative integer string (wei)");
@@ -108,8 +114,27 @@ export const configSchema = z.strictObject({
   minSignerBalanceWei: wei.optional(),
   /** PostgreSQL only: how long a process holds a signer lease (renewed every quarter of it). */
   signerLeaseMs: z.number().int().min(1000).default(30_000),
+  /**
+   * The operator dashboard at /dashboard: behind `apiKeys` when set; with none, served only to a
+   * browser on this machine (it shows every payer, payee and amount).
+   */
+  dashboard: z.boolean().default(true),
   /** How long close() waits for in-flight requests. */
   shutdownTimeoutMs: z.number().int().min(0).default(15_000),
+  /**
+   * The `batch-settlement` scheme (channels) on every EVM network above: its relayer key pays the
+   * gas of deposits, claims, sweeps and refunds (a key of its own: the exact engine manages the
+   * nonces of `privateKeys`). `receiverAuthorizerKey` is the delegated receiver authorizer
+   * advertised in /supported; set it only with `apiKeys` (who reaches /settle may ask it to sign
+   * refunds). Omitted: the scheme is not served.
+   */
+  batchSettlement: z
+    .strictObject({
+      relayerKey: privateKey,
+      receiverAuthorizerKey: privateKey.optional(),
+      receiptTimeoutMs: z.number().int().min(100).default(30_000),
+    })
+    .optional(),
 });
 
 export type FacilitatorConfig = z.output<typeof configSchema>;
@@ -151,6 +176,8 @@ const ENV_FIELDS: Record<string, string> = {
   RATE_LIMIT_IP_BURST: "rateLimit",
   RATE_LIMIT_PAYER_PER_SECOND: "rateLimit",
   RATE_LIMIT_PAYER_BURST: "rateLimit",
+  BATCH_SETTLEMENT_RELAYER_KEY: "batchSettlement",
+  BATCH_SETTLEMENT_AUTHORIZER_KEY: "batchSettlement",
 };
 
 export interface LoadConfigOptions {
@@ -183,6 +210,9 @@ export function loadConfig(options: LoadConfigOptions = {}): FacilitatorConfig {
   if (values.rateLimit && fromFile.rateLimit && typeof fromFile.rateLimit === "object") {
     merged.rateLimit = { ...(fromFile.rateLimit as object), ...(values.rateLimit as object) };
   }
+  if (values.batchSettlement && fromFile.batchSettlement && typeof fromFile.batchSettlement === "object") {
+    merged.batchSettlement = { ...(fromFile.batchSettlement as object), ...(values.batchSettlement as object) };
+  }
   return parseConfig(merged, sources);
 }
 
@@ -192,6 +222,14 @@ export function parseConfig(input: unknown, sources: Record<string, string> = {}
   if (r.success) {
     if (r.data.networks.length > 0 && r.data.privateKeys.length === 0) {
       throw new ConfigError("privateKeys (FACILITATOR_PRIVATE_KEY): at least one fee-payer key is required to serve networks");
+    }
+    if (r.data.batchSettlement?.receiverAuthorizerKey && r.data.apiKeys.length === 0) {
+      // A delegated receiver authorizer signs refunds for whoever reaches /settle: a payer could
+      // refund what a server served but has not claimed yet. Only the servers may reach it.
+      throw new ConfigError("batchSettlement.receiverAuthorizerKey (BATCH_SETTLEMENT_AUTHORIZER_KEY): requires apiKeys (API_KEYS), so only your servers can ask for claim and refund signatures");
+    }
+    if (r.data.batchSettlement && r.data.networks.length === 0) {
+      throw new ConfigError("batchSettlement: serves the EVM networks in `networks`, and none is configured");
     }
     if (r.data.solanaNetworks.length > 0 && !r.data.solanaFeePayerKey) {
       throw new ConfigError("solanaFeePayerKey (SOLANA_FEE_PAYER_KEY): a fee-payer key is required to serve Solana networks");
@@ -279,6 +317,9 @@ function fromEnv(env: Record<string, string | undefined>): { values: Record<stri
     const v = get(name);
     if (v !== undefined) values[field] = v;
   }
+  const batchRelayer = get("BATCH_SETTLEMENT_RELAYER_KEY");
+  const batchAuthorizer = get("BATCH_SETTLEMENT_AUTHORIZER_KEY");
+  if (batchRelayer || batchAuthorizer) values.batchSettlement = { ...(batchRelayer ? { relayerKey: batchRelayer } : {}), ...(batchAuthorizer ? { receiverAuthorizerKey: batchAuthorizer } : {}) };
   const apiKeys = list("API_KEYS");
   if (apiKeys) values.apiKeys = apiKeys;
   const bodyLimit = num("BODY_LIMIT_BYTES");
@@ -311,5 +352,6 @@ export function redactConfig(config: FacilitatorConfig): Record<string, unknown>
     apiKeys: config.apiKeys.map(() => "[redacted]"),
     databaseUrl: config.databaseUrl?.replace(/\/\/[^@/]*@/, "//[redacted]@"),
     networks: config.networks.map((n) => ({ ...n, rpcUrl: redactRpcUrl(n.rpcUrl) })),
+    ...(config.batchSettlement ? { batchSettlement: { ...config.batchSettlement, relayerKey: "[redacted]", ...(config.batchSettlement.receiverAuthorizerKey ? { receiverAuthorizerKey: "[redacted]" } : {}) } } : {}),
   };
 }

@@ -23,6 +23,7 @@ import {
   createSettlementEngine,
   exactEvmFacilitator,
   fastLocalAccount,
+  uptoEvmFacilitator,
   isPermit2Payload,
   permit2PaymentKey,
   rpcTransportForUrl,
@@ -55,6 +56,11 @@ export interface EvmSettlementOptions {
 
 export interface EvmSettlement {
   scheme: SchemeFacilitator;
+  /**
+   * The `upto` scheme over the same engine and ledger. Its `/supported` kinds name the first key
+   * as `facilitatorAddress`: payers sign for it, and only its lane can send their settlements.
+   */
+  upto: SchemeFacilitator;
   readinessProbes: ReadinessProbe[];
   leases: SignerLeases;
   reconciler: Reconciler;
@@ -96,7 +102,9 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
     engine.stats().signers.map((st) => ({ labels: { network: st.network, address: st.address }, value: st.inFlight })),
   );
 
-  const scheme = engineScheme({ config, ledger, engine, balances, backoff, awaiting, signers: payers.map((p) => p.account.address), reader: payers[0]!.account });
+  const schemeDeps = { config, ledger, engine, balances, backoff, awaiting, signers: payers.map((p) => p.account.address), reader: payers[0]!.account };
+  const scheme = engineScheme(schemeDeps);
+  const upto = engineUptoScheme(schemeDeps);
   const reconciler = createReconciler({
     ledger,
     clientFor,
@@ -109,6 +117,7 @@ export function createEvmSettlement(options: EvmSettlementOptions): EvmSettlemen
 
   return {
     scheme,
+    upto,
     readinessProbes: balances.readinessProbes(networks),
     leases,
     reconciler,
@@ -183,9 +192,49 @@ interface EngineSchemeDeps {
   reader: LocalAccount;
 }
 
+/** Permit2 proxy calls (exact and upto): the same engine, lanes, guarded signer, ledger and receipt rules as EIP-3009. */
+function permit2Submitter(deps: EngineSchemeDeps): (call: ExactPermit2SettlementCall) => Promise<SettlementResult> {
+  const { ledger, engine, balances } = deps;
+  return async (call) => {
+    if (!balances.anyUsable(call.network)) return settlementFailed(Reason.facilitatorNotReady, balances.notReadyMessage(call.network));
+    const result = await engine.submitPermit2(call);
+    if (result.status === "failed" && result.transaction) await ledger.markOutcomes(result.transaction, [{ key: call.key, outcome: "reverted" }]);
+    return result;
+  };
+}
+
+/** The scheme options the service sets the same way for every EVM scheme it serves. */
+function schemeOptions(deps: EngineSchemeDeps) {
+  const { config } = deps;
+  return {
+    networks: config.networks.map((n) => ({
+      network: n.network as `eip155:${string}`,
+      rpcUrl: n.rpcUrl,
+      ...(n.assets ? { assets: n.assets.map((a) => ({ ...a, address: a.address as Address })) } : {}),
+      ...(n.contractWallets !== undefined ? { contractWallets: n.contractWallets } : {}),
+    })),
+    // Only the `from` of the scheme's reads here: the engine signs and sends.
+    signer: deps.reader,
+    payerBackoff: deps.backoff,
+    ...(config.settlement.maxGasPerSettlement !== undefined ? { maxGasPerSettlement: BigInt(config.settlement.maxGasPerSettlement) } : {}),
+    // The engine simulates what it sends (see engineScheme).
+    settleDryRun: false,
+    receiptTimeoutMs: config.settlement.receiptTimeoutMs,
+    submitPermit2: permit2Submitter(deps),
+  };
+}
+
+/**
+ * `upto` over the shared engine: its settlements are upto proxy calls sent from the lane of the
+ * advertised facilitator address (payers[0]), written ahead and reconciled like exact's Permit2.
+ */
+function engineUptoScheme(deps: EngineSchemeDeps): SchemeFacilitator {
+  return withServiceRefusals(deps, uptoEvmFacilitator(schemeOptions(deps)));
+}
+
 /** The exact scheme over the shared engine (its submit hook), with the service's own refusals. */
 function engineScheme(deps: EngineSchemeDeps): SchemeFacilitator {
-  const { config, ledger, engine, balances, awaiting } = deps;
+  const { ledger, engine, balances } = deps;
 
   async function submit(call: ExactEvmSettlementCall): Promise<SettlementResult> {
     if (!balances.anyUsable(call.network)) return settlementFailed(Reason.facilitatorNotReady, balances.notReadyMessage(call.network));
@@ -197,39 +246,19 @@ function engineScheme(deps: EngineSchemeDeps): SchemeFacilitator {
     return result;
   }
 
-  /** A Permit2 proxy call: the same engine, lanes, guarded signer, ledger and receipt rules as `submit`. */
-  async function submitPermit2(call: ExactPermit2SettlementCall): Promise<SettlementResult> {
-    if (!balances.anyUsable(call.network)) return settlementFailed(Reason.facilitatorNotReady, balances.notReadyMessage(call.network));
-    const result = await engine.submitPermit2(call);
-    if (result.status === "failed" && result.transaction) await ledger.markOutcomes(result.transaction, [{ key: call.key, outcome: "reverted" }]);
-    return result;
-  }
+  // settleDryRun: false (schemeOptions): the engine simulates every transaction before sending it
+  // (eth_simulateV1 preflight, or eth_call + estimateGas) and leaves out, with the token's reason,
+  // any authorization that would revert; so settle keeps every other check (signature,
+  // requirements, balance, nonce state, domain; a contract wallet's fee-field dry run) and skips
+  // only its own fee-less dry run. Permit2 proxy calls go through the same engine (never the
+  // scheme's built-in sender, which would bypass the lanes and the write-ahead log).
+  const inner = exactEvmFacilitator({ ...schemeOptions(deps), submit });
+  return withServiceRefusals(deps, inner);
+}
 
-  const inner = exactEvmFacilitator({
-    networks: config.networks.map((n) => ({
-      network: n.network as `eip155:${string}`,
-      rpcUrl: n.rpcUrl,
-      ...(n.assets ? { assets: n.assets.map((a) => ({ ...a, address: a.address as Address })) } : {}),
-      ...(n.contractWallets !== undefined ? { contractWallets: n.contractWallets } : {}),
-    })),
-    // Only the `from` of the scheme's reads here: the engine signs and sends.
-    signer: deps.reader,
-    submit,
-    payerBackoff: deps.backoff,
-    ...(config.settlement.maxGasPerSettlement !== undefined ? { maxGasPerSettlement: BigInt(config.settlement.maxGasPerSettlement) } : {}),
-    // The engine simulates every transaction before sending it (eth_simulateV1 preflight, or
-    // eth_call + estimateGas) and leaves out, with the token's reason, any authorization that would
-    // revert; a direct single-item send that would revert is refused the same way. So settle keeps
-    // every other check (signature, requirements, balance, nonce state, domain; a contract wallet's
-    // fee-field dry run) and skips only its own fee-less dry run, the same simulation once more.
-    settleDryRun: false,
-    receiptTimeoutMs: config.settlement.receiptTimeoutMs,
-    // Permit2 proxy calls go through the same engine (never the scheme's built-in sender, which
-    // would bypass the lanes and the write-ahead log): the guarded signer names their payment,
-    // the reconciler judges their receipts. The engine simulates them too (settleDryRun above).
-    submitPermit2,
-  });
-
+/** The service's own refusals around a scheme: no usable fee payer, and routing the engine's result to the waiting /settle. */
+function withServiceRefusals(deps: EngineSchemeDeps, inner: SchemeFacilitator): SchemeFacilitator {
+  const { balances, awaiting } = deps;
   return {
     ...inner,
     signers: (network) => (inner.networks.includes(network) ? [...deps.signers] : []),

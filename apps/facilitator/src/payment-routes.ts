@@ -122,8 +122,10 @@ async function handlePayment(deps: PaymentDeps, kind: Kind, contentType: string 
   const read = readPaymentRequest(deps.facilitator, text, contentType);
   if (!read.ok) return malformed(deps, kind, read.reason, read.message, read.network);
   const { request, identifier } = read;
-  // Refused before any chain call, and before anything is keyed on a payer.
-  const amount = amountRefusal(request.requirements, deps.minAmount);
+  // Refused before any chain call, and before anything is keyed on a payer. Except an `upto`
+  // charge of zero at settle: valid, and it moves nothing (the scheme answers without a transaction).
+  const zeroCharge = isZeroUptoCharge(kind, request);
+  const amount = zeroCharge ? undefined : amountRefusal(request.requirements, deps.minAmount);
   if (amount) return refuse(deps, kind, request, amount.reason, amount.message, started);
   const routed = deps.facilitator.route(request);
   if (!routed.ok) return refuse(deps, kind, request, routed.reason, routed.message, started);
@@ -135,7 +137,32 @@ async function handlePayment(deps: PaymentDeps, kind: Kind, contentType: string 
     return errorFor(kind, 429, Reason.rateLimited, "too many requests for this payer; slow down", request.requirements.network, { "retry-after": "1" });
   }
   const ctx: PaymentContext = { kind, request, identifier, identity, started };
+  if (zeroCharge) return settleZeroCharge(deps, ctx);
   return kind === "verify" ? verifyPayment(deps, ctx) : settlePayment(deps, ctx);
+}
+
+function isZeroUptoCharge(kind: Kind, request: FacilitatorRequest): boolean {
+  const q = request.requirements;
+  return kind === "settle" && q.scheme === "upto" && typeof q.amount === "string" && /^0+$/.test(q.amount);
+}
+
+/**
+ * `upto` settled for zero: the scheme judges the payment (signer, window, nonce) and sends
+ * nothing, so there is nothing to claim, write ahead or reconcile; the event is audited.
+ */
+async function settleZeroCharge(deps: PaymentDeps, { request, identity, started }: PaymentContext): Promise<PaymentHttpResponse> {
+  const network = request.requirements.network;
+  const response = await deps.facilitator.settle(request);
+  await note(deps, {
+    kind: "settle",
+    network,
+    outcome: response.success ? "settled" : "failed",
+    ...(identity ? { key: identity.key, payer: identity.payer } : {}),
+    ...(response.errorReason ? { reason: response.errorReason } : {}),
+  });
+  deps.metrics.settleDuration.observe((performance.now() - started) / 1000, { result: response.success ? "success" : "failure" });
+  count(deps, "settle", response.success ? "success" : "failure", response.errorReason);
+  return json(200, deps.facilitator.settleResponseFor(request, response));
 }
 
 /** 400: the request could not be read. */
@@ -227,7 +254,11 @@ async function settlePayment(deps: PaymentDeps, { request, identifier, identity,
 async function settleUnkeyed(deps: PaymentDeps, request: FacilitatorRequest): Promise<SettleOutcome> {
   const raw = await deps.facilitator.settle(request);
   const result = settlementResult(raw, { network: request.requirements.network, payer: raw.payer ?? "" });
-  if (result.status === "settled") deps.logger.warn({ network: request.requirements.network, scheme: request.requirements.scheme }, "settled a payment without an authorization key; not deduplicated");
+  // batch-settlement needs no key: each of its operations can move money once by contract (an
+  // EIP-3009/Permit2 nonce, cumulative claims, a sweep, a refund nonce) and is simulated first.
+  if (result.status === "settled" && request.requirements.scheme !== "batch-settlement") {
+    deps.logger.warn({ network: request.requirements.network, scheme: request.requirements.scheme }, "settled a payment without an authorization key; not deduplicated");
+  }
   return { status: 200, outcome: result.status, response: result.response };
 }
 

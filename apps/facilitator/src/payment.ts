@@ -83,6 +83,10 @@ export type MinAmount = bigint | ((requirements: PaymentRequirements) => bigint 
  * payer would spend gas to move nothing); below the configured minimum when one is set.
  */
 export function amountRefusal(requirements: PaymentRequirements, minAmount: MinAmount | undefined): { reason: string; message: string } | undefined {
+  // batch-settlement: what moves is in the payload (a deposit's amount, claimed totals, a sweep, a
+  // refund); `amount` is a per-request price settled off-chain, and "0" on the server's claim,
+  // settle and refund calls. The scheme itself refuses any operation that would move nothing.
+  if (requirements.scheme === "batch-settlement") return undefined;
   const amount = BigInt(requirements.amount);
   if (amount === 0n) return { reason: Reason.amountZero, message: "paymentRequirements.amount: zero; there is nothing to settle (it would only spend gas)" };
   const min = typeof minAmount === "function" ? minAmount(requirements) : minAmount;

@@ -28,10 +28,11 @@
  * a landed transaction is never reported failed, a failed one never settled.
  */
 import { Reason, safeMessage, type Network, type SettleResponse } from "@tollgate/core";
-import { Permit2Reason, PERMIT2_ADDRESS, permit2Abi, readPermit2Outcome, readSettlementOutcome } from "@tollgate/evm";
+import { Permit2Reason, PERMIT2_ADDRESS, permit2Abi, readPermit2Outcome, readSettlementOutcome, UPTO_PERMIT2_PROXY_ADDRESS } from "@tollgate/evm";
 import type { Address, Hex, PublicClient } from "viem";
 import type { Ledger, PaymentRecord, PaymentTransaction, TransactionOutcomeState } from "./ledger/ledger.ts";
 import type { Logger } from "./logger.ts";
+import { recordTransactionGas } from "./dashboard/queries.ts";
 
 export interface ReconcilerOptions {
   ledger: Ledger;
@@ -158,8 +159,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     const permit2 = isPermit2Record(record);
     const outcome = permit2
       ? // One payment per proxy call: the proxy's Settled log and the token's Transfer(payer → payee, amount).
-        await readPermit2Outcome(client, hashes, { token: record.asset, from: record.payer, to: record.payee, amount: record.amount })
+        // upto: the row's amount is the charge settle was asked for, moved through the upto proxy.
+        await readPermit2Outcome(client, hashes, { token: record.asset, from: record.payer, to: record.payee, amount: record.amount, ...(record.scheme === "upto" ? { proxy: UPTO_PERMIT2_PROXY_ADDRESS } : {}) })
       : await readSettlementOutcome(client, hashes, { token: record.asset as Address, item: { from: record.payer, nonce: record.nonce } });
+    if (outcome.status !== "pending") await recordGas(outcome);
     if (outcome.status === "success") return { kind: "settled", transaction: outcome.transaction };
     if (outcome.status === "reverted") return { kind: "final", outcome: "reverted", ...(outcome.reason ? { reason: outcome.reason } : {}) };
     if (minedNonce === undefined) return { kind: "open" };
@@ -181,6 +184,16 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     // another transaction used it (someone else submitted the signature, or the payer cancelled
     // it), so ours can never land; clear means nothing moved for this payment.
     return { kind: "final", outcome: "dropped", ...((await permit2NonceUsed(client, record)) ? { usedElsewhere: true } : {}) };
+  }
+
+  /** A mined attempt's gas, for the dashboard (as the engine's hooks record it); never blocks the verdict. */
+  async function recordGas(outcome: { transaction: Hex; gasUsed?: bigint; effectiveGasPrice?: bigint }): Promise<void> {
+    if (outcome.gasUsed === undefined || outcome.effectiveGasPrice === undefined) return;
+    try {
+      await recordTransactionGas(ledger, outcome.transaction, outcome.gasUsed, outcome.effectiveGasPrice);
+    } catch (e) {
+      logger?.warn({ transaction: outcome.transaction, err: safeMessage(e) }, "reconciler: could not record the gas of a settlement transaction");
+    }
   }
 
   /** Unused and unseen for `dropAfterMs`: ask for the nonce to be used (again every `dropAfterMs`). */

@@ -12,11 +12,14 @@ import { runProbes, type ReadinessProbe } from "./readiness.ts";
 import { createFacilitatorServer } from "./server.ts";
 import { parseConfig, redactConfig, type FacilitatorConfig, type FacilitatorConfigInput } from "./config.ts";
 import { createEvmSettlement, type EvmSettlement } from "./evm-settlement.ts";
+import { EIP2612_GAS_SPONSORING } from "@tollgate/evm";
 import { createLedger, type Ledger } from "./ledger/ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type SignerBalance } from "./metrics.ts";
+import { dashboardOptionsFrom } from "./dashboard/options.ts";
 import { PAYMENT_IDENTIFIER } from "./payment.ts";
 import { buildSvmSchemes, solanaReadinessProbes, solanaSignerBalances } from "./schemes/svm.ts";
+import { createBatchSettlementService } from "./schemes/batch-settlement.ts";
 
 export interface StartFacilitatorOptions {
   /** Schemes to serve instead of the ones built from `config.networks` (tests, embedding). */
@@ -44,20 +47,22 @@ export interface RunningFacilitator {
 export async function startFacilitator(input: FacilitatorConfigInput | FacilitatorConfig = {}, options: StartFacilitatorOptions = {}): Promise<RunningFacilitator> {
   const config = parseConfig(input);
   const logger =
-    options.logger ?? createLogger({ level: config.logLevel, secrets: [...config.privateKeys, ...config.apiKeys, ...(config.solanaFeePayerKey ? [config.solanaFeePayerKey] : [])], ...(options.logDestination ? { destination: options.logDestination } : {}) });
+    options.logger ?? createLogger({ level: config.logLevel, secrets: [...config.privateKeys, ...config.apiKeys, ...(config.batchSettlement ? [config.batchSettlement.relayerKey, ...(config.batchSettlement.receiverAuthorizerKey ? [config.batchSettlement.receiverAuthorizerKey] : [])] : []), ...(config.solanaFeePayerKey ? [config.solanaFeePayerKey] : [])], ...(options.logDestination ? { destination: options.logDestination } : {}) });
 
   const ledger =
     options.ledger ??
     (await createLedger({ schema: config.databaseSchema, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : config.dataDir ? { dataDir: config.dataDir } : {}) }));
   const ownsLedger = !options.ledger;
   const signerAddresses = config.privateKeys.map((k) => privateKeyToAccount(k as `0x${string}`).address);
-  const metrics = createMetrics({
-    signerBalances: async () => [...(await signerBalances(config, signerAddresses)), ...(await solanaSignerBalances(config, schemes))],
-  });
+  const feePayerBalances = async () => [...(await signerBalances(config, signerAddresses)), ...(await solanaSignerBalances(config, schemes))];
+  const metrics = createMetrics({ signerBalances: feePayerBalances });
   const settlement = !options.schemes && config.networks.length > 0 ? createEvmSettlement({ config, ledger, logger, metrics }) : undefined;
-  const schemes = options.schemes ?? [...(settlement ? [settlement.scheme] : []), ...(await buildSvmSchemes(config))];
+  const batchSettlement = !options.schemes ? createBatchSettlementService(config, ledger, logger) : undefined;
+  const schemes = options.schemes ?? [...(settlement ? [settlement.scheme, settlement.upto] : []), ...(batchSettlement ? [batchSettlement.scheme] : []), ...(await buildSvmSchemes(config))];
 
-  const facilitator = createFacilitator({ schemes, extensions: [PAYMENT_IDENTIFIER] });
+  // eip2612GasSponsoring: the EVM schemes' Permit2 payments may carry the payer's EIP-2612 permit,
+  // submitted with the settlement (settleWithPermit), the fee payer paying the approval's gas.
+  const facilitator = createFacilitator({ schemes, extensions: [PAYMENT_IDENTIFIER, ...(settlement ? [EIP2612_GAS_SPONSORING] : [])] });
   const chainProbes: ReadinessProbe[] = [...config.networks.map((n) => ({ name: `chain:${n.network}`, check: () => checkChain(n.rpcUrl, n.network) })), ...solanaReadinessProbes(config)];
   const readinessProbes: ReadinessProbe[] = [...chainProbes, ...(settlement?.readinessProbes ?? [])];
 
@@ -73,6 +78,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     readinessProbes,
     settle: config.settle,
     trustProxy: config.trustProxy,
+    dashboard: config.dashboard ? dashboardOptionsFrom(config, feePayerBalances) : false,
   });
 
   const server = createFacilitatorServer(app, { trustProxy: config.trustProxy });
@@ -89,6 +95,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     await warnAtStart(logger, schemes, chainProbes);
     // Leases, balances, and pending settlements of a previous run resumed, before taking traffic.
     await settlement?.start();
+    await batchSettlement?.start();
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(config.port, config.host, () => {
@@ -98,6 +105,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     });
   } catch (e) {
     await settlement?.close(0).catch(() => {});
+    batchSettlement?.close();
     if (ownsLedger) await ledger.close().catch(() => {});
     throw e;
   }
@@ -111,12 +119,14 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     closing ??= (async () => {
       logger.info({ inFlight }, "facilitator shutting down");
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      app.dashboard?.close(); // open live streams would otherwise hold the close for shutdownTimeoutMs
       server.closeIdleConnections();
       if (inFlight > 0) {
         await Promise.race([new Promise<void>((r) => (drained = r)), new Promise((r) => setTimeout(r, config.shutdownTimeoutMs).unref())]);
       }
       server.closeAllConnections();
       await stopped;
+      batchSettlement?.close();
       await settlement?.close(config.shutdownTimeoutMs).catch((e) => logger.error({ err: safeMessage(e) }, "closing the settlement engine failed"));
       await app.audit.drain();
       if (ownsLedger) await ledger.close().catch((e) => logger.error({ err: safeMessage(e) }, "closing the store failed"));

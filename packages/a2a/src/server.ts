@@ -48,6 +48,7 @@ import {
   type RouteGuard,
   type SupportReport,
   respondJson,
+  isPaymentRequired,
   respondPaymentRequired,
   respondSettlement,
 } from "@tollgate/server";
@@ -325,7 +326,8 @@ function paidExecutor(inner: AgentExecutor, options: PaidExecutorOptions, route:
   /** A paywall answer that is not "run the work": refused (402), unreadable (400) or its own failure (500). */
   function fromRespond(ctx: RequestContext, bus: ExecutionEventBus, entry: TaskEntry, r: Respond, field: string, payload: PaymentPayload): void {
     const network = payload.accepted.network;
-    if (r.status === 402) {
+    // 412 (no Permit2 allowance) fails the payment like a 402: A2A carries its reason code, not the status.
+    if (isPaymentRequired(r)) {
       const required = respondPaymentRequired(r);
       const receipt = respondSettlement(r);
       const error = receipt?.errorReason ?? required?.error ?? Reason.unexpectedSettleError;

@@ -129,6 +129,18 @@ describe("refusals and failures", () => {
   });
 });
 
+describe("a missing Permit2 allowance (HTTP 412 from the paywall)", () => {
+  it("fails the payment with the reason (SETTLEMENT_FAILED, the extension has no own code) and never runs the work", async () => {
+    merchant.facilitator.verifyResult = { isValid: false, invalidReason: "permit2_allowance_required", invalidMessage: "approve Permit2 once", payer: PAYER };
+    const { agent } = await paying();
+    const error = await failure(agent.sendMessage(userMessage("a cat")));
+    expect(error.charged).toBe(false);
+    expect(error.reason).toMatch(/^permit2_allowance_required/);
+    expect(readPaymentError(error.response as Task)).toBe(ErrorCode.settlementFailed);
+    expect(merchant.counters()).toMatchObject({ runs: 0, verify: 1, settle: 0 });
+  });
+});
+
 describe("validating what the client sends", () => {
   it("names the field of a malformed payload", async () => {
     const { submit, payload } = await openTask();

@@ -84,10 +84,19 @@ export const paymentPayloadV1Schema = z.looseObject({
   payload: record,
 });
 
+/**
+ * What a facilitator is sent: requirements may carry `maxTimeoutSeconds: 0`. Servers send that for
+ * operations that are not a paid request (`batch-settlement` claim, settle and refund: the reference
+ * server's channel manager does), and no timeout is read from it there.
+ */
+const facilitatorRequirementsSchema = paymentRequirementsSchema.extend({
+  maxTimeoutSeconds: z.number().int("must be a whole number of seconds").min(0, "must not be negative").max(86_400 * 366, "is unreasonably large"),
+});
+
 export const verifyRequestSchema = z.looseObject({
   x402Version: z.literal(2, "must be 2"),
-  paymentPayload: paymentPayloadSchema,
-  paymentRequirements: paymentRequirementsSchema,
+  paymentPayload: paymentPayloadSchema.extend({ accepted: facilitatorRequirementsSchema }),
+  paymentRequirements: facilitatorRequirementsSchema,
 });
 
 export const verifyRequestV1Schema = z.looseObject({
@@ -170,6 +179,7 @@ const optionalPlain = (v: unknown) => v === undefined || plain(v);
 const sized = (v: unknown, min: number, max: number) => typeof v === "string" && v.length >= min && v.length <= max;
 const optionalSized = (v: unknown, max: number) => v === undefined || sized(v, 0, max);
 
+// Facilitator requests only (see facilitatorRequirementsSchema): a zero timeout is accepted.
 function fastRequirements(q: unknown): boolean {
   return (
     plain(q) &&
@@ -182,7 +192,7 @@ function fastRequirements(q: unknown): boolean {
     sized(q.payTo, 1, 256) &&
     typeof q.maxTimeoutSeconds === "number" &&
     Number.isSafeInteger(q.maxTimeoutSeconds) &&
-    q.maxTimeoutSeconds > 0 &&
+    q.maxTimeoutSeconds >= 0 &&
     q.maxTimeoutSeconds <= MAX_TIMEOUT_SECONDS &&
     optionalPlain(q.extra)
   );

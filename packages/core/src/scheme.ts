@@ -12,9 +12,11 @@
  * the facilitator face reports it in `SettleResponse.amount`.
  */
 import type { Network } from "./caip2.ts";
+import type { ChannelServerFace } from "./channel.ts";
 import type {
   Extensions,
   PaymentPayload,
+  PaymentRequired,
   PaymentRequirements,
   ResourceInfo,
   SettleResponse,
@@ -36,12 +38,35 @@ export interface SchemeClient {
    * scheme's leaves winning (they are what it signed). Undefined or `{}`: nothing added.
    */
   payloadExtensions?(requirements: PaymentRequirements, payload: Record<string, unknown>, context: PayloadContext): Promise<Extensions | undefined>;
+  /**
+   * Optional: what the server answered to the paid request (stateful schemes: `batch-settlement`
+   * moves its channel's charged total on a receipt, and resynchronizes on a corrective 402). A
+   * returned PaymentRequired is paid once more (the scheme recovered); undefined: nothing to retry.
+   */
+  onPaymentResponse?(context: PaymentResponseContext): Promise<PaymentRequired | undefined>;
+}
+
+export interface PaymentResponseContext {
+  requirements: PaymentRequirements;
+  /** The scheme payload that was sent. */
+  payload: Record<string, unknown>;
+  status: number;
+  receipt?: SettleResponse;
+  /** The PaymentRequired of a 402 answer. */
+  required?: PaymentRequired;
 }
 
 export interface PayloadContext {
   x402Version: 1 | 2;
   resource?: ResourceInfo;
   extensions?: Extensions;
+  /**
+   * The nonce the authorization must carry, 0x + 64 hex digits, set by a `PaymentAuthorizer`
+   * (e.g. an AP2 mandate wallet binds the payment to its mandate chain: nonce = keccak256(chain)).
+   * A scheme that signs a nonce uses exactly this one (EVM `exact`: the EIP-3009 nonce, or the
+   * Permit2 nonce as its uint256); one that cannot must throw rather than sign without it.
+   */
+  nonce?: string;
 }
 
 /** A price as a route declares it: a money string ("$0.01", "0.01 USDC") or an exact asset amount. */
@@ -73,6 +98,12 @@ export interface SchemeServer {
    * not parse (the facilitator then refuses it). Not a proof of anything: no signature is checked.
    */
   authorizationKey?(payload: PaymentPayload, requirements: PaymentRequirements): string | undefined;
+  /**
+   * Deferred schemes (`batch-settlement`): the channel face. With it the paywall takes vouchers
+   * off-chain, serves at once and claims later (packages/server/src/channels) instead of settling
+   * each request.
+   */
+  readonly channels?: ChannelServerFace;
 }
 
 export interface SchemeFacilitator {

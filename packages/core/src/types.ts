@@ -63,6 +63,8 @@ export interface VerifyResponse {
   invalidMessage?: string;
   payer?: string;
   extensions?: Extensions;
+  /** Scheme-specific detail (`batch-settlement`: the on-chain channel snapshot). */
+  extra?: Record<string, unknown>;
 }
 
 export interface SettleResponse {
@@ -75,6 +77,8 @@ export interface SettleResponse {
   network: Network;
   amount?: string;
   extensions?: Extensions;
+  /** Scheme-specific detail (`batch-settlement`: `channelState`, `chargedAmount`). */
+  extra?: Record<string, unknown>;
 }
 
 export interface SupportedKind {

@@ -1,5 +1,10 @@
 // Deploys the local x402 world onto a running anvil: USDC stand-in, BatchSettler, Multicall3, funded payers.
-import { EXACT_PERMIT2_PROXY_ADDRESS, MULTICALL3_ADDRESS, PERMIT2_ADDRESS, eip3009Abi, loadArtifact } from "@tollgate/evm";
+import {
+  BATCH_SETTLEMENT_ADDRESS,
+  ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
+  PERMIT2_DEPOSIT_COLLECTOR_ADDRESS,
+} from "@tollgate/evm";
+import { EXACT_PERMIT2_PROXY_ADDRESS, MULTICALL3_ADDRESS, PERMIT2_ADDRESS, UPTO_PERMIT2_PROXY_ADDRESS, eip3009Abi, loadArtifact } from "@tollgate/evm";
 import {
   createPublicClient,
   createTestClient,
@@ -33,9 +38,11 @@ export type LocalNetwork = {
    * paid through Permit2 (x402 `exact`, assetTransferMethod "permit2"); every payer holds some.
    */
   plainToken: TokenInfo;
-  /** Our Permit2 and x402 exact Permit2 proxy, at their canonical addresses. */
-  permit2: { address: Address; exactProxy: Address };
+  /** Our Permit2 and x402 exact and upto Permit2 proxies, at their canonical addresses. */
+  permit2: { address: Address; exactProxy: Address; uptoProxy: Address };
   batchSettler: { address: Address };
+  /** x402 `batch-settlement` contracts (ours), at their canonical addresses. */
+  batchSettlement: BatchSettlementContracts;
   multicall3: { address: Address };
   accounts: {
     deployer: DevAccount;
@@ -154,11 +161,12 @@ export async function mintTo(
 export async function installPermit2(
   rpcUrl: string,
   opts: { payers?: readonly Address[]; payerBalance?: bigint; deployer?: DevAccount; token?: { name: string; symbol: string } } = {},
-): Promise<{ plainToken: TokenInfo; permit2: { address: Address; exactProxy: Address } }> {
+): Promise<{ plainToken: TokenInfo; permit2: { address: Address; exactProxy: Address; uptoProxy: Address } }> {
   const { chain, publicClient } = await clientsFor(rpcUrl);
   const testClient = createTestClient({ mode: "anvil", chain, transport: http(rpcUrl) });
   await testClient.setCode({ address: PERMIT2_ADDRESS, bytecode: loadArtifact("Permit2").deployedBytecode });
   await testClient.setCode({ address: EXACT_PERMIT2_PROXY_ADDRESS, bytecode: loadArtifact("ExactPermit2Proxy").deployedBytecode });
+  await testClient.setCode({ address: UPTO_PERMIT2_PROXY_ADDRESS, bytecode: loadArtifact("UptoPermit2Proxy").deployedBytecode });
 
   const token = opts.token ?? { name: "Plain Dollar", symbol: "PUSD" };
   const wallet = walletFor(rpcUrl, chain, deployerAccount(opts.deployer));
@@ -174,7 +182,23 @@ export async function installPermit2(
       await waitSuccess(publicClient, minted, `minting ${token.symbol} to ${payer}`);
     }
   }
-  return { plainToken, permit2: { address: PERMIT2_ADDRESS, exactProxy: EXACT_PERMIT2_PROXY_ADDRESS } };
+  return { plainToken, permit2: { address: PERMIT2_ADDRESS, exactProxy: EXACT_PERMIT2_PROXY_ADDRESS, uptoProxy: UPTO_PERMIT2_PROXY_ADDRESS } };
+}
+
+export type BatchSettlementContracts = { address: Address; erc3009Collector: Address; permit2Collector: Address };
+
+/**
+ * Installs our x402BatchSettlement and its ERC-3009 and Permit2 deposit collectors at their canonical
+ * addresses (anvil_setCode: none has constructor state or immutables; the collectors name the
+ * settlement contract and Permit2 by constant). The Permit2 collector needs Permit2 (installPermit2).
+ */
+export async function installBatchSettlement(rpcUrl: string): Promise<BatchSettlementContracts> {
+  const { chain } = await clientsFor(rpcUrl);
+  const testClient = createTestClient({ mode: "anvil", chain, transport: http(rpcUrl) });
+  await testClient.setCode({ address: BATCH_SETTLEMENT_ADDRESS, bytecode: loadArtifact("BatchSettlement").deployedBytecode });
+  await testClient.setCode({ address: ERC3009_DEPOSIT_COLLECTOR_ADDRESS, bytecode: loadArtifact("ERC3009DepositCollector").deployedBytecode });
+  await testClient.setCode({ address: PERMIT2_DEPOSIT_COLLECTOR_ADDRESS, bytecode: loadArtifact("Permit2DepositCollector").deployedBytecode });
+  return { address: BATCH_SETTLEMENT_ADDRESS, erc3009Collector: ERC3009_DEPOSIT_COLLECTOR_ADDRESS, permit2Collector: PERMIT2_DEPOSIT_COLLECTOR_ADDRESS };
 }
 
 /** Deploys TollgateUSD ("USD Coin"/"USDC"/"2") and BatchSettler, installs Multicall3, funds payers. */
@@ -213,6 +237,7 @@ export async function deployLocalNetwork(opts: DeployLocalNetworkOptions): Promi
   }
 
   const permit2 = await installPermit2(rpcUrl, { payers: accounts.payers.map((p) => p.address), payerBalance, deployer });
+  const batchSettlement = await installBatchSettlement(rpcUrl);
 
   // Sanity check: what the scheme will read on-chain matches what we advertise.
   const version = await publicClient.readContract({ address: usdc.address, abi: eip3009Abi, functionName: "version" });
@@ -226,6 +251,7 @@ export async function deployLocalNetwork(opts: DeployLocalNetworkOptions): Promi
     plainToken: permit2.plainToken,
     permit2: permit2.permit2,
     batchSettler: { address: getAddress(settlerReceipt.contractAddress) },
+    batchSettlement,
     multicall3: { address: MULTICALL3_ADDRESS },
     accounts,
   };

@@ -9,6 +9,8 @@ export {
   deployToken,
   devAccount,
   installPermit2,
+  installBatchSettlement,
+  type BatchSettlementContracts,
   mintTo,
   type DeployLocalNetworkOptions,
   type DevAccount,

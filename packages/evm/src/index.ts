@@ -16,11 +16,44 @@ export {
   permit2Abi,
   exactPermit2ProxyAbi,
   erc20PermitAbi,
+  UPTO_PERMIT2_PROXY_ADDRESS,
+  uptoPermit2WitnessTypes,
+  uptoPermit2ProxyAbi,
 } from "./contracts/index.ts";
+
+// x402 batch-settlement contracts: canonical addresses and typed ABI
+export {
+  BATCH_SETTLEMENT_ADDRESS,
+  ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
+  PERMIT2_DEPOSIT_COLLECTOR_ADDRESS,
+  batchSettlementAbi,
+} from "./contracts/index.ts";
+
+// batch-settlement scheme (channels: deposit once, cumulative vouchers, batched claims)
+export * from "./batch-settlement/index.ts";
+export * from "./batch-settlement/client-index.ts";
 
 // exact scheme (EIP-3009): client, server, facilitator
 export * from "./exact/index.ts";
 export { EIP2612_GAS_SPONSORING, eip2612SponsoringExtension, type Eip2612SponsoringInfo, type SponsoringReader } from "./exact/eip2612-sponsoring.ts";
+export {
+  APPROVE_GAS_LIMIT,
+  ERC20_APPROVAL_GAS_SPONSORING,
+  erc20ApprovalSponsoringExtension,
+  type ApprovalSponsoringReader,
+  type Erc20ApprovalSponsoringInfo,
+} from "./exact/erc20-approval-sponsoring.ts";
+export {
+  Erc20ApprovalReason,
+  judgeErc20Approval,
+  readErc20ApprovalClaim,
+  type ApprovalClaim,
+  type ApprovalPlan,
+  type ApprovalSponsoringPolicy,
+} from "./exact/facilitator/erc20-approval-check.ts";
+
+// upto scheme (Permit2, "pay at most X"): client, server, facilitator
+export * from "./upto/index.ts";
 
 // settlement engine: nonces, several signers, batching, fee bumps (plugs into the exact facilitator's submit hook)
 export * from "./settlement/index.ts";

@@ -24,7 +24,7 @@ import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 
 import { foundry } from "viem/chains";
 import { formatAbiItem } from "viem/utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXACT_PERMIT2_PROXY_ADDRESS, PERMIT2_ADDRESS, eip2612PermitTypes, erc20PermitAbi, exactPermit2ProxyAbi, loadArtifact, permit2Abi } from "../src/index.ts";
+import { EXACT_PERMIT2_PROXY_ADDRESS, PERMIT2_ADDRESS, UPTO_PERMIT2_PROXY_ADDRESS, eip2612PermitTypes, erc20PermitAbi, exactPermit2ProxyAbi, loadArtifact, permit2Abi } from "../src/index.ts";
 
 let net: RunningLocalNetwork;
 let client: PublicClient;
@@ -103,7 +103,7 @@ describe("Permit2 and the exact proxy at their canonical addresses", () => {
   it("use the official package's addresses", () => {
     expect(PERMIT2_ADDRESS).toBe(OFFICIAL_PERMIT2);
     expect(EXACT_PERMIT2_PROXY_ADDRESS).toBe(x402ExactPermit2ProxyAddress);
-    expect(net.permit2).toEqual({ address: PERMIT2_ADDRESS, exactProxy: EXACT_PERMIT2_PROXY_ADDRESS });
+    expect(net.permit2).toEqual({ address: PERMIT2_ADDRESS, exactProxy: EXACT_PERMIT2_PROXY_ADDRESS, uptoProxy: UPTO_PERMIT2_PROXY_ADDRESS });
   });
 
   it("hand-written ABIs match the compiled ones", () => {

@@ -15,6 +15,12 @@
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import {
   createPaywall,
+  meteredStream as meteredPaymentStream,
+  openMeter,
+  pipeMeteredToNode,
+  setCharge as setPaymentCharge,
+  type MeteredProducer,
+  type Payment,
   mergeHeaderValue,
   type Decision,
   type HeldResponse,
@@ -29,6 +35,35 @@ import {
 
 export { createPaywall } from "@tollgate/server";
 export type { Payment, Paywall, PaywallConfig, RouteConfig, PaymentOption } from "@tollgate/server";
+export type { Meter, MeteredProducer, MeteredRouteConfig } from "@tollgate/server";
+
+/**
+ * Usage-priced routes (`upto`): what this request costs, set by the handler before it responds:
+ * atomic units ("1234"), a percentage of the signed maximum ("50%") or dollars ("$0.05"). Unset:
+ * the maximum. Throws when malformed or above the maximum. (@tollgate/server charge.ts)
+ */
+export function setCharge(res: Response, amount: string): void {
+  setPaymentCharge(res.locals.payment as Payment | undefined, amount);
+}
+
+/** Metered routes: the adapter's hold on the response, released when the handler streams instead. */
+const releaseHold = new WeakMap<Payment, () => boolean>();
+
+/**
+ * Metered routes (route option `metered`): the handler streams its answer through `producer`,
+ * which sends each message with its units (`meter.send(text, units)`), each charged before it is
+ * sent under the signed maximum; the stream settles what it delivered when it stops and ends with
+ * the receipt as its last event. Resolves when the stream has ended.
+ * (@tollgate/server metered/, docs/extensions/metered-stream.md)
+ */
+export async function meteredStream(res: Response, producer: MeteredProducer): Promise<void> {
+  const payment = res.locals.payment as Payment | undefined;
+  const stream = meteredPaymentStream(payment, producer);
+  // The response is no longer held for settlement: the stream settles itself when it stops. When
+  // the hold is already over (the client left first), the stream is never read: nothing runs or moves.
+  if (releaseHold.get(payment!)?.() !== true) return;
+  await pipeMeteredToNode(stream, res);
+}
 
 /** The paywall for every route in `config.routes` (or of a paywall made with `createPaywall`). */
 export function paymentMiddleware(config: PaywallConfig | Paywall): RequestHandler {
@@ -67,7 +102,11 @@ function middleware(decide: (request: PaywallRequest) => Promise<Decision>): Req
       void decision.settle({ status: 200 });
       return next();
     }
-    hold(res, decision);
+    const release = hold(res, decision);
+    if (decision.metered) {
+      openMeter(decision);
+      releaseHold.set(decision.payment, release);
+    }
     next();
   };
 }
@@ -118,7 +157,7 @@ const toBuffer = (chunk: unknown, encoding?: unknown): Buffer | undefined => {
  * Headers are never flushed early because writeHead/flushHeaders are captured too. A client
  * that goes away before the handler ends is never charged.
  */
-function hold(res: Response, decision: PaidDecision): void {
+function hold(res: Response, decision: PaidDecision): () => boolean {
   const original = { write: res.write, end: res.end, writeHead: res.writeHead, flushHeaders: res.flushHeaders };
   const limit = decision.maxResponseBytes;
   let chunks: Buffer[] = [];
@@ -209,6 +248,14 @@ function hold(res: Response, decision: PaidDecision): void {
     addHeaders(res, outcome.headers);
     res.end(body, onEnd);
   }
+
+  // A metered stream takes over (metered routes): the real methods back, nothing held or settled here.
+  return () => {
+    if (phase !== "handler") return false;
+    phase = "done";
+    Object.assign(res, original);
+    return true;
+  };
 }
 
 function headerPairs(res: Response): Array<[string, string]> {

@@ -21,8 +21,13 @@ import type { ServerResponse } from "node:http";
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from "fastify";
 import {
   createPaywall,
+  meteredStream as meteredPaymentStream,
+  openMeter,
+  pipeMeteredToNode,
+  setCharge as setPaymentCharge,
   mergeHeaderValue,
   type Decision,
+  type MeteredProducer,
   type PaidDecision,
   type Payment,
   type Paywall,
@@ -35,6 +40,7 @@ import {
 
 export { createPaywall } from "@tollgate/server";
 export type { Payment, Paywall, PaywallConfig, RouteConfig, PaymentOption } from "@tollgate/server";
+export type { Meter, MeteredProducer, MeteredRouteConfig } from "@tollgate/server";
 
 /** The two hooks of either form; spread them into a route's options to add your own beside them. */
 export interface PaymentHooks {
@@ -47,6 +53,34 @@ const payments = new WeakMap<FastifyRequest, Payment>();
 /** The verified payment of a request the paywall let through, or undefined for a free one. */
 export function getPayment(request: FastifyRequest): Payment | undefined {
   return payments.get(request);
+}
+
+/**
+ * Usage-priced routes (`upto`): what this request costs, set by the handler before it replies:
+ * atomic units ("1234"), a percentage of the signed maximum ("50%") or dollars ("$0.05"). Unset:
+ * the maximum. Throws when malformed or above the maximum. (@tollgate/server charge.ts)
+ */
+export function setCharge(request: FastifyRequest, amount: string): void {
+  setPaymentCharge(payments.get(request), amount);
+}
+
+/** Metered routes: ends the paywall's hold on the reply when the handler streams instead. */
+const takeOver = new WeakMap<Payment, () => boolean>();
+
+/**
+ * Metered routes (route option `metered`): the handler streams its answer through `producer`,
+ * which sends each message with its units (`meter.send(text, units)`), each charged before it is
+ * sent under the signed maximum; the stream settles what it delivered when it stops and ends with
+ * the receipt as its last event. The reply is hijacked; resolves when the stream has ended.
+ * (@tollgate/server metered/, docs/extensions/metered-stream.md)
+ */
+export async function meteredStream(request: FastifyRequest, reply: FastifyReply, producer: MeteredProducer): Promise<void> {
+  const payment = payments.get(request);
+  const stream = meteredPaymentStream(payment, producer);
+  // The client left first (the hold is over): the stream is never read, nothing runs or moves.
+  if (takeOver.get(payment!)?.() !== true) return;
+  reply.hijack();
+  await pipeMeteredToNode(stream, reply.raw);
 }
 
 /**
@@ -111,6 +145,11 @@ function paymentHooks(decide: (request: PaywallRequest) => Promise<Decision>): P
     const state: Held = { kind: "after", decision, phase: "handler" };
     held.set(request, state);
     guardRaw(reply, state);
+    if (decision.metered) {
+      openMeter(decision);
+      // The stream settles itself: from here on the guard lets its writes through and onSend ignores the reply.
+      takeOver.set(decision.payment, () => state.phase === "handler" && ((state.phase = "done"), true));
+    }
     reply.raw.once("close", () => {
       if (state.phase !== "handler") return;
       state.phase = "done";

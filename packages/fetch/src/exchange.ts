@@ -117,6 +117,8 @@ export interface PaidRetry<R> {
    * comes back, error statuses included; rejects only when no response came at all.
    */
   send(header: { name: string; value: string }): Promise<R>;
+  /** Internal: the requirements to pay (a scheme's recovery), instead of reading `first`. */
+  required?: PaymentRequired;
 }
 
 export type PaidResult<R> = { kind: "not-x402" } | { kind: "paid"; response: R; info: PaymentInfo };
@@ -129,7 +131,7 @@ export type PaidResult<R> = { kind: "not-x402" } | { kind: "paid"; response: R; 
  * retry failed: see `charged`).
  */
 export async function payAndRetry<R>(o: PaidRetry<R>): Promise<PaidResult<R>> {
-  const required = await readPaymentRequired(o.first);
+  const required = o.required ?? (await readPaymentRequired(o.first));
   if (!required) return { kind: "not-x402" };
   o.beforePaying?.();
 
@@ -146,10 +148,16 @@ export async function payAndRetry<R>(o: PaidRetry<R>): Promise<PaidResult<R>> {
 
   const view = o.view(retry);
   const receipt = readReceipt(view);
+  // A stateful scheme (batch-settlement) learns the answer; after a corrective 402 it pays once more.
+  const again = await payment.observe?.({ status: view.status, ...(receipt ? { receipt } : {}), ...(view.status === 402 ? { required: await correctiveOf(view) } : {}) });
+  if (again && !o.required) {
+    await view.discard().catch(() => {});
+    return payAndRetry({ ...o, required: again });
+  }
   if (view.status >= 400) {
     const reason = receipt?.errorReason || (await reasonOf(view)) || `http_${view.status}`;
     const charged = chargedBy(view.status, receipt, reason);
-    if (charged === true) payment.commit();
+    if (charged === true) await payment.commit();
     throw new PaymentFailedError<R>(
       `payment failed: HTTP ${view.status}, ${reason}${receipt?.errorMessage ? ` (${receipt.errorMessage})` : ""}${charged === true ? "" : countedNote(payment)}`,
       { reason, status: view.status, ...(receipt ? { receipt } : {}), payment, charged, response: retry },
@@ -157,7 +165,7 @@ export async function payAndRetry<R>(o: PaidRetry<R>): Promise<PaidResult<R>> {
   }
   // Served. A success without a receipt may still have been settled: count it as spent. A
   // receipt that says "not settled" on a served response leaves it counted until it expires.
-  if (!receipt || chargedBy(view.status, receipt, receipt.errorReason ?? "") === true) payment.commit();
+  if (!receipt || chargedBy(view.status, receipt, receipt.errorReason ?? "") === true) await payment.commit();
   const info: PaymentInfo = { x402Version: payment.x402Version, requirements: payment.requirements, payer: payment.payer, payload: payment.payload };
   if (receipt) info.receipt = receipt;
   if (payment.reservationId !== undefined) info.reservationId = payment.reservationId;
@@ -236,6 +244,15 @@ function validate(value: unknown): PaymentRequired | PaymentRequiredV1 {
     ]);
   }
   return value as PaymentRequired | PaymentRequiredV1;
+}
+
+/** The v2 PaymentRequired of a 402 answer to a paid request, when readable. */
+async function correctiveOf(view: ResponseView): Promise<PaymentRequired | undefined> {
+  // The header only: the body stays unread for the caller.
+  const header = view.header(X402Headers.v2.required);
+  const decoded = header === null ? undefined : decodeBase64Json(header, X402Headers.v2.required);
+  const value = decoded?.ok ? (decoded.value as { x402Version?: unknown }) : undefined;
+  return value?.x402Version === 2 ? (value as PaymentRequired) : undefined;
 }
 
 function readReceipt(response: ResponseView): SettleResponse | undefined {

@@ -44,3 +44,5 @@ export {
   type ListResourcesParams,
   type SearchResourcesParams,
 } from "@tollgate/core";
+// Metered streams (docs/extensions/metered-stream.md): the running cost and the in-band receipt.
+export { readMeteredStream, type MeteredStreamHandlers, type MeteredStreamResult } from "@tollgate/core";

@@ -14,10 +14,15 @@
 import type { Context, MiddlewareHandler } from "hono";
 import {
   createPaywall,
+  meteredResponse as meteredPaymentResponse,
+  openMeter,
+  setCharge as setPaymentCharge,
+  settleMeteredWebResponse,
   settleWebResponse,
   toWebResponse,
   withPaymentHeaders,
   type Decision,
+  type MeteredProducer,
   type PaidDecision,
   type Payment,
   type Paywall,
@@ -28,8 +33,28 @@ import {
 
 export { createPaywall } from "@tollgate/server";
 export type { Payment, Paywall, PaywallConfig, RouteConfig, PaymentOption } from "@tollgate/server";
+export type { Meter, MeteredProducer, MeteredRouteConfig } from "@tollgate/server";
 
 export type PaymentEnv = { Variables: { payment: Payment } };
+
+/**
+ * Usage-priced routes (`upto`): what this request costs, set by the handler before it responds:
+ * atomic units ("1234"), a percentage of the signed maximum ("50%") or dollars ("$0.05"). Unset:
+ * the maximum. Throws when malformed or above the maximum. (@tollgate/server charge.ts)
+ */
+export function setCharge(c: Context, amount: string): void {
+  setPaymentCharge(c.get("payment") as Payment | undefined, amount);
+}
+
+/**
+ * Metered routes (route option `metered`): the handler returns this as its response; `producer`
+ * sends each message with its units (`meter.send(text, units)`), each charged before it is sent
+ * under the signed maximum. The stream settles what it delivered when it stops and ends with the
+ * receipt as its last event. (@tollgate/server metered/, docs/extensions/metered-stream.md)
+ */
+export function meteredResponse(c: Context, producer: MeteredProducer, init?: { headers?: Record<string, string> }): Response {
+  return meteredPaymentResponse(c.get("payment") as Payment | undefined, producer, init);
+}
 
 /** The paywall for every route in `config.routes` (or of a paywall made with `createPaywall`). */
 export function paymentMiddleware(config: PaywallConfig | Paywall): MiddlewareHandler<PaymentEnv> {
@@ -92,6 +117,7 @@ async function settledBefore(c: Context<PaymentEnv>, next: () => Promise<void>, 
 }
 
 async function settleAfter(c: Context<PaymentEnv>, next: () => Promise<void>, decision: PaidDecision): Promise<void> {
+  openMeter(decision);
   try {
     await next();
   } catch (e) {
@@ -99,7 +125,8 @@ async function settleAfter(c: Context<PaymentEnv>, next: () => Promise<void>, de
     throw e;
   }
   const res = c.res;
-  const answer = await settleWebResponse(decision, res, c.req.raw.signal?.aborted === true);
+  const settle = decision.metered ? settleMeteredWebResponse : settleWebResponse;
+  const answer = await settle(decision, res, c.req.raw.signal?.aborted === true);
   // Assigning undefined first stops hono from merging the old response's headers into the new one.
   c.res = undefined as unknown as Response;
   c.res = answer;

@@ -13,6 +13,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseAtomic } from "./amount.ts";
+import type { Refusal } from "./types.ts";
 
 export interface BudgetStoreOptions {
   file: string;
@@ -35,12 +36,39 @@ export interface SpentInPeriod {
 
 export type ReserveResult =
   | { ok: true; reservationId: string; total: bigint }
-  | { ok: false; constraint: "payment.budget"; code: "budget_exceeded" | "invalid_amount"; reason: string };
+  | { ok: false; constraint: "payment.budget"; code: "budget_exceeded" | "invalid_amount"; reason: string }
+  | Refusal;
+
+/** A reservation handed over (signed and sent) and past its expiry: it settled or it never will. */
+export interface ExpiredReservation {
+  reservationId: string;
+  mandateId: string;
+  amount: bigint;
+  validUntil: number;
+  /** What `handOver` recorded for a chain lookup (e.g. network, asset, payer, nonce). */
+  ref?: Record<string, string>;
+}
 
 export interface BudgetStore {
   readonly file: string;
   /** Reserves `amount` (budget units) in the period, refusing when committed + reserved + amount > max. */
-  reserve(mandateId: string, amount: bigint | string, periodStart: number, opts?: { max?: bigint | string; at?: number }): Promise<ReserveResult>;
+  reserve(
+    mandateId: string,
+    amount: bigint | string,
+    periodStart: number,
+    opts?: {
+      max?: bigint | string;
+      at?: number;
+      /** Runs under the lock with what the period holds so far: a refusal returned here reserves nothing.
+       * This is how every mandate constraint (recurrence included) is checked atomically across processes. */
+      check?: (spent: SpentInPeriod) => Refusal | undefined;
+    },
+  ): Promise<ReserveResult>;
+  /** The reserved payment was signed and handed over: it stays counted until committed, released, or
+   * (after `validUntil`) resolved by `expired` + release/commit. False when unknown. */
+  handOver(reservationId: string, validUntil: number, ref?: Record<string, string>): Promise<boolean>;
+  /** Handed-over reservations of `mandateId` whose `validUntil` is before `now` (Unix seconds). */
+  expired(mandateId: string, now: number): Promise<ExpiredReservation[]>;
   /** Drops a reservation (payment not made). False when unknown (already released or committed). */
   release(reservationId: string): Promise<boolean>;
   /** Turns a reservation into spent money. False when unknown. */
@@ -48,7 +76,7 @@ export interface BudgetStore {
   spent(mandateId: string, periodStart: number): Promise<SpentInPeriod>;
 }
 
-interface Reservation { amount: string; at: number }
+interface Reservation { amount: string; at: number; validUntil?: number; ref?: Record<string, string> }
 interface Period { committed: string; reservations: Record<string, Reservation> }
 interface MandateEntry { occurrences: number; lastPaymentAt?: number; periods: Record<string, Period> }
 interface StoreFile { version: 1; mandates: Record<string, MandateEntry> }
@@ -154,6 +182,13 @@ export function createBudgetStore(opts: BudgetStoreOptions): BudgetStore {
       return locked<ReserveResult>((data) => {
         const period = periodOf(data, mandateId, periodStart);
         const { committed, reserved } = totals(period);
+        if (o.check) {
+          const entry = data.mandates[mandateId]!;
+          const soFar: SpentInPeriod = { amount: committed + reserved, committed, reserved, occurrences: entry.occurrences };
+          if (entry.lastPaymentAt !== undefined) soFar.lastPaymentAt = entry.lastPaymentAt;
+          const refusal = o.check(soFar);
+          if (refusal) return { dirty: false, result: refusal };
+        }
         const total = committed + reserved + units;
         if (max !== undefined && total > max) {
           return { dirty: false, result: { ok: false, constraint: "payment.budget", code: "budget_exceeded", reason: `${committed + reserved} of ${max} already spent or reserved in the period starting ${periodStart}` } };
@@ -164,6 +199,27 @@ export function createBudgetStore(opts: BudgetStoreOptions): BudgetStore {
         entry.occurrences += 1;
         entry.lastPaymentAt = Math.max(entry.lastPaymentAt ?? 0, at);
         return { dirty: true, result: { ok: true, reservationId, total } };
+      });
+    },
+    async handOver(reservationId, validUntil, ref) {
+      return locked((data) => {
+        const found = findReservation(data, reservationId);
+        if (!found) return { dirty: false, result: false };
+        found.r.validUntil = validUntil;
+        if (ref) found.r.ref = ref;
+        return { dirty: true, result: true };
+      });
+    },
+    async expired(mandateId, now) {
+      return locked((data) => {
+        const out: ExpiredReservation[] = [];
+        for (const period of Object.values(data.mandates[mandateId]?.periods ?? {})) {
+          for (const [reservationId, r] of Object.entries(period.reservations)) {
+            if (r.validUntil === undefined || r.validUntil >= now) continue;
+            out.push({ reservationId, mandateId, amount: BigInt(r.amount), validUntil: r.validUntil, ...(r.ref ? { ref: r.ref } : {}) });
+          }
+        }
+        return { dirty: false, result: out };
       });
     },
     async release(reservationId) {

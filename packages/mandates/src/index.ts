@@ -33,3 +33,23 @@ export {
   type VerifyClosedOptions,
   type VerifyClosedResult,
 } from "./closed.ts";
+export { type ExpiredReservation } from "./budget-store.ts";
+export {
+  AP2_MANDATE,
+  ap2MandateAdvertisement,
+  mandateTransactionId,
+  readAp2MandateInfo,
+  splitChain,
+  type Ap2MandatePayloadInfo,
+} from "./extension.ts";
+export {
+  mandateWallet,
+  MandateRefusedError,
+  payloadCarriesNonce,
+  type MandateWallet,
+  type MandateWalletOptions,
+  type ExpiredMandatePayment,
+  type ExpiredAnswer,
+} from "./wallet.ts";
+export { verifyMandatedPayment, MandateReason, type VerifyMandatedPaymentOptions, type VerifyMandatedPaymentResult } from "./verify-payment.ts";
+export { statusListRevocation, parseStatusList, readStatusListFile, revokeInStatusListFile, STATUS_LIST_TYPE, type MandateStatusList } from "./status-list.ts";

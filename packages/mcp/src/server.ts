@@ -57,6 +57,7 @@ import {
   type RouteGuard,
   type SupportReport,
   respondJson,
+  isPaymentRequired,
   respondPaymentRequired,
   respondSettlement,
 } from "@tollgate/server";
@@ -221,7 +222,8 @@ function toolAnswers(name: string, url: string, guard: RouteGuard, outputSchema:
 
   /** A paywall answer that is not "run the tool": 402, 400 (the payment unreadable), a cached result, or 500. */
   async function fromRespond(r: Respond): Promise<CallToolResult> {
-    if (r.status === 402) {
+    // 412 (no Permit2 allowance) is a payment-required answer too: MCP has one shape for both.
+    if (isPaymentRequired(r)) {
       const required = respondPaymentRequired(r);
       const receipt = respondSettlement(r);
       return required ? paymentRequiredResult(required, receipt) : internalError();

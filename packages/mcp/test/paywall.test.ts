@@ -101,6 +101,18 @@ describe("reading _meta[\"x402/payment\"]", () => {
   });
 });
 
+describe("a missing Permit2 allowance (HTTP 412 from the paywall)", () => {
+  it("is the same payment-required tool error, with the reason, and never runs the tool", async () => {
+    const { demo, client } = await demoClient();
+    demo.facilitator.verifyResult = { isValid: false, invalidReason: "permit2_allowance_required", invalidMessage: "approve Permit2 once", payer: PAYER };
+    const error = (await paying(client).callTool({ name: "financial_analysis", arguments: { ticker: "AAPL" } }).catch((e: unknown) => e)) as PaymentFailedError<CallToolResult>;
+    expect(error).toBeInstanceOf(PaymentFailedError);
+    expect(error.reason).toBe("permit2_allowance_required: approve Permit2 once");
+    expect(error.charged).toBe(false);
+    expect(demo.counters()).toMatchObject({ runs: {}, verify: 1, settle: 0 });
+  });
+});
+
 describe("settlement", () => {
   it("polls a pending settlement until it is final, then returns the output", async () => {
     const { demo, client } = await demoClient({ settlementTimeoutMs: 5_000 });

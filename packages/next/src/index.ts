@@ -20,11 +20,16 @@
  */
 import {
   createPaywall,
+  meteredResponse as meteredPaymentResponse,
+  openMeter,
+  setCharge as setPaymentCharge,
+  settleMeteredWebResponse,
   settleWebResponse,
   toWebResponse,
   withPaymentHeaders,
   PaywallConfigError,
   type Decision,
+  type MeteredProducer,
   type PaidDecision,
   type Payment,
   type Paywall,
@@ -34,6 +39,7 @@ import {
 } from "@tollgate/server";
 
 export { createPaywall, PaywallConfigError } from "@tollgate/server";
+export type { Meter, MeteredProducer, MeteredRouteConfig } from "@tollgate/server";
 export type { Payment, Paywall, PaywallConfig, RouteConfig, PaymentOption } from "@tollgate/server";
 
 /** An App Router route handler: `(request, context)`, answering a web Response. */
@@ -44,6 +50,25 @@ const payments = new WeakMap<Request, Payment>();
 /** The verified payment of a request the paywall let through, or undefined for a free one. */
 export function getPayment(request: Request): Payment | undefined {
   return payments.get(request);
+}
+
+/**
+ * Usage-priced routes (`upto`): what this request costs, set by the handler before it returns:
+ * atomic units ("1234"), a percentage of the signed maximum ("50%") or dollars ("$0.05"). Unset:
+ * the maximum. Throws when malformed or above the maximum. (@tollgate/server charge.ts)
+ */
+export function setCharge(request: Request, amount: string): void {
+  setPaymentCharge(payments.get(request), amount);
+}
+
+/**
+ * Metered routes (route option `metered`): the handler returns this as its response; `producer`
+ * sends each message with its units (`meter.send(text, units)`), each charged before it is sent
+ * under the signed maximum. The stream settles what it delivered when it stops and ends with the
+ * receipt as its last event. (@tollgate/server metered/, docs/extensions/metered-stream.md)
+ */
+export function meteredResponse(request: Request, producer: MeteredProducer, init?: { headers?: Record<string, string> }): Response {
+  return meteredPaymentResponse(payments.get(request), producer, init);
 }
 
 /**
@@ -131,6 +156,7 @@ async function settledBefore(decision: PaidDecision, run: () => Response | Promi
 }
 
 async function settleAfter(request: Request, decision: PaidDecision, run: () => Response | Promise<Response>): Promise<Response> {
+  openMeter(decision);
   let res: Response;
   try {
     res = await run();
@@ -139,7 +165,8 @@ async function settleAfter(request: Request, decision: PaidDecision, run: () => 
     await decision.settle({ status: 500, aborted: true });
     throw e;
   }
-  return settleWebResponse(decision, res, request.signal?.aborted === true);
+  const settle = decision.metered ? settleMeteredWebResponse : settleWebResponse;
+  return settle(decision, res, request.signal?.aborted === true);
 }
 
 /**

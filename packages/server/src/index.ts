@@ -29,10 +29,42 @@ export { createInFlight, authorizationKeyOf, payloadHash, type InFlight } from "
 export { createReplayCache, type CachedResponse, type ReplayCache, type ReplayCacheOptions } from "./replay-cache.ts";
 export { settleUntilFinal, isPending, isReplay, SETTLEMENT_EXTENSION, type SettleOutcome } from "./settlement.ts";
 export { PAYMENT_IDENTIFIER, PAYMENT_IDENTIFIER_ADVERTISEMENT, readPaymentIdentifier } from "./extensions.ts";
-export { publicMessage, respondHeader, respondJson, respondPaymentRequired, respondSettlement } from "./responses.ts";
+export { isPaymentRequired, paymentRequiredStatus, PERMIT2_ALLOWANCE_REQUIRED, publicMessage, respondHeader, respondJson, respondPaymentRequired, respondSettlement } from "./responses.ts";
 export { escapeHtml, renderPaywallPage, type PaywallPageOptions } from "./paywall-page.ts";
+export type { PaywallSolanaChain } from "./paywall-solana.ts";
 export { mergeHeaderValue } from "./headers.ts";
+export { CHARGED_SCHEMES, ChargeError, chargeOf, chargedRequirements, setCharge } from "./charge.ts";
+export { EIP2612_GAS_SPONSORING_ADVERTISEMENT, ERC20_APPROVAL_GAS_SPONSORING_ADVERTISEMENT, gasSponsoringExtensions, paysWithPermit2 } from "./gas-sponsoring.ts";
 export { checkSupport, describeUnservable, supportedKindFor, type SupportReport, type UnservableOption } from "./supported-check.ts";
 export { settleWebResponse, toWebResponse, withPaymentHeaders } from "./web.ts";
 export { facilitatorPool, type FacilitatorEntry, type FacilitatorPool, type FacilitatorPoolOptions, type FacilitatorStatus, type PoolEvent } from "./facilitators/pool.ts";
 export type { BreakerSettings } from "./facilitators/breaker.ts";
+export {
+  claimAndSettle,
+  fileChannelStore,
+  memoryChannelStore,
+  ChannelReason,
+  type ChannelRecord,
+  type ChannelStore,
+  type ClaimGroupResult,
+  type ClaimOptions,
+} from "./channels/index.ts";
+export { type MandateRouteConfig, type MandateRouteOptions } from "./mandate-check.ts";
+export { type RouteMandate } from "./routes.ts";
+export {
+  meteredResponse,
+  meteredStream,
+  openMeter,
+  pipeMeteredToNode,
+  settleMeteredWebResponse,
+  createTally,
+  MeterError,
+  METERED_HEADERS,
+  METERED_STREAM,
+  type Meter,
+  type MeteredProducer,
+  type MeteredRouteConfig,
+  type MeteredTerms,
+  type NodeResponseLike,
+} from "./metered/index.ts";
+export { type RouteMetered } from "./routes.ts";

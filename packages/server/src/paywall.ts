@@ -123,6 +123,7 @@ function resolveSettings(config: PaywallConfig): Settings {
     paywallPage: config.paywallPage,
     onSettled: config.onSettled,
     onError: config.onError ?? (() => {}),
+    ...(config.channels ? { channels: config.channels } : {}),
   };
 }
 

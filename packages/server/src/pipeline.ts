@@ -28,8 +28,16 @@ import {
 } from "@tollgate/core";
 import { PAYMENT_IDENTIFIER, PAYMENT_IDENTIFIER_ADVERTISEMENT, readPaymentIdentifier } from "./extensions.ts";
 import { mergeHeaderValue } from "./headers.ts";
+import { AP2_MANDATE } from "./mandate-check.ts";
 import { authorizationKeyOf, createInFlight, payloadHash, type InFlight } from "./inflight.ts";
+import { admitChannelPayment } from "./channels/pipe.ts";
+import { chargedRequirements } from "./charge.ts";
+import { METERED_STREAM, meteredAdvertisement, meteredTermsFor } from "./metered/terms.ts";
+import { gasSponsoringFor } from "./gas-sponsoring.ts";
+import type { ChannelStore } from "./channels/store.ts";
 import { renderPaywallPage, type PaywallPageOptions } from "./paywall-page.ts";
+import type { PaywallSolanaView } from "./paywall-data.ts";
+import { paywallSolanaViews } from "./paywall-solana.ts";
 import { readPayment, type DecodedPayment, type Offer } from "./payment.ts";
 import type { CachedResponse, ReplayCache } from "./replay-cache.ts";
 import { resourceUrl } from "./request.ts";
@@ -40,6 +48,7 @@ import {
   invalidPayload,
   invalidRequest,
   json,
+  paymentRequiredStatus,
   publicSettleResponse,
   responseTooLarge,
   settlementUnknown,
@@ -65,6 +74,8 @@ export interface Settings {
   paywallPage: PaywallPageOptions | false | undefined;
   onSettled: PaywallConfig["onSettled"];
   onError: (error: unknown) => void;
+  /** `batch-settlement` channels: where their state is kept (default: in memory), snapshot freshness. */
+  channels?: { store?: ChannelStore; maxSnapshotAgeMs?: number };
 }
 
 export interface Pipeline {
@@ -79,12 +90,14 @@ export function createPipeline(settings: Settings, cache: ReplayCache | undefine
 }
 
 /** What a priced request's answers are built from. */
-interface Page {
+export interface Page {
   route: CompiledRoute;
   resource: ResourceInfo;
   offers: Offer[];
   /** The request's method (the route's bazaar declaration names it). */
   method: string;
+  /** Extensions its 402 also advertises (eip2612GasSponsoring: gas-sponsoring.ts). */
+  sponsoring?: Extensions;
 }
 
 /** A verified payment holding its authorization key. */
@@ -118,11 +131,13 @@ async function priced(p: Pipeline, route: CompiledRoute, request: PaywallRequest
     settings.onError(new Error(`route "${route.key}": the facilitator supports none of its payment options`));
     return json(500, { error: "the payment facilitator supports none of this resource's payment options", reason: Reason.invalidPaymentRequirements });
   }
-  const page: Page = { route, resource, offers, method: request.method };
+  const page: Page = { route, resource, offers, method: request.method, sponsoring: await gasSponsoringFor(settings.facilitator, offers.map((o) => o.requirements)) };
   const read = readPayment(request.headers, offers, settings.names);
   if (read.kind === "none") {
     const html = (request.headers("accept") ?? "").includes("text/html");
-    return paymentRequired(settings, page, `${X402Headers.v2.payment} header is required`, {}, html);
+    // A browser's page: the server reads what a Solana wallet payment needs (the page reaches no RPC).
+    const solana = html && settings.paywallPage ? await paywallSolanaViews(page.offers.map((o) => o.requirements), settings.paywallPage.solana) : undefined;
+    return paymentRequired(settings, page, `${X402Headers.v2.payment} header is required`, {}, html, solana);
   }
   if (read.kind === "invalid") return read.respond;
   if (read.kind === "mismatch") return paymentRequired(settings, page, read.error);
@@ -133,6 +148,8 @@ async function priced(p: Pipeline, route: CompiledRoute, request: PaywallRequest
 async function admit(p: Pipeline, page: Page, decoded: DecodedPayment, method: string, url: URL): Promise<Decision> {
   const { settings, cache } = p;
   const { payload, offer } = decoded;
+  // Deferred schemes take vouchers off-chain and claim later (channels/admit.ts).
+  if (offer.scheme.channels) return admitChannelPayment(p, page, decoded);
   let key: string;
   let hash: string;
   try {
@@ -148,6 +165,9 @@ async function admit(p: Pipeline, page: Page, decoded: DecodedPayment, method: s
   // A payment-identifier replay of a response this paywall produced: the spec's cached response, no facilitator call.
   const hit = cacheKey ? cache?.get(cacheKey) : undefined;
   if (hit) return fromCache(hit);
+  // AP2 mandate routes: refused before the facilitator sees the payment (mandate-check.ts).
+  const mandateRefusal = await page.route.mandate?.check(payload, offer.requirements, page.resource.url);
+  if (mandateRefusal) return paymentRequired(settings, page, errorText(mandateRefusal.reason, mandateRefusal.message));
   const release = p.inflight.acquire(key);
   if (!release) return paymentRequired(settings, page, errorText(Reason.duplicateSettlement, "another request with this payment is being served"));
   try {
@@ -201,10 +221,14 @@ async function settleBefore(p: Pipeline, a: Admitted): Promise<Decision> {
 function settleAfter(p: Pipeline, a: Admitted): PaidDecision {
   const maxResponseBytes = a.page.route.maxResponseBytes ?? p.settings.maxResponseBytes;
   let called = false;
+  // The handler may set its charge on this object (charge.ts, upto): settled with that amount.
+  const payment = paymentOf(a);
+  const metered = a.page.route.metered && meteredTermsFor(a.page.route.metered, a.decoded.offer.requirements, p.settings.onError);
   return {
     kind: "paid",
-    payment: paymentOf(a),
+    payment,
     maxResponseBytes,
+    ...(metered ? { metered } : {}),
     async settle(held) {
       if (called) throw new Error("settle() was already called for this payment");
       called = true;
@@ -216,7 +240,10 @@ function settleAfter(p: Pipeline, a: Admitted): PaidDecision {
         }
         // The handler failed: the payer gets its error and keeps their money.
         if (held.status >= 400) return { kind: "ok", headers: {} };
-        return await answer(p, a, await settleNow(p, a), held);
+        const charged = chargedRequirements(payment, a.decoded.offer.scheme);
+        // A charge that cannot be settled as set (above the maximum): nothing settled, nothing served.
+        if (!charged.ok) throw charged.error;
+        return await answer(p, a, await settleNow(p, a, charged.requirements), held);
       } catch (e) {
         p.settings.onError(e);
         return internalError("settle");
@@ -227,9 +254,9 @@ function settleAfter(p: Pipeline, a: Admitted): PaidDecision {
   };
 }
 
-function settleNow(p: Pipeline, a: Admitted): Promise<SettleOutcome> {
-  const { payload, offer } = a.decoded;
-  return settleUntilFinal(() => p.settings.facilitator.settle(payload, offer.requirements, a.call), {
+function settleNow(p: Pipeline, a: Admitted, requirements = a.decoded.offer.requirements): Promise<SettleOutcome> {
+  const { payload } = a.decoded;
+  return settleUntilFinal(() => p.settings.facilitator.settle(payload, requirements, a.call), {
     timeoutMs: p.settings.settlementTimeoutMs,
     pollMs: p.settings.settlementPollMs,
   });
@@ -261,7 +288,7 @@ async function answer(p: Pipeline, a: Admitted, outcome: SettleOutcome, held: He
   }
   await notifySettled(settings, a, settlement);
   const headers = { ...responseHeader(decoded, settlement), "Access-Control-Expose-Headers": EXPOSED_HEADERS };
-  if (a.cacheKey && cache && held) cache.set(a.cacheKey, cachedResponse(held, headers), decoded.offer.requirements.maxTimeoutSeconds * 1000);
+  if (a.cacheKey && cache && held && !held.streamed) cache.set(a.cacheKey, cachedResponse(held, headers), decoded.offer.requirements.maxTimeoutSeconds * 1000);
   return { kind: "ok", headers, settlement };
 }
 
@@ -306,12 +333,15 @@ function callOptions(offer: Offer, resource: ResourceInfo): FacilitatorCallOptio
 
 /** payment-identifier always; the route's bazaar declaration for this request when it has one. */
 function extensionsFor(page: Page): Extensions {
-  const extensions: Extensions = { [PAYMENT_IDENTIFIER]: PAYMENT_IDENTIFIER_ADVERTISEMENT };
+  const extensions: Extensions = { ...page.sponsoring, [PAYMENT_IDENTIFIER]: PAYMENT_IDENTIFIER_ADVERTISEMENT };
   if (page.route.discovery) extensions[BAZAAR] = page.route.discovery({ method: page.method, path: new URL(page.resource.url).pathname });
+  if (page.route.mandate) extensions[AP2_MANDATE] = page.route.mandate.advertisement;
+  if (page.route.metered) extensions[METERED_STREAM] = meteredAdvertisement(page.route.metered, page.offers.map((o) => o.requirements));
   return extensions;
 }
 
-function paymentRequired(settings: Settings, page: Page, error: string, extraHeaders: Record<string, string> = {}, html = false): Respond {
+/** The payment-required answer: 402, or 412 when `error` is a missing Permit2 allowance (responses.ts paymentRequiredStatus). */
+export function paymentRequired(settings: Settings, page: Page, error: string, extraHeaders: Record<string, string> = {}, html = false, solana?: readonly (PaywallSolanaView | undefined)[]): Respond {
   const { resource, offers } = page;
   const accepts = offers.map((o) => o.requirements);
   const v2: PaymentRequired = { x402Version: 2, error, resource, accepts, extensions: extensionsFor(page) };
@@ -322,12 +352,13 @@ function paymentRequired(settings: Settings, page: Page, error: string, extraHea
     ...extraHeaders,
   };
   if (html && settings.paywallPage !== false) {
-    const pageOffers = offers.map((o) => {
+    const pageOffers = offers.map((o, i) => {
       const networkName = networkToV1Name(o.requirements.network, settings.names);
-      return { requirements: o.requirements, display: o.display, ...(networkName ? { networkName } : {}) };
+      const chain = solana?.[i];
+      return { requirements: o.requirements, display: o.display, ...(networkName ? { networkName } : {}), ...(chain ? { solana: chain } : {}) };
     });
     headers["Content-Type"] = "text/html; charset=utf-8";
-    return { kind: "respond", status: 402, headers, body: renderPaywallPage(resource, pageOffers, error, settings.paywallPage) };
+    return { kind: "respond", status: paymentRequiredStatus(error), headers, body: renderPaywallPage(resource, pageOffers, error, settings.paywallPage, v2) };
   }
   const v1Accepts: PaymentRequirementsV1[] = [];
   for (const r of accepts) {
@@ -336,7 +367,7 @@ function paymentRequired(settings: Settings, page: Page, error: string, extraHea
   }
   const v1: PaymentRequiredV1 = { x402Version: 1, error, accepts: v1Accepts };
   headers["Content-Type"] = "application/json";
-  return { kind: "respond", status: 402, headers, body: JSON.stringify(v1) };
+  return { kind: "respond", status: paymentRequiredStatus(error), headers, body: JSON.stringify(v1) };
 }
 
 function responseHeader(decoded: DecodedPayment, settlement: SettleResponse): Record<string, string> {

@@ -46,6 +46,29 @@ export function responseTooLarge(limit: number): Respond {
   return json(500, { error: `the resource's response is larger than the ${limit} bytes the paywall holds for settlement; nothing was charged`, reason: Reason.responseTooLarge });
 }
 
+/**
+ * The reason code of the Permit2 method's missing allowance. schemes/exact/scheme_exact_evm.md
+ * (and scheme_upto_evm.md), Permit2 verification step 2: no allowance to Permit2 and neither gas
+ * sponsoring extension, answered `412 Precondition Failed` so the client knows a one-time
+ * `approve(Permit2)` is needed before it retries; every other refusal is a 402.
+ */
+export const PERMIT2_ALLOWANCE_REQUIRED = "permit2_allowance_required";
+
+/** The status of a payment-required answer whose PaymentRequired.error is `error` ("reason" or "reason: message"). */
+export function paymentRequiredStatus(error: string): 402 | 412 {
+  return reasonOfError(error) === PERMIT2_ALLOWANCE_REQUIRED ? 412 : 402;
+}
+
+/** True for the paywall's payment-required answers (402, or 412 for a missing Permit2 allowance). */
+export function isPaymentRequired(r: Respond): boolean {
+  return r.status === 402 || r.status === 412;
+}
+
+function reasonOfError(error: string): string {
+  const colon = error.indexOf(":");
+  return (colon < 0 ? error : error.slice(0, colon)).trim();
+}
+
 /** Reasons whose message describes the facilitator's own trouble, not the payment. */
 const INTERNAL_REASONS = new Set<string>([Reason.unexpectedVerifyError, Reason.unexpectedSettleError, Reason.facilitatorNotReady]);
 const MAX_MESSAGE = 300;
@@ -90,7 +113,7 @@ export function respondHeader(r: Respond, name: string): string | undefined {
   return undefined;
 }
 
-/** The PaymentRequired a 402 carries in its header, or undefined. */
+/** The PaymentRequired a 402 (or 412) carries in its header, or undefined. */
 export function respondPaymentRequired(r: Respond): PaymentRequired | undefined {
   const decoded = decodeBase64Json(respondHeader(r, X402Headers.v2.required), X402Headers.v2.required);
   if (!decoded.ok) return undefined;

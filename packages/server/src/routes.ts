@@ -3,6 +3,9 @@
  * Compilation happens once, at startup, so a price that cannot be paid or a network no
  * scheme serves is a configuration error thrown by `createPaywall`, not a 500 at request time.
  */
+import { CHARGED_SCHEMES } from "./charge.ts";
+import { compileMandate, type CompiledMandate, type MandateRouteConfig } from "./mandate-check.ts";
+import { compileMetered, type CompiledMetered, type MeteredRouteConfig } from "./metered/terms.ts";
 import {
   compileDiscovery,
   DiscoveryDeclarationError,
@@ -74,7 +77,23 @@ export interface RouteBehavior {
 }
 
 /** A single option inline, or several under `accepts` (e.g. different prices per network). */
-export type RouteConfig = ((PaymentOption & RouteResource) | ({ accepts: PaymentOption[] } & RouteResource)) & RouteBehavior & RouteDiscovery;
+export type RouteConfig = ((PaymentOption & RouteResource) | ({ accepts: PaymentOption[] } & RouteResource)) & RouteBehavior & RouteDiscovery & RouteMandate & RouteMetered;
+
+/** Metered streams (metered/, docs/extensions/metered-stream.md). */
+export interface RouteMetered {
+  /**
+   * The response is a server-sent-event stream charged per unit delivered, under the `upto`
+   * maximum the client signed (the route's price); the 402 advertises `metered-stream`. The
+   * handler streams with `meteredResponse` / `meteredStream` of its adapter.
+   */
+  metered?: MeteredRouteConfig;
+}
+
+/** AP2 mandates (mandate-check.ts, docs/extensions/ap2-mandate.md). */
+export interface RouteMandate {
+  /** "required": the 402 advertises `ap2-mandate` and a payment without a valid, bound mandate chain is refused before the facilitator is asked. */
+  mandate?: MandateRouteConfig;
+}
 
 export interface CompiledRequirement {
   requirements: PaymentRequirements;
@@ -95,6 +114,10 @@ export interface CompiledRoute {
   maxResponseBytes: number | undefined;
   /** The route's bazaar declaration for one request, when it has one. */
   discovery: ((request: BazaarRequestContext) => BazaarExtension) | undefined;
+  /** Set when the route requires an AP2 mandate. */
+  mandate?: CompiledMandate;
+  /** Set when the route is a metered stream. */
+  metered?: CompiledMetered;
 }
 
 export class PaywallConfigError extends Error {
@@ -127,6 +150,9 @@ function compileRouteConfig(key: string, config: RouteConfig, schemes: readonly 
   const resource = compileResource(key, config);
   const settle = config.settle ?? "after";
   if (settle !== "after" && settle !== "before") throw new PaywallConfigError(`route "${key}": settle must be "after" or "before", got ${JSON.stringify(settle)}`);
+  // A usage-priced option is charged what the handler decides: unknown before it runs.
+  const charged = compiled.find((o) => CHARGED_SCHEMES.has(o.scheme.scheme));
+  if (settle === "before" && charged) throw new PaywallConfigError(`route "${key}": settle "before" cannot be used with the "${charged.scheme.scheme}" scheme (the charge is decided after the handler runs)`);
   const max = config.maxResponseBytes;
   if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) throw new PaywallConfigError(`route "${key}": maxResponseBytes must be a non-negative whole number of bytes`);
   let discovery: CompiledRoute["discovery"];
@@ -135,7 +161,19 @@ function compileRouteConfig(key: string, config: RouteConfig, schemes: readonly 
   } catch (e) {
     throw e instanceof DiscoveryDeclarationError ? new PaywallConfigError(e.message) : e;
   }
-  return { resource, options: compiled, settle, maxResponseBytes: max, discovery };
+  let mandate: CompiledMandate | undefined;
+  try {
+    mandate = compileMandate(key, config.mandate);
+  } catch (e) {
+    throw new PaywallConfigError((e as Error).message);
+  }
+  let metered: CompiledMetered | undefined;
+  try {
+    metered = compileMetered(key, config.metered, compiled, settle);
+  } catch (e) {
+    throw new PaywallConfigError((e as Error).message);
+  }
+  return { resource, options: compiled, settle, maxResponseBytes: max, discovery, ...(mandate ? { mandate } : {}), ...(metered ? { metered } : {}) };
 }
 
 /** The resource fields of a route; catalog metadata is checked here so a listing is never dropped silently later. */

@@ -9,7 +9,9 @@ import type { HeaderLookup, UrlParts } from "./request.ts";
 import type { Respond } from "./responses.ts";
 import type { FacilitatorEntry } from "./facilitators/pool.ts";
 import type { RouteConfig } from "./routes.ts";
+import type { ChannelStore } from "./channels/store.ts";
 import type { SupportReport } from "./supported-check.ts";
+import type { MeteredTerms } from "./metered/terms.ts";
 
 export interface PaywallConfig {
   /**
@@ -60,6 +62,13 @@ export interface PaywallConfig {
   checkAtStart?: boolean;
   /** Where start-up findings go. Default `console.warn`. */
   onWarning?: (message: string) => void;
+  /**
+   * `batch-settlement` channels: `store` keeps each channel's charged total and latest voucher
+   * (default in memory: a restart forfeits unclaimed vouchers; use `fileChannelStore` to keep
+   * them); a voucher is checked off-chain only against a facilitator snapshot younger than
+   * `maxSnapshotAgeMs` (default 60 000), else by /verify. Claim with `claimAndSettle`.
+   */
+  channels?: { store?: ChannelStore; maxSnapshotAgeMs?: number };
 }
 
 export interface SettledEvent {
@@ -103,6 +112,8 @@ export interface HeldResponse {
   tooLarge?: boolean;
   /** The client went away before the response was complete: nothing is settled. */
   aborted?: boolean;
+  /** A metered stream: its body went out as it was produced (metered/session.ts); nothing to hold or cache. */
+  streamed?: boolean;
 }
 
 export interface Payment {
@@ -125,6 +136,8 @@ export interface PaidDecision {
   settled?: Proceed;
   /** Hold at most this many bytes of the handler's response; more is `tooLarge`. */
   maxResponseBytes: number;
+  /** Set on a metered route (route option `metered`): the terms its stream is charged on (metered/). */
+  metered?: MeteredTerms;
   /** Call exactly once, when the handler's response is complete (or the client went away). */
   settle(held: HeldResponse): Promise<Respond | Proceed>;
 }

@@ -162,13 +162,16 @@ export function adapterSuite(name: string, start: StartServer) {
       expect(res.headers.get("content-type")).toContain("text/html");
       expect(res.headers.get("payment-required")).toBeTruthy();
       const html = await res.text();
-      expect(html).not.toMatch(/<script/i);
+      // The only scripts are the page's own: the JSON island and the bundled wallet script (CSP-hashed).
+      expect(html.match(/<script/gi)).toHaveLength(2);
+      expect(html).toContain('<script type="application/json" id="tollgate-paywall-data">');
+      expect(html).not.toContain("<script>alert");
       expect(html).not.toContain("<img src=x");
       expect(html).toContain("Weather &#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62; &#38; more");
       expect(html).toContain("&#60;img src=x onerror=alert(1)&#62;Shop");
       expect(html).toContain("$0.01");
       expect(html).toContain(PAY_TO);
-      expect(html).toContain("base-sepolia (eip155:84532)");
+      expect(html).toContain("Base Sepolia (eip155:84532)");
     });
 
     const badHeaders: [string, () => string, string, RegExp][] = [
@@ -219,6 +222,19 @@ export function adapterSuite(name: string, start: StartServer) {
       expect(decoded.ok && (decoded.value as PaymentRequired).error).toBe("insufficient_funds");
       expect(((await res.json()) as { error: string }).error).toBe("insufficient_funds");
       expect(facilitator.verifyCalls).toHaveLength(1);
+      expect(facilitator.settleCalls).toHaveLength(0);
+      expect(runs.count).toBe(0);
+    });
+
+    it("answers 412 Precondition Failed, with the same PAYMENT-REQUIRED, when the payer has no Permit2 allowance", async () => {
+      facilitator.verifyResult = { isValid: false, invalidReason: "permit2_allowance_required", invalidMessage: "approve Permit2 once", payer: PAYER };
+      const res = await pay("/weather");
+      expect(res.status).toBe(412);
+      const decoded = decodeBase64Json(res.headers.get("payment-required"), "x");
+      const required = decoded.ok ? (decoded.value as PaymentRequired) : undefined;
+      expect(required?.error).toBe("permit2_allowance_required: approve Permit2 once");
+      expect(required?.accepts.length).toBeGreaterThan(0);
+      expect(((await res.json()) as { error: string }).error).toBe("permit2_allowance_required: approve Permit2 once");
       expect(facilitator.settleCalls).toHaveLength(0);
       expect(runs.count).toBe(0);
     });

@@ -67,6 +67,7 @@ export function describe(stack: DevStack) {
   const b58 = getBase58Decoder();
   return {
     facilitatorUrl: stack.facilitatorUrl,
+    dashboardUrl: `${stack.facilitatorUrl}/dashboard`,
     apiUrl: stack.apiUrl,
     paidUrl: `${stack.apiUrl}/weather`,
     evm: {
@@ -102,6 +103,7 @@ function printBanner(stack: DevStack, out: (line: string) => void): void {
   out(`               validation ${d.evm.erc8004.validationRegistry}   (the public deployments' addresses)`);
   out(`  facilitator  ${d.facilitatorUrl}   (GET /supported, POST /verify, POST /settle, GET /health, /ready, /metrics)`);
   out(`               fee payer ${d.evm.feePayer}`);
+  out(`  dashboard    ${d.dashboardUrl}   (live payments, volume, outcomes, search; open it in a browser)`);
   out(`  paid API     ${d.paidUrl}   ($0.01 on ${d.evm.network} or on ${d.solana.network})`);
   out(`  payee        ${d.evm.payee}`);
   for (const [i, p] of d.evm.payers.entries()) out(`  payer ${i}      ${p.address}   key ${p.privateKey}`);

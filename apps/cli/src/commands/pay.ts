@@ -13,7 +13,6 @@ import {
   atomicToDecimal,
   describeNetworkError,
   hostOf,
-  knownUsdAssets,
   PaymentRefusedError,
   preferNetworks,
   spendingPolicy,
@@ -23,6 +22,8 @@ import {
   type SettleResponse,
   type SpendingPolicy,
   type NetworkProblem,
+  type PaymentAuthorization,
+  type PaymentAuthorizer,
   type UsdAsset,
 } from "@tollgate/core";
 import { exactEvmClient } from "@tollgate/evm";
@@ -31,7 +32,9 @@ import { exactSvmClient, solanaSignerFromSecret } from "@tollgate/svm";
 import type { LocalAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { defaultWalletKey } from "./wallet.ts";
-import { openBudget, parseBudget } from "../budget-file.ts";
+import { budgetsPath, cliBudget, parseBudget } from "../budget-file.ts";
+import { mandateWallet, MandateRefusedError, type Refusal as MandateRefusal } from "@tollgate/mandates";
+import { loadAgentKey, readMandate } from "./mandate.ts";
 import { readDevState } from "../dev-state.ts";
 
 /** Public RPCs of the Solana clusters in the network table, used when --solana-rpc is not given. */
@@ -62,6 +65,10 @@ export interface PayOptions {
   json?: boolean;
   /** A budget kept across runs under the config directory: "$5/day", "$20" (in total). */
   budget?: string;
+  /** Pay under this AP2 mandate (id or file, see `tollgate mandate issue`). */
+  mandate?: string;
+  /** Asked about a payment outside the mandate; true pays it without the mandate. Default: a y/N prompt on a terminal, else no. */
+  approve?: (question: string) => Promise<boolean>;
   env?: Record<string, string | undefined>;
   out?: (line: string) => void;
   err?: (line: string) => void;
@@ -109,22 +116,78 @@ async function payUrl(options: PayOptions, env: Record<string, string | undefine
   // USDC on every network of core's table counts as dollars (the policy knows them); so do the
   // tokens of a running `tollgate dev`; add others with --usd-asset.
   const usdAssets: UsdAsset[] = [...(readDevState(env)?.usdAssets ?? []), ...(options.usdAssets ?? []).map(parseUsdAsset)];
-  const budget = options.budget ? await openBudget(schemes.map((s) => s.payer(s.networks[0] as Network)).join("+"), parseBudget(options.budget), { env }) : undefined;
+  // --budget and --mandate count in one store (budgets.json), each reserving before anything is signed.
+  const budget = options.budget ? cliBudget(schemes.map((s) => s.payer(s.networks[0] as Network)).join("+"), parseBudget(options.budget), { env, usdAssets }) : undefined;
+  const authorizers: PaymentAuthorizer[] = budget ? [budget] : [];
+  if (options.mandate) authorizers.push(await mandateAuthorizer(options, env));
+  const policy = spendingPolicy({ maxPerRequest: options.max ?? "$0.10", usdAssets });
+  const result = await fetchPaid(options, schemes, policy, usdAssets, allOf(authorizers));
+  // The server reported no charge: what this run reserved goes back to the budget.
+  if (result.notCharged) await budget?.releaseUncommitted();
+  delete result.notCharged;
+  return result;
+}
+
+/** The mandate wallet of `--mandate`: the agent key from its keystore, budgets in the shared store. */
+async function mandateAuthorizer(options: PayOptions, env: Record<string, string | undefined>): Promise<PaymentAuthorizer> {
+  const stored = readMandate(options.mandate!, env);
+  const agentKey = await loadAgentKey(env);
+  const ask = options.approve ?? ttyApprove;
+  return mandateWallet({
+    open: stored.open,
+    userPublicJwk: stored.userPublicJwk,
+    agentKey,
+    store: budgetsPath(env),
+    approve: ({ refusal, requirements }: { refusal: MandateRefusal; requirements: PaymentRequirements }) =>
+      ask(`This payment is outside mandate ${stored.id} (${refusal.constraint}: ${refusal.reason}): ${requirements.amount} of ${requirements.asset} to ${requirements.payTo}. Pay it anyway, without the mandate? [y/N] `),
+  });
+}
+
+/** A y/N question on the terminal; no terminal, no approval. */
+async function ttyApprove(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const policy = spendingPolicy({ maxPerRequest: options.max ?? "$0.10", usdAssets, ...(budget ? { budget: `$${budget.remaining}` } : {}) });
-    const result = await fetchPaid(options, schemes, policy, usdAssets);
-    budget?.finish(result.handedOver ? microUsd(result.handedOver, usdAssets) : 0n);
-    delete result.handedOver;
-    return result;
-  } catch (e) {
-    // Nothing known to be handed over when the run itself failed before paying.
-    budget?.finish(0n);
-    throw e;
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
   }
 }
 
-async function fetchPaid(options: PayOptions, schemes: SchemeClient[], policy: SpendingPolicy, usdAssets: readonly UsdAsset[]): Promise<PayResult & { handedOver?: HandedOver }> {
-  const paidFetch = wrapFetch(fetch, { schemes, policy, ...(options.prefer?.length ? { choose: preferNetworks(options.prefer) } : {}) });
+/** Several authorizers in order; each must allow the payment. The first nonce set is the one signed. */
+function allOf(list: PaymentAuthorizer[]): PaymentAuthorizer | undefined {
+  if (list.length <= 1) return list[0];
+  return {
+    async authorize(requirements, context) {
+      const done: PaymentAuthorization[] = [];
+      try {
+        for (const a of list) done.push(await a.authorize(requirements, context));
+      } catch (e) {
+        for (const d of done) await d.release();
+        throw e;
+      }
+      const nonce = done.find((d) => d.nonce !== undefined)?.nonce;
+      const extensions = Object.assign({}, ...done.map((d) => d.extensions ?? {}));
+      return {
+        ...(nonce !== undefined ? { nonce } : {}),
+        ...(Object.keys(extensions).length ? { extensions } : {}),
+        async handOver(info) {
+          for (const d of done) await d.handOver?.(info);
+        },
+        async commit() {
+          for (const d of done) await d.commit();
+        },
+        async release() {
+          for (const d of done) await d.release();
+        },
+      };
+    },
+  };
+}
+
+async function fetchPaid(options: PayOptions, schemes: SchemeClient[], policy: SpendingPolicy, usdAssets: readonly UsdAsset[], authorizer: PaymentAuthorizer | undefined): Promise<PayResult & { notCharged?: boolean }> {
+  const paidFetch = wrapFetch(fetch, { schemes, policy, ...(authorizer ? { authorizer } : {}), ...(options.prefer?.length ? { choose: preferNetworks(options.prefer) } : {}) });
   const headers = new Headers();
   for (const h of options.headers ?? []) {
     const i = h.indexOf(":");
@@ -149,29 +212,15 @@ async function fetchPaid(options: PayOptions, schemes: SchemeClient[], policy: S
       Object.assign(result, { amount: info.requirements.amount, asset: info.requirements.asset, network: info.requirements.network, payer: info.payer, ...(usd ? { amountUsd: usd } : {}), ...(info.receipt ? { receipt: info.receipt } : {}) });
     }
     if (!res.ok) result.error = { code: `http_${res.status}`, message: `${options.url} answered HTTP ${res.status}` };
-    return info ? { ...result, handedOver: info.requirements } : result;
+    return result;
   } catch (e) {
-    const handed = e instanceof PaymentFailedError && e.charged !== false ? { handedOver: e.requirements } : {};
-    return { ...base, ...failure(e, options.url, timeoutMs), ...handed };
+    return { ...base, ...failure(e, options.url, timeoutMs), ...(e instanceof PaymentFailedError && e.charged === false ? { notCharged: true } : {}) };
   }
-}
-
-type HandedOver = Pick<PaymentRequirements, "network" | "asset" | "amount">;
-
-/** What a payment counts against a dollar budget, in micro-dollars (rounded up: never under-counted). */
-function microUsd(p: HandedOver, extra: readonly UsdAsset[]): bigint {
-  const same = (a: string, b: string) => (p.network.startsWith("eip155:") ? a.toLowerCase() === b.toLowerCase() : a === b);
-  const asset = [...extra, ...knownUsdAssets()].find((u) => u.network === p.network && same(u.asset, p.asset));
-  // The policy refuses what it cannot value when a budget is set, so this is a fallback only.
-  if (!asset) return 0n;
-  const amount = BigInt(p.amount);
-  if (asset.decimals <= 6) return amount * 10n ** BigInt(6 - asset.decimals);
-  const div = 10n ** BigInt(asset.decimals - 6);
-  return (amount + div - 1n) / div;
 }
 
 function failure(e: unknown, url: string, timeoutMs: number): Pick<PayResult, "error" | "status" | "paid" | "receipt"> {
   if (e instanceof PaymentRefusedError) return { paid: false, error: { code: "refused_by_policy", message: `not paid: ${e.message} (nothing was signed)` } };
+  if (e instanceof MandateRefusedError) return { paid: false, error: { code: "refused_by_mandate", message: `not paid: ${e.message}` } };
   if (e instanceof PaymentFailedError) {
     const charged = e.charged === true ? "you were charged" : e.charged === false ? "the server reports no charge" : "the charge is unknown: the signed payment may still settle";
     return {

@@ -41,7 +41,7 @@ export async function recordEvents(sql: Sql, { ev }: Tables, events: readonly Le
 }
 
 export async function eventsOf(sql: Sql, { ev }: Tables, key: string): Promise<Array<LedgerEvent & { at: Date }>> {
-  const rows = await sql.query<{ kind: "verify" | "settle"; network: string; payer: string | null; outcome: string; reason: string | null; transaction_hash: string | null; at: Date }>(
+  const rows = await sql.query<{ kind: LedgerEvent["kind"]; network: string; payer: string | null; outcome: string; reason: string | null; transaction_hash: string | null; at: Date }>(
     `SELECT kind, network, payer, outcome, reason, transaction_hash, at FROM ${ev} WHERE payment_key = $1 ORDER BY id`,
     [key],
   );

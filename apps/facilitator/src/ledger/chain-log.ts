@@ -91,19 +91,34 @@ function outcomeWriter(sql: Sql, { x }: Tables) {
 }
 
 /**
+ * The event a row finished after its /settle answered leaves (kind `final`, outcome
+ * settled|failed): the settlement was answered pending, or its settler was gone, and the
+ * reconciler or the engine ended it later from the chain. Written in the statement that ends
+ * the row, so it exists exactly when the row changed (the dashboard's live feed reads it).
+ * `done` must return the row's key, network, payer, new status, reason and hash, and `i` (the
+ * order the events are written in).
+ */
+const finalEventInsert = (ev: string) =>
+  `INSERT INTO ${ev} (payment_key, kind, network, payer, outcome, reason, transaction_hash)
+   SELECT k, 'final', n, pr, st, re, tx FROM done ORDER BY i`;
+
+/**
  * A final result read from the chain, whoever holds the claim, only while the row is pending. A
  * success is NOT marked answered: nobody received it yet; the next /settle for it does (answer).
  */
-function resolver(sql: Sql, { t }: Tables) {
+function resolver(sql: Sql, { t, ev }: Tables) {
   return createBatcher<ResolveItem, boolean>(async (items) => {
     // A guarded item applies only while the row still names the transaction its caller judged:
     // a write-ahead since (a new attempt) changes it, and the judgement no longer holds.
     const rows = await sql.query<{ i: number }>(
-      `UPDATE ${t} AS p SET status = v.st, transaction_hash = COALESCE(v.tx, p.transaction_hash), reason = v.re, response = v.resp,
-         claim_token = NULL, lease_until = NULL, updated_at = now(), settled_at = CASE WHEN v.st = 'settled' THEN now() ELSE p.settled_at END
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bool[], $8::text[]) AS v(k, st, tx, re, resp, i, guarded, seen)
-       WHERE p.payment_key = v.k AND p.status = 'pending' AND (NOT v.guarded OR p.transaction_hash IS NOT DISTINCT FROM v.seen)
-       RETURNING v.i AS i`,
+      `WITH done AS (
+         UPDATE ${t} AS p SET status = v.st, transaction_hash = COALESCE(v.tx, p.transaction_hash), reason = v.re, response = v.resp,
+           claim_token = NULL, lease_until = NULL, updated_at = now(), settled_at = CASE WHEN v.st = 'settled' THEN now() ELSE p.settled_at END
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bool[], $8::text[]) AS v(k, st, tx, re, resp, i, guarded, seen)
+         WHERE p.payment_key = v.k AND p.status = 'pending' AND (NOT v.guarded OR p.transaction_hash IS NOT DISTINCT FROM v.seen)
+         RETURNING v.i AS i, p.payment_key AS k, p.network AS n, p.payer AS pr, p.status AS st, p.reason AS re, p.transaction_hash AS tx
+       ), logged AS (${finalEventInsert(ev)})
+       SELECT i FROM done`,
       [
         items.map((c) => c.key),
         items.map((c) => (c.response.success ? "settled" : "failed")),
@@ -138,7 +153,7 @@ async function unresolved(sql: Sql, tables: Tables, limit: number): Promise<Arra
   return rows.map((r) => ({ record: toRecord(r), transactions: txs.filter((tx) => tx.key === r.payment_key) }));
 }
 
-async function failAbandoned(sql: Sql, { t, x }: Tables, response: (record: PaymentRecord) => SettleResponse): Promise<number> {
+async function failAbandoned(sql: Sql, { t, x, ev }: Tables, response: (record: PaymentRecord) => SettleResponse): Promise<number> {
   const rows = await sql.query<Row>(
     `SELECT ${COLUMNS} FROM ${t} p WHERE p.status = 'pending' AND p.lease_until < now()
        AND NOT EXISTS (SELECT 1 FROM ${x} x WHERE x.payment_key = p.payment_key AND (x.outcome IS NULL OR x.outcome = 'success')) LIMIT 500`,
@@ -148,8 +163,12 @@ async function failAbandoned(sql: Sql, { t, x }: Tables, response: (record: Paym
     const res = response(toRecord(r));
     // Only if no write-ahead happened since the look above (it names a transaction on the row).
     const done = await sql.query(
-      `UPDATE ${t} SET status = 'failed', reason = $2, response = $3, claim_token = NULL, lease_until = NULL, updated_at = now()
-       WHERE payment_key = $1 AND status = 'pending' AND lease_until < now() AND transaction_hash IS NOT DISTINCT FROM $4 RETURNING id`,
+      `WITH done AS (
+         UPDATE ${t} SET status = 'failed', reason = $2, response = $3, claim_token = NULL, lease_until = NULL, updated_at = now()
+         WHERE payment_key = $1 AND status = 'pending' AND lease_until < now() AND transaction_hash IS NOT DISTINCT FROM $4
+         RETURNING id AS i, payment_key AS k, network AS n, payer AS pr, status AS st, reason AS re, transaction_hash AS tx
+       ), logged AS (${finalEventInsert(ev)})
+       SELECT i FROM done`,
       [r.payment_key, res.errorReason ?? null, JSON.stringify(res), r.transaction_hash],
     );
     n += done.length;

@@ -112,9 +112,58 @@ export const MIGRATIONS: Array<{ version: number; name: string; up: (s: string) 
       CREATE INDEX discovery_resources_recent ON ${s}.discovery_resources (last_updated DESC, catalog_key)
     `,
   },
+  {
+    version: 7,
+    name: "dashboard: gas per settlement transaction, events by time",
+    // Gas figures of a mined settlement transaction (from its receipt, when the engine saw it), on
+    // every payment row it carried; the operator dashboard divides them per payment. The events'
+    // time index serves the dashboard's windows (outcomes by reason).
+    up: (s) => `
+      ALTER TABLE ${s}.payment_transactions ADD COLUMN gas_used numeric(78, 0);
+      ALTER TABLE ${s}.payment_transactions ADD COLUMN effective_gas_price numeric(78, 0);
+      CREATE INDEX payment_events_at ON ${s}.payment_events (at)
+    `,
+  },
+  {
+    version: 5,
+    name: "batch-settlement: channel mirror and write-ahead channel transactions",
+    // batch_channels mirrors each channel's on-chain state after this facilitator's operations
+    // (the chain stays the truth). batch_transactions is the write-ahead log of channel
+    // operations: the signed transaction is stored before it is broadcast, so a restart
+    // rebroadcasts or finishes it (packages/evm batch-settlement facilitator-chain.ts).
+    up: (s) => `
+      CREATE TABLE ${s}.batch_channels (
+        network text NOT NULL,
+        channel_id text NOT NULL,
+        config jsonb,
+        balance numeric(78, 0) NOT NULL,
+        total_claimed numeric(78, 0) NOT NULL,
+        withdraw_requested_at bigint NOT NULL DEFAULT 0,
+        refund_nonce numeric(78, 0) NOT NULL,
+        last_transaction text,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (network, channel_id)
+      );
+      CREATE TABLE ${s}.batch_transactions (
+        hash text PRIMARY KEY,
+        network text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('deposit', 'claim', 'settle', 'refund')),
+        from_address text NOT NULL,
+        nonce bigint NOT NULL,
+        raw text NOT NULL,
+        channel_ids jsonb NOT NULL,
+        status text NOT NULL CHECK (status IN ('sent', 'success', 'reverted', 'dropped')),
+        block_number numeric(78, 0),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX batch_transactions_open ON ${s}.batch_transactions (network, status) WHERE status = 'sent'
+    `,
+  },
 ];
 
-export const LATEST_MIGRATION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+// The highest version, whatever order the entries were appended in.
+export const LATEST_MIGRATION = Math.max(...MIGRATIONS.map((m) => m.version));
 
 export async function migrate(sql: Sql, schema: string): Promise<void> {
   await sql.transaction(async (tx) => {
@@ -123,7 +172,7 @@ export async function migrate(sql: Sql, schema: string): Promise<void> {
     await tx.query(`CREATE TABLE IF NOT EXISTS ${schema}.tollgate_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     const rows = await tx.query<{ version: number }>(`SELECT version FROM ${schema}.tollgate_migrations`);
     const applied = new Set(rows.map((r) => Number(r.version)));
-    for (const m of MIGRATIONS) {
+    for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
       if (applied.has(m.version)) continue;
       for (const statement of m.up(schema).split(";").map((x) => x.trim()).filter(Boolean)) await tx.query(statement);
       await tx.query(`INSERT INTO ${schema}.tollgate_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);

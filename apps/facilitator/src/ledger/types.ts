@@ -55,7 +55,8 @@ export type SettlementResult =
 export type ClaimResult = { claimed: true } | { claimed: false; record: PaymentRecord | undefined; identifierConflict?: boolean };
 
 export interface LedgerEvent {
-  kind: "verify" | "settle";
+  /** `final`: written by the ledger itself when a row is finished after its /settle answered (chain-log.ts). */
+  kind: "verify" | "settle" | "final";
   /** Absent for a request whose signer could not be established (nothing is keyed on it). */
   key?: string;
   network: string;

@@ -9,6 +9,7 @@ import type { PublicClient } from "viem";
 import type { Ledger } from "../ledger/ledger.ts";
 import type { FacilitatorMetrics } from "../metrics.ts";
 import { settledResponse } from "../reconciler.ts";
+import { recordTransactionGas } from "../dashboard/queries.ts";
 
 export interface EngineHooksOptions {
   ledger: Ledger;
@@ -61,6 +62,8 @@ export function createEngineHooks(options: EngineHooksOptions) {
       if (!receipt) return;
       ({ gasUsed, effectiveGasPrice } = receipt);
     }
+    // On the ledger too, for the dashboard's gas per payment (every instance sees every transaction's).
+    void recordTransactionGas(ledger, ev.transaction, gasUsed, effectiveGasPrice).catch(() => {});
     const settled = Math.max(1, ev.items.filter((i) => i.status === "success").length);
     gasPerItem.observe(Number(gasUsed) / settled, { network: ev.network });
     feesSpent.inc({ network: ev.network }, Number(gasUsed * effectiveGasPrice));

@@ -5,7 +5,7 @@
  * bookkeeping; and a key whose lease this process lost signs nothing.
  */
 import { Reason } from "@tollgate/core";
-import { authorizationKey, batchSettlerAbi, decodeBatchSettleKeys, decodePermit2SettleKey, eip3009Abi, EXACT_PERMIT2_PROXY_ADDRESS, keccak256Hex, SettlementError } from "@tollgate/evm";
+import { authorizationKey, batchSettlerAbi, decodeBatchSettleKeys, decodePermit2SettleKey, eip3009Abi, EXACT_PERMIT2_PROXY_ADDRESS, keccak256Hex, SettlementError, UPTO_PERMIT2_PROXY_ADDRESS } from "@tollgate/evm";
 import { decodeFunctionData, getAbiItem, toFunctionSelector, type AbiFunction, type Hex, type LocalAccount, type PublicClient } from "viem";
 import type { Ledger } from "../ledger/ledger.ts";
 import type { SignerLeases } from "../signer-leases.ts";
@@ -21,7 +21,8 @@ export interface FeePayer {
   lanes: Map<string, { generation: number; floor: number }>;
 }
 
-const PROXY = EXACT_PERMIT2_PROXY_ADDRESS.toLowerCase();
+const UPTO = UPTO_PERMIT2_PROXY_ADDRESS.toLowerCase();
+const PROXIES = new Set([EXACT_PERMIT2_PROXY_ADDRESS.toLowerCase(), UPTO]);
 const BATCH_SETTLE_SELECTOR = toFunctionSelector(getAbiItem({ abi: batchSettlerAbi, name: "settle" }) as AbiFunction).toLowerCase();
 
 /**
@@ -30,9 +31,10 @@ const BATCH_SETTLE_SELECTOR = toFunctionSelector(getAbiItem({ abi: batchSettlerA
  * payment, `network|token|owner|nonce` in decimal). Anything else throws: it is not signed.
  */
 export function paymentsIn(network: string, to: string, data: Hex): string[] {
-  if (to.toLowerCase() === PROXY) {
+  if (PROXIES.has(to.toLowerCase())) {
+    // The exact and upto proxies' calls name one payment each, by the same settle-once key.
     const permit2 = decodePermit2SettleKey(network, data);
-    if (!permit2) throw new Error("refusing to sign an unexpected call of the x402 exact Permit2 proxy");
+    if (!permit2) throw new Error(`refusing to sign an unexpected call of the x402 ${to.toLowerCase() === UPTO ? "upto" : "exact"} Permit2 proxy`);
     return [permit2.key];
   }
   // Decoded by selector: a failed decode throws, and viem's error costs more than the decode.

@@ -22,10 +22,12 @@ import {
   type PaymentRequirements,
   type PaymentRequirementsV1,
   type ResourceInfo,
+  type SettleResponse,
 } from "../types.ts";
 import { requirementsFromV1, V1_NETWORKS, v1NameToNetwork, type V1NetworkNames } from "../v1.ts";
 import { serverOrder, type ChooseContext, type Chooser } from "./choose.ts";
 import { InvalidPaymentRequiredError, PaymentRefusedError, RefusalCode, type Refusal } from "./errors.ts";
+import type { PaymentAuthorization, PaymentAuthorizer } from "./authorizer.ts";
 import { DEFAULT_MAX_TIMEOUT_SECONDS, signedValidityRefusal, timeoutRefusal, type HandOver, type Reservation, type SpendingPolicy } from "./policy.ts";
 
 export interface PaymentClientOptions {
@@ -39,6 +41,11 @@ export interface PaymentClientOptions {
   choose?: Chooser;
   /** v1 network names to CAIP-2 ids; default: core's V1_NETWORKS. */
   v1Networks?: V1NetworkNames;
+  /**
+   * A second gate after the policy, before signing (e.g. an AP2 mandate wallet): may refuse with
+   * its own typed error (nothing signed), set the nonce to sign and add payload extensions.
+   */
+  authorizer?: PaymentAuthorizer;
 }
 
 export interface PayContext {
@@ -73,11 +80,17 @@ export interface Payment {
    * Return the amount to the budget because this payment can never settle: its header was never
    * sent, or the authorization was cancelled on chain (or the chain shows it unused after
    * `validUntil`). A server saying "failed" is not enough: whoever holds the header can still
-   * settle it. Idempotent; a no-op after commit.
+   * settle it. Idempotent; a no-op after commit. The promise (when an authorizer keeps a
+   * persisted count) resolves once recorded.
    */
-  release(): void;
+  release(): void | Promise<void>;
   /** The payment was charged. Idempotent; after either call the other is a no-op. */
-  commit(): void;
+  commit(): void | Promise<void>;
+  /**
+   * Tells the scheme what the server answered (SchemeClient.onPaymentResponse); resolves with a
+   * PaymentRequired to pay once more when the scheme recovered from the answer (a corrective 402).
+   */
+  observe?(answer: { status: number; receipt?: SettleResponse; required?: PaymentRequired }): Promise<PaymentRequired | undefined>;
 }
 
 export interface PaymentClient {
@@ -201,18 +214,29 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
     let extensions = parsed.version === 2 ? mergeExtensions(parsed.extensions, context.extensions) : undefined;
     let inner: Record<string, unknown>;
     let payer: string;
+    let authorization: PaymentAuthorization | undefined;
     try {
       payer = scheme.payer(requirements.network);
+      // The authorizer runs before signing: its refusal (a throw) leaves nothing signed.
+      authorization = await options.authorizer?.authorize(requirements, {
+        x402Version: parsed.version,
+        payer,
+        ...(optionResource ? { resource: optionResource } : {}),
+        ...(context.url !== undefined ? { url: context.url } : {}),
+      });
       const payloadContext: PayloadContext = {
         x402Version: parsed.version,
         ...(optionResource ? { resource: optionResource } : {}),
         ...(extensions ? { extensions } : {}),
+        ...(authorization?.nonce !== undefined ? { nonce: authorization.nonce } : {}),
       };
       inner = await scheme.createPayload(requirements, payloadContext);
-      // What the scheme signed for an extension wins over the server's advertisement of it.
+      // What the scheme signed for an extension wins over the server's advertisement of it; so does the authorizer's.
       if (parsed.version === 2 && scheme.payloadExtensions) extensions = mergeExtensions(await scheme.payloadExtensions(requirements, inner, payloadContext), extensions);
+      if (parsed.version === 2 && authorization?.extensions) extensions = mergeExtensions(authorization.extensions, extensions);
     } catch (e) {
       reservation?.release(); // nothing was handed over
+      await authorization?.release();
       throw e;
     }
 
@@ -231,6 +255,15 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
       const refusal = signedValidityRefusal(handOver, now, DEFAULT_MAX_TIMEOUT_SECONDS, requirements);
       if (refusal) throw refusedBy([refusal]);
       validUntil = handOver.validBefore ?? now + handOver.validForSeconds;
+    }
+    if (authorization?.handOver) {
+      try {
+        await authorization.handOver({ payload: inner, validUntil });
+      } catch (e) {
+        reservation?.release(); // dropped unsent
+        await authorization.release();
+        throw e;
+      }
     }
 
     let payload: PaymentPayload | PaymentPayloadV1;
@@ -252,10 +285,17 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
       requirements,
       payer,
       validUntil,
-      release: () => reservation?.release(),
-      commit: () => reservation?.commit(),
+      release: () => {
+        reservation?.release();
+        return authorization?.release();
+      },
+      commit: () => {
+        reservation?.commit();
+        return authorization?.commit();
+      },
     };
     if (reservation) payment.reservationId = reservation.id;
+    if (scheme.onPaymentResponse && parsed.version === 2) payment.observe = (answer) => scheme.onPaymentResponse!({ requirements, payload: inner, ...answer });
     if (chosen.v1) payment.requirementsV1 = chosen.v1;
     return payment;
   }

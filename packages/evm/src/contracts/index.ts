@@ -17,7 +17,11 @@ export type ContractName =
   | "AgentValidationRegistry"
   | "Permit2"
   | "ExactPermit2Proxy"
-  | "PlainToken";
+  | "UptoPermit2Proxy"
+  | "PlainToken"
+  | "BatchSettlement"
+  | "ERC3009DepositCollector"
+  | "Permit2DepositCollector";
 
 const cache = new Map<string, Artifact>();
 let checked = false;
@@ -40,3 +44,4 @@ export function loadArtifact(name: ContractName): Artifact {
 
 export * from "./abi.ts";
 export * from "./permit2-abi.ts";
+export * from "./batch-settlement-abi.ts";

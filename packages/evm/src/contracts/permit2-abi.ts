@@ -227,3 +227,75 @@ export const erc20PermitAbi = [
     ],
   },
 ] as const;
+
+// ----------------------------------------------------------------------------- upto
+
+/** The canonical x402UptoPermit2Proxy (CREATE2, same address on every chain; the devnet installs ours there). */
+export const UPTO_PERMIT2_PROXY_ADDRESS: Address = "0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002";
+
+/**
+ * EIP-712 types of an `upto` payer's signature: the witness adds the facilitator allowed to settle.
+ * Encoded type: "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,Witness witness)TokenPermissions(address token,uint256 amount)Witness(address to,address facilitator,uint256 validAfter)".
+ */
+export const uptoPermit2WitnessTypes = {
+  PermitWitnessTransferFrom: permit2WitnessTypes.PermitWitnessTransferFrom,
+  TokenPermissions: permit2WitnessTypes.TokenPermissions,
+  Witness: [
+    { name: "to", type: "address" },
+    { name: "facilitator", type: "address" },
+    { name: "validAfter", type: "uint256" },
+  ],
+} as const;
+
+const uptoWitness = {
+  name: "witness",
+  type: "tuple",
+  components: [
+    { name: "to", type: "address" },
+    { name: "facilitator", type: "address" },
+    { name: "validAfter", type: "uint256" },
+  ],
+} as const;
+
+const eip2612PermitArg = {
+  name: "permit2612",
+  type: "tuple",
+  components: [
+    { name: "value", type: "uint256" },
+    { name: "deadline", type: "uint256" },
+    { name: "r", type: "bytes32" },
+    { name: "s", type: "bytes32" },
+    { name: "v", type: "uint8" },
+  ],
+} as const;
+
+/** The x402 upto Permit2 proxy: `settle(permit, amount, owner, witness, sig)` and `settleWithPermit`. */
+export const uptoPermit2ProxyAbi = [
+  { type: "function", name: "PERMIT2", stateMutability: "view", inputs: [], outputs: [{ name: "", type: "address" }] },
+  { type: "function", name: "WITNESS_TYPEHASH", stateMutability: "view", inputs: [], outputs: [{ name: "", type: "bytes32" }] },
+  { type: "function", name: "WITNESS_TYPE_STRING", stateMutability: "view", inputs: [], outputs: [{ name: "", type: "string" }] },
+  {
+    type: "function",
+    name: "settle",
+    stateMutability: "nonpayable",
+    inputs: [permitTransferFrom, { name: "amount", type: "uint256" }, { name: "owner", type: "address" }, uptoWitness, { name: "signature", type: "bytes" }],
+    outputs: [],
+  },
+  {
+    type: "function",
+    name: "settleWithPermit",
+    stateMutability: "nonpayable",
+    inputs: [eip2612PermitArg, permitTransferFrom, { name: "amount", type: "uint256" }, { name: "owner", type: "address" }, uptoWitness, { name: "signature", type: "bytes" }],
+    outputs: [],
+  },
+  { type: "event", name: "Settled", inputs: [] },
+  { type: "event", name: "SettledWithPermit", inputs: [] },
+  { type: "error", name: "AmountExceedsPermitted", inputs: [] },
+  { type: "error", name: "UnauthorizedFacilitator", inputs: [] },
+  { type: "error", name: "InvalidAmount", inputs: [] },
+  { type: "error", name: "InvalidDestination", inputs: [] },
+  { type: "error", name: "InvalidOwner", inputs: [] },
+  { type: "error", name: "PaymentTooEarly", inputs: [] },
+  { type: "error", name: "Permit2612AmountMismatch", inputs: [] },
+  { type: "error", name: "ReentrancyGuardReentrantCall", inputs: [] },
+] as const;

@@ -20,10 +20,10 @@ import { walletRefusal } from "./facilitator/contract-wallet.ts";
 import { builtInSubmit, settlePayment } from "./facilitator/settle.ts";
 import { isPayersEcdsa } from "./facilitator/signature.ts";
 import type { ExactEvmFacilitatorConfig } from "./facilitator/types.ts";
-import { checkPermit2, checkPermit2Requirements, isPayersPermit2Ecdsa } from "./facilitator/permit2-check.ts";
+import { checkPermit2 } from "./facilitator/permit2-check.ts";
+import { authenticatePermit2 } from "./facilitator/permit2-authenticate.ts";
 import { builtInPermit2Submit, settlePermit2Payment } from "./facilitator/permit2-settle.ts";
-import { isPermit2Payload, Permit2Reason, permit2PaymentKey } from "./permit2-payload.ts";
-import { hasCode } from "./facilitator/network.ts";
+import { isPermit2Payload, Permit2Reason } from "./permit2-payload.ts";
 
 export type {
   ExactEvmAssetConfig,
@@ -105,17 +105,4 @@ export function exactEvmFacilitator(config: ExactEvmFacilitatorConfig): SchemeFa
 function contractWalletRefusal(ctx: FacilitatorContext, net: NetworkState, requirements: PaymentRequirements, a: AuthenticatedAuthorization): Promise<string | undefined> {
   const extra = requirements.extra as { name: string; version: string };
   return walletRefusal(ctx, { net, asset: getAddress(requirements.asset), payer: a.from, auth: a.auth, signature: a.signature, name: extra.name, version: extra.version });
-}
-
-/** Off-chain: the Permit2 signer and the payment's settle-once key (`network|token|owner|nonce`). */
-async function authenticatePermit2(ctx: FacilitatorContext, payload: PaymentPayload, requirements: PaymentRequirements): Promise<AuthenticateResult> {
-  const req = checkPermit2Requirements(ctx, payload, requirements);
-  if (!req.ok) return { ok: false, reason: req.reason, message: req.message };
-  const key = permit2PaymentKey(requirements.network, req.asset, req.payer, req.auth.nonce);
-  const own = isPayersPermit2Ecdsa(req);
-  if (own === true) return { ok: true, payer: req.payer.toLowerCase(), key };
-  // An opted-in contract wallet is judged by Permit2 itself in verify's dry run.
-  if (own === false && req.net.contractWallets && (await hasCode(req.net, req.payer).catch(() => false))) return { ok: true, payer: req.payer.toLowerCase(), key };
-  const detail = typeof own === "string" ? own : "does not recover to permit2Authorization.from for this chain and message";
-  return { ok: false, reason: Permit2Reason.invalidSignature, message: `paymentPayload.payload.signature: ${detail}` };
 }

@@ -5,7 +5,7 @@
  * verified is what is sent and what the ledger names.
  */
 import { decodeErrorResult, decodeFunctionData, encodeFunctionData, getAddress, hexToString, type Address, type Hex } from "viem";
-import { exactPermit2ProxyAbi, permit2Abi } from "../contracts/permit2-abi.ts";
+import { exactPermit2ProxyAbi, permit2Abi, uptoPermit2ProxyAbi } from "../contracts/permit2-abi.ts";
 import { normalizeSignature } from "./encode.ts";
 import { Permit2Reason, permit2PaymentKey, type Permit2Authorization } from "./permit2-payload.ts";
 
@@ -29,16 +29,20 @@ function settleArgs(a: Permit2Authorization, signature: Hex) {
 /** Calldata of the proxy call settling `a`: `settleWithPermit` when an EIP-2612 permit rides along. */
 export function encodePermit2Settle(a: Permit2Authorization, signature: Hex, permit?: Eip2612Permit): Hex {
   if (!permit) return encodeFunctionData({ abi: exactPermit2ProxyAbi, functionName: "settle", args: settleArgs(a, signature) });
+  return encodeFunctionData({ abi: exactPermit2ProxyAbi, functionName: "settleWithPermit", args: [permit2612Tuple(permit), ...settleArgs(a, signature)] });
+}
+
+/** The proxies' `EIP2612Permit` argument (value, deadline, r, s, v) from the extension's permit. */
+export function permit2612Tuple(permit: Eip2612Permit): { value: bigint; deadline: bigint; r: Hex; s: Hex; v: number } {
   const sig = normalizeSignature(permit.signature);
   if (sig.length !== 132) throw new Error("eip2612GasSponsoring.info.signature: expected 65 bytes");
-  const permit2612 = {
+  return {
     value: permit.value,
     deadline: permit.deadline,
     r: `0x${sig.slice(2, 66)}` as Hex,
     s: `0x${sig.slice(66, 130)}` as Hex,
     v: parseInt(sig.slice(130, 132), 16),
   };
-  return encodeFunctionData({ abi: exactPermit2ProxyAbi, functionName: "settleWithPermit", args: [permit2612, ...settleArgs(a, signature)] });
 }
 
 /**
@@ -46,20 +50,30 @@ export function encodePermit2Settle(a: Permit2Authorization, signature: Hex, per
  * `settle`/`settleWithPermit` call of the proxy ABI (the caller must then refuse to sign it).
  */
 export function decodePermit2SettleKey(network: string, data: Hex): { key: string; token: Address; owner: Address; nonce: bigint } | undefined {
+  // The exact and upto proxies' calls have distinct selectors: a call decodes under one ABI only.
   let call;
+  let upto = false;
   try {
     call = decodeFunctionData({ abi: exactPermit2ProxyAbi, data });
   } catch {
-    return undefined;
+    try {
+      call = decodeFunctionData({ abi: uptoPermit2ProxyAbi, data });
+      upto = true;
+    } catch {
+      return undefined;
+    }
   }
   if (call.functionName !== "settle" && call.functionName !== "settleWithPermit") return undefined;
-  const args = call.args as readonly unknown[];
-  const [permit, owner] = (call.functionName === "settle" ? args : args.slice(1)) as [{ permitted: { token: Address }; nonce: bigint }, Address];
+  let args = call.args as readonly unknown[];
+  if (call.functionName === "settleWithPermit") args = args.slice(1);
+  // upto: (permit, amount, owner, witness, signature); exact: (permit, owner, witness, signature).
+  if (upto) args = [args[0], ...args.slice(2)];
+  const [permit, owner] = args as [{ permitted: { token: Address }; nonce: bigint }, Address];
   const token = getAddress(permit.permitted.token);
   return { key: permit2PaymentKey(network, token, owner, permit.nonce), token, owner: getAddress(owner), nonce: permit.nonce };
 }
 
-const errorsAbi = [...exactPermit2ProxyAbi, ...permit2Abi].filter((i) => i.type === "error");
+const errorsAbi = [...exactPermit2ProxyAbi, ...uptoPermit2ProxyAbi, ...permit2Abi].filter((i) => i.type === "error");
 
 /** Maps a proxy / Permit2 / token revert to the official Permit2 reason codes, with a description. */
 export function permit2RevertReason(data: Hex | undefined): { reason: string; description: string } {
@@ -85,6 +99,9 @@ export function permit2RevertReason(data: Hex | undefined): { reason: string; de
     SignatureExpired: Permit2Reason.deadlineExpired,
     PaymentTooEarly: Permit2Reason.paymentTooEarly,
     Permit2612AmountMismatch: Permit2Reason.eip2612AmountMismatch,
+    // The upto proxy's own refusals (the official SDK's codes).
+    AmountExceedsPermitted: "upto_amount_exceeds_permitted",
+    UnauthorizedFacilitator: "upto_unauthorized_facilitator",
   };
   return { reason: byName[name] ?? Permit2Reason.simulationFailed, description: name };
 }

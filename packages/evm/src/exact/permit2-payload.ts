@@ -43,7 +43,8 @@ export interface Permit2Authorization {
   nonce: string;
   /** Unix seconds, decimal string. */
   deadline: string;
-  witness: { to: Address; validAfter: string };
+  /** `facilitator`: the `upto` scheme's witness only (the one account allowed to settle). */
+  witness: { to: Address; validAfter: string; facilitator?: Address };
 }
 
 export interface ExactPermit2Payload {
@@ -58,6 +59,9 @@ const signature = z
   .regex(/^0x([0-9a-fA-F]{2})*$/, "expected 0x-prefixed hex bytes")
   .refine((v) => v.length >= 2 + 128, "expected at least 64 bytes")
   .refine((v) => v.length <= 2 + 2 * 8192, "is too long (more than 8192 bytes)");
+
+/** The field validators of Permit2 payloads (shared by the `exact` and `upto` schemas). */
+export const permit2Fields = { address, uint, signature } as const;
 
 export const exactPermit2PayloadSchema = z.looseObject({
   signature,

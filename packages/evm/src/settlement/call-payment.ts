@@ -21,7 +21,8 @@ export function isPermit2Call(call: EngineCall): call is Permit2SettlementCall {
 }
 
 export function engineCallPayment(network: string, call: EngineCall): EngineCallPayment {
-  if (isPermit2Call(call)) return { key: call.key, payer: call.authorization.from, amount: String(call.authorization.permitted.amount), permit2: true };
+  // upto: what moves is the charge, at most the signed amount.
+  if (isPermit2Call(call)) return { key: call.key, payer: call.authorization.from, amount: String(call.amount ?? call.authorization.permitted.amount), permit2: true };
   const a = call.authorization;
   return { key: authorizationKey(network, call.asset, a.from, a.nonce), payer: a.from, amount: String(a.value), permit2: false };
 }

@@ -1,7 +1,7 @@
 /** A submitted call checked and turned into an engine item (or the reason it cannot be one). */
 import { Reason } from "@tollgate/core";
 import { decodeFunctionData, isAddress, isAddressEqual, toHex, type Address, type Hex } from "viem";
-import { EXACT_PERMIT2_PROXY_ADDRESS, exactPermit2ProxyAbi } from "../contracts/permit2-abi.ts";
+import { EXACT_PERMIT2_PROXY_ADDRESS, UPTO_PERMIT2_PROXY_ADDRESS, exactPermit2ProxyAbi, uptoPermit2ProxyAbi } from "../contracts/permit2-abi.ts";
 import { permit2PaymentKey } from "../exact/permit2-payload.ts";
 import { settlementFailed, type SettlementResult } from "./result.ts";
 import { deferred, type Item } from "./state.ts";
@@ -94,7 +94,11 @@ function address(value: unknown, field: string): Address {
 function buildPermit2Item(call: Permit2SettlementCall): Item {
   if (!call || typeof call !== "object") throw new InvalidCall(Reason.invalidPayload, "call: expected an object");
   const asset = address(call.asset, "asset");
-  if (!isAddressEqual(address(call.to, "to"), EXACT_PERMIT2_PROXY_ADDRESS)) throw new InvalidCall(Reason.invalidPayload, `to: not the x402 exact Permit2 proxy ${EXACT_PERMIT2_PROXY_ADDRESS}`);
+  const proxy = address(call.to, "to");
+  const upto = isAddressEqual(proxy, UPTO_PERMIT2_PROXY_ADDRESS);
+  if (!upto && !isAddressEqual(proxy, EXACT_PERMIT2_PROXY_ADDRESS)) {
+    throw new InvalidCall(Reason.invalidPayload, `to: not the x402 exact Permit2 proxy ${EXACT_PERMIT2_PROXY_ADDRESS} (nor the upto one ${UPTO_PERMIT2_PROXY_ADDRESS})`);
+  }
   if (typeof call.data !== "string" || !/^0x([0-9a-fA-F]{2})+$/.test(call.data)) throw new InvalidCall(Reason.invalidPayload, "data: expected 0x-hex calldata");
   if (typeof call.signature !== "string" || !/^0x([0-9a-fA-F]{2})+$/.test(call.signature)) throw new InvalidCall(Reason.invalidPayload, "signature: expected 0x-hex bytes");
   const a = call.authorization;
@@ -106,16 +110,26 @@ function buildPermit2Item(call: Permit2SettlementCall): Item {
   const nonce = uint(a.nonce, "authorization.nonce");
   const deadline = uint(a.deadline, "authorization.deadline");
   const validAfter = uint(a.witness.validAfter, "authorization.witness.validAfter");
-  const mismatch = permit2CallMismatch(call.data as Hex, { from, asset, to, amount, nonce, deadline, validAfter });
+  // upto: the call moves the charge (0 < charge <= signed maximum), sent by witness.facilitator only.
+  let charge = amount;
+  let facilitator: Address | undefined;
+  if (upto) {
+    charge = uint(call.amount, "amount");
+    if (charge === 0n || charge > amount) throw new InvalidCall(Reason.invalidPayload, "amount: expected more than zero and at most authorization.permitted.amount");
+    facilitator = address(a.witness.facilitator, "authorization.witness.facilitator");
+    if (!isAddressEqual(address(call.sender, "sender"), facilitator)) throw new InvalidCall(Reason.invalidPayload, "sender: is not authorization.witness.facilitator");
+  }
+  const mismatch = permit2CallMismatch(call.data as Hex, { from, asset, to, amount, nonce, deadline, validAfter, ...(upto ? { upto: { charge, facilitator: facilitator! } } : {}) });
   if (mismatch) throw new InvalidCall(Reason.invalidPayload, `data: ${mismatch}`);
   const key = permit2PaymentKey(call.network, asset, from, nonce);
   if (call.key !== key) throw new InvalidCall(Reason.invalidPayload, "key: is not this payment's settle-once key");
   return {
     call,
-    permit2: { to: EXACT_PERMIT2_PROXY_ADDRESS, data: call.data as Hex },
+    permit2: { to: upto ? UPTO_PERMIT2_PROXY_ADDRESS : EXACT_PERMIT2_PROXY_ADDRESS, data: call.data as Hex, ...(upto ? { sender: facilitator! } : {}) },
     from,
     to,
-    value: amount,
+    // What the token's Transfer log must show for this payment to count as settled.
+    value: charge,
     validAfter,
     validBefore: deadline,
     nonce: toHex(nonce, { size: 32 }),
@@ -138,18 +152,26 @@ interface Permit2Fields {
   nonce: bigint;
   deadline: bigint;
   validAfter: bigint;
+  /** upto: the charge the call must move and the facilitator its witness must name. */
+  upto?: { charge: bigint; facilitator: Address };
 }
 
 /** Why `data` is not the proxy call settling exactly `want`, or undefined. */
 function permit2CallMismatch(data: Hex, want: Permit2Fields): string | undefined {
   let decoded;
   try {
-    decoded = decodeFunctionData({ abi: exactPermit2ProxyAbi, data });
+    decoded = want.upto ? decodeFunctionData({ abi: uptoPermit2ProxyAbi, data }) : decodeFunctionData({ abi: exactPermit2ProxyAbi, data });
   } catch {
-    return "not a call of the x402 exact Permit2 proxy";
+    return `not a call of the x402 ${want.upto ? "upto" : "exact"} Permit2 proxy`;
   }
   if (decoded.functionName !== "settle" && decoded.functionName !== "settleWithPermit") return `refusing to send the proxy's ${decoded.functionName}`;
-  const args = (decoded.functionName === "settle" ? decoded.args : decoded.args.slice(1)) as readonly unknown[];
+  let args = (decoded.functionName === "settle" ? decoded.args : decoded.args.slice(1)) as readonly unknown[];
+  if (want.upto) {
+    // (permit, amount, owner, witness, signature): the amount and the witness's facilitator are upto's own.
+    const [, charge, , w] = args as [unknown, bigint, Address, { facilitator: Address }];
+    if (charge !== want.upto.charge || !isAddressEqual(w.facilitator, want.upto.facilitator)) return "does not settle the charge and facilitator the call names";
+    args = [args[0], ...args.slice(2)];
+  }
   const [permit, owner, witness] = args as [{ permitted: { token: Address; amount: bigint }; nonce: bigint; deadline: bigint }, Address, { to: Address; validAfter: bigint }];
   const same =
     isAddressEqual(owner, want.from) &&

@@ -74,7 +74,16 @@ export function permit2Outcome(receipt: TransactionReceipt, payment: Permit2Rece
     status: settled ? "success" : "reverted",
     ...(settled ? {} : { reason: Reason.invalidTransactionState }),
     blockNumber: receipt.blockNumber,
+    ...gasOf(receipt),
     items: [],
+  };
+}
+
+/** The receipt's gas figures, when the node gave them. */
+function gasOf(receipt: TransactionReceipt): { gasUsed?: bigint; effectiveGasPrice?: bigint } {
+  return {
+    ...(typeof receipt.gasUsed === "bigint" ? { gasUsed: receipt.gasUsed } : {}),
+    ...(typeof receipt.effectiveGasPrice === "bigint" ? { effectiveGasPrice: receipt.effectiveGasPrice } : {}),
   };
 }
 
@@ -107,7 +116,7 @@ export function outcomeFromReceipt(receipt: TransactionReceipt, token: Address):
       }
     }
   }
-  return { transaction: receipt.transactionHash, status: receipt.status, blockNumber: receipt.blockNumber, items };
+  return { transaction: receipt.transactionHash, status: receipt.status, blockNumber: receipt.blockNumber, ...gasOf(receipt), items };
 }
 
 /** This item's status in a mined transaction: settled only if the token logged its authorization. */

@@ -30,7 +30,7 @@ export interface Item extends TransferAuthorization {
   call: EngineCall;
   signature: Hex;
   /** A Permit2 payment: the proxy call to send as it is (checked against the payment in items.ts). */
-  permit2?: { to: Address; data: Hex };
+  permit2?: { to: Address; data: Hex; sender?: Address };
   /** `asset|from|nonce`, lowercase: the authorization, for merging a second submit of it. */
   key: string;
   /** The signed content: a second submit with the same key and content joins this one. */

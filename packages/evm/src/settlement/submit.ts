@@ -44,8 +44,13 @@ async function submitWith<C extends EngineCall>(ctx: EngineContext, call: C, bui
     const done = await Promise.race([existing.final.promise.then(() => true), sleep(ctx.options.receiptTimeoutMs).then(() => false)]);
     if (!done) return settlementFailed(Reason.evmNonceUsed, "authorization.nonce: a transaction carrying this nonce with other content is not final yet; nothing was sent");
   }
-  const lanes = usableLanes(ctx, net);
-  if (lanes.length === 0) return settlementFailed(Reason.facilitatorNotReady, noSignerMessage(net));
+  let lanes = usableLanes(ctx, net);
+  // An upto proxy call is only accepted from the facilitator its payer named: that lane or none.
+  const sender = item.permit2?.sender?.toLowerCase();
+  if (sender) lanes = lanes.filter((l) => l.account.address.toLowerCase() === sender);
+  if (lanes.length === 0) {
+    return settlementFailed(Reason.facilitatorNotReady, sender ? `the signer ${item.permit2!.sender} named by witness.facilitator is not usable on ${net.network}; nothing was sent` : noSignerMessage(net));
+  }
   net.active.set(item.key, item);
   void item.final.promise.then(() => {
     if (net.active.get(item.key) === item) net.active.delete(item.key);

@@ -88,6 +88,9 @@ export interface TransactionOutcome {
   /** Why the item (or transaction) did not settle, when it did not. */
   reason?: string;
   blockNumber?: bigint;
+  /** From the receipt when one was read (the reconciler records them for gas accounting). */
+  gasUsed?: bigint;
+  effectiveGasPrice?: bigint;
   /** Items the receipt reports on (settled ones from the token's events, failed ones from the settler's). */
   items: ReceiptItem[];
 }

@@ -24,8 +24,8 @@ export interface NetworkState {
   chainCheck?: Promise<string | undefined>;
   multicall?: Promise<Address | undefined>;
   batcher?: CallBatcher;
-  /** Permit2 and the x402 exact Permit2 proxy were found deployed (Permit2 method; cached once true). */
-  permit2Deployed?: boolean;
+  /** Permit2 proxies (exact, upto) found deployed together with Permit2 (cached once found). */
+  permit2Proxies?: Set<string>;
   /** Fee fields for contract-wallet dry runs, read at most once a second. */
   fees?: { at: number; value: Promise<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }> };
 }

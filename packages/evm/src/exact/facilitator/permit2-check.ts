@@ -9,13 +9,14 @@
  *   the exact call settlement would send.
  */
 import { Reason, safeMessage, type PaymentPayload, type PaymentRequirements } from "@tollgate/core";
-import { encodeFunctionData, getAddress, hashTypedData, hexToBytes, isAddressEqual, size, type Address, type Hex } from "viem";
-import { EXACT_PERMIT2_PROXY_ADDRESS, PERMIT2_ADDRESS, erc20PermitAbi, permit2Abi, permit2WitnessTypes } from "../../contracts/permit2-abi.ts";
+import { encodeFunctionData, getAddress, hexToBytes, isAddressEqual, size, type Address, type Hex } from "viem";
+import { PERMIT2_ADDRESS, erc20PermitAbi, permit2Abi } from "../../contracts/permit2-abi.ts";
 import { recoverAddress } from "../../crypto/recover.ts";
 import { revertDataOf } from "../../errors.ts";
 import { signatureProblem } from "../authenticate.ts";
-import { encodePermit2Settle, permit2RevertReason, type Eip2612Permit } from "../permit2-encode.ts";
-import { Permit2Reason, parseExactPermit2Payload, type Permit2Authorization } from "../permit2-payload.ts";
+import { permit2RevertReason, type Eip2612Permit } from "../permit2-encode.ts";
+import { Permit2Reason, type Permit2Authorization } from "../permit2-payload.ts";
+import { exactPermit2Method, type Permit2Method } from "./permit2-method.ts";
 import type { FacilitatorContext, NetworkState } from "./context.ts";
 import { checkChain, hasCode } from "./network.ts";
 import { checkTarget, fail, type Failure } from "./requirements.ts";
@@ -28,7 +29,11 @@ export interface Permit2Request {
   payer: Address;
   auth: Permit2Authorization;
   signature: Hex;
+  /** The signed (permitted) amount: for `upto`, the maximum. */
   amount: bigint;
+  /** What settlement would move: the signed amount, or (`upto` at settle) the charge, at most that. */
+  charge: bigint;
+  method: Permit2Method;
   /** The eip2612GasSponsoring permit, when the payload carries one (validated). */
   eip2612?: Eip2612Permit;
 }
@@ -40,17 +45,30 @@ export interface Permit2Verified extends Permit2Request {
   contractWallet: boolean;
 }
 
-export function checkPermit2Requirements(ctx: FacilitatorContext, payload: PaymentPayload, requirements: PaymentRequirements): Permit2Request | Failure {
-  const parsed = parseExactPermit2Payload(payload?.payload);
+/** How a check runs: the scheme's method (default exact) and, for `upto` at settle, the charge. */
+export interface Permit2CheckOptions {
+  method?: Permit2Method;
+  /** Atomic units to settle, at most the signed amount (checked by the caller); default the signed amount. */
+  charge?: bigint;
+}
+
+/**
+ * The off-chain checks. `requirements.amount` must equal the signed amount: for `upto` at settle
+ * the caller passes the requirements with the signed maximum (as verify saw them) and the charge
+ * in `opts.charge`, so the signature is always checked against what the payer signed.
+ */
+export function checkPermit2Requirements(ctx: FacilitatorContext, payload: PaymentPayload, requirements: PaymentRequirements, opts: Permit2CheckOptions = {}): Permit2Request | Failure {
+  const method = opts.method ?? exactPermit2Method;
+  const parsed = method.parse(payload?.payload);
   if (!parsed.ok) return fail(Reason.invalidPayload, parsed.message);
   const auth = parsed.value.permit2Authorization;
   const payer = auth.from;
-  const target = checkTarget(ctx, payload, requirements, payer);
+  const target = checkTarget(ctx, payload, requirements, payer, method.scheme);
   if (!target.ok) return target;
   const { net, asset } = target;
   const at = "paymentPayload.payload.permit2Authorization";
-  if (!isAddressEqual(auth.spender, EXACT_PERMIT2_PROXY_ADDRESS)) {
-    return fail(Permit2Reason.invalidSpender, `${at}.spender: ${auth.spender} is not the x402 exact Permit2 proxy ${EXACT_PERMIT2_PROXY_ADDRESS}`, payer);
+  if (!isAddressEqual(auth.spender, method.proxy)) {
+    return fail(Permit2Reason.invalidSpender, `${at}.spender: ${auth.spender} is not ${method.proxyName} ${method.proxy}`, payer);
   }
   if (!isAddressEqual(auth.witness.to, requirements.payTo as Address)) {
     return fail(Permit2Reason.recipientMismatch, `${at}.witness.to: ${auth.witness.to} is not payTo ${getAddress(requirements.payTo)}`, payer);
@@ -62,13 +80,16 @@ export function checkPermit2Requirements(ctx: FacilitatorContext, payload: Payme
   }
   const window = checkWindow(ctx, auth, requirements, payer);
   if (window) return window;
+  const own = method.check?.(ctx, auth, payer);
+  if (own) return own;
   const until = ctx.backoff.suspendedUntil(net.network, payer);
   if (until !== undefined) {
     return fail(Reason.payerSuspended, `${at}.from: a settlement by this payer reverted on chain; refused until ${new Date(until).toISOString()}`, payer);
   }
   const eip2612 = readEip2612Extension(ctx, payload, payer, asset, amount);
   if (eip2612 && "ok" in eip2612) return eip2612;
-  return { ok: true, net, asset, payer, auth, signature: parsed.value.signature, amount, ...(eip2612 ? { eip2612 } : {}) };
+  const charge = opts.charge ?? amount;
+  return { ok: true, net, asset, payer, auth, signature: parsed.value.signature, amount, charge, method, ...(eip2612 ? { eip2612 } : {}) };
 }
 
 /** The deadline must leave time to mine; validAfter must have passed; the reach is bounded like EIP-3009's. */
@@ -118,28 +139,17 @@ function readEip2612Extension(ctx: FacilitatorContext, payload: PaymentPayload, 
   return { value, deadline, signature: info.signature as Hex };
 }
 
-/** The EIP-712 digest the payer signed (canonical Permit2 domain, x402 witness). */
-export function permit2Digest(chainId: number, a: Permit2Authorization): Hex {
-  return hashTypedData({
-    domain: { name: "Permit2", chainId, verifyingContract: PERMIT2_ADDRESS },
-    types: permit2WitnessTypes,
-    primaryType: "PermitWitnessTransferFrom",
-    message: {
-      permitted: { token: a.permitted.token, amount: BigInt(a.permitted.amount) },
-      spender: a.spender,
-      nonce: BigInt(a.nonce),
-      deadline: BigInt(a.deadline),
-      witness: { to: a.witness.to, validAfter: BigInt(a.witness.validAfter) },
-    },
-  });
+/** The EIP-712 digest the payer signed (canonical Permit2 domain, the scheme's witness; default exact's). */
+export function permit2Digest(chainId: number, a: Permit2Authorization, method: Permit2Method = exactPermit2Method): Hex {
+  return method.digest(chainId, a);
 }
 
 /** true: the payer's own ECDSA signature; false: not (a contract wallet may still accept it); a string: malformed. */
-export function isPayersPermit2Ecdsa(req: Pick<Permit2Request, "net" | "auth" | "signature" | "payer">): boolean | string {
+export function isPayersPermit2Ecdsa(req: Pick<Permit2Request, "net" | "auth" | "signature" | "payer" | "method">): boolean | string {
   if (size(req.signature) !== 65) return false;
   const problem = signatureProblem(req.signature);
   if (problem) return problem;
-  const recovered = recoverAddress(hexToBytes(permit2Digest(req.net.chainId, req.auth)), hexToBytes(req.signature));
+  const recovered = recoverAddress(hexToBytes(req.method.digest(req.net.chainId, req.auth)), hexToBytes(req.signature));
   return recovered !== undefined && recovered.toLowerCase() === req.payer.toLowerCase();
 }
 
@@ -154,15 +164,15 @@ async function judgePermit2Signature(req: Permit2Request): Promise<{ contractWal
 }
 
 /** The whole verification; `dryRun: false` skips only the final simulation (a submitter simulates). */
-export async function checkPermit2(ctx: FacilitatorContext, payload: PaymentPayload, requirements: PaymentRequirements, dryRun: boolean): Promise<Permit2Verified | Failure> {
+export async function checkPermit2(ctx: FacilitatorContext, payload: PaymentPayload, requirements: PaymentRequirements, dryRun: boolean, opts: Permit2CheckOptions = {}): Promise<Permit2Verified | Failure> {
   try {
-    const req = checkPermit2Requirements(ctx, payload, requirements);
+    const req = checkPermit2Requirements(ctx, payload, requirements, opts);
     if (!req.ok) return req;
     const chainProblem = await checkChain(req.net);
     if (chainProblem) return fail(Reason.invalidNetwork, chainProblem, req.payer);
     const sig = await judgePermit2Signature(req);
     if ("ok" in sig) return sig;
-    const data = encodePermit2Settle(req.auth, req.signature, req.eip2612);
+    const data = req.method.encode(req.auth, req.signature, req.charge, req.eip2612);
     const verdict = await judgePermit2OnChain(ctx, req, data, dryRun || sig.contractWallet);
     if (verdict) return verdict;
     return { ...req, data, contractWallet: sig.contractWallet };
@@ -174,17 +184,18 @@ export async function checkPermit2(ctx: FacilitatorContext, payload: PaymentPayl
 
 /** Reads (in parallel) what the chain must say, then the dry run of `data` from the fee payer. */
 async function judgePermit2OnChain(ctx: FacilitatorContext, req: Permit2Request, data: Hex, dryRun: boolean): Promise<Failure | undefined> {
-  const { net, asset, payer, auth, amount } = req;
+  // What settlement moves decides balance and allowance (upto: the charge, never above the signed maximum).
+  const { net, asset, payer, auth, charge: amount } = req;
   const nonce = BigInt(auth.nonce);
   const read = (to: Address, callData: Hex) => net.client.call({ to, data: callData }).then((r) => r.data ?? "0x");
   const word = (hex: Hex) => (hex.length >= 66 ? BigInt(hex.slice(0, 66)) : undefined);
   const [proxyCode, bitmap, balance, allowance] = await Promise.all([
-    proxyDeployed(net),
+    proxyDeployed(net, req.method.proxy),
     read(PERMIT2_ADDRESS, encodeFunctionData({ abi: permit2Abi, functionName: "nonceBitmap", args: [payer, nonce >> 8n] })).then(word, () => undefined),
     read(asset, encodeFunctionData({ abi: erc20PermitAbi, functionName: "balanceOf", args: [payer] })).then(word, () => undefined),
     read(asset, encodeFunctionData({ abi: erc20PermitAbi, functionName: "allowance", args: [payer, PERMIT2_ADDRESS] })).then(word, () => undefined),
   ]);
-  if (!proxyCode) return fail(Permit2Reason.proxyNotDeployed, `no x402 exact Permit2 proxy (or no Permit2) is deployed on ${net.network}`, payer);
+  if (!proxyCode) return fail(Permit2Reason.proxyNotDeployed, `${req.method.proxyName} (or Permit2) is not deployed on ${net.network}`, payer);
   if (bitmap !== undefined && ((bitmap >> (nonce & 0xffn)) & 1n) === 1n) {
     return fail(Permit2Reason.invalidNonce, "paymentPayload.payload.permit2Authorization.nonce: already used or invalidated in Permit2", payer);
   }
@@ -199,7 +210,7 @@ async function judgePermit2OnChain(ctx: FacilitatorContext, req: Permit2Request,
   }
   if (!dryRun) return undefined;
   try {
-    await net.client.call({ account: ctx.signer.address, to: EXACT_PERMIT2_PROXY_ADDRESS, data });
+    await net.client.call({ account: ctx.signer.address, to: req.method.proxy, data });
   } catch (e) {
     const revert = revertDataOf(e);
     if (revert === undefined) throw e;
@@ -210,9 +221,10 @@ async function judgePermit2OnChain(ctx: FacilitatorContext, req: Permit2Request,
 }
 
 /** Both the proxy and Permit2 have code (cached once found: code does not go away on these). */
-async function proxyDeployed(net: NetworkState): Promise<boolean> {
-  if (net.permit2Deployed) return true;
-  const [proxy, permit2] = await Promise.all([hasCode(net, EXACT_PERMIT2_PROXY_ADDRESS), hasCode(net, PERMIT2_ADDRESS)]);
-  if (proxy && permit2) net.permit2Deployed = true;
+async function proxyDeployed(net: NetworkState, address: Address): Promise<boolean> {
+  const found = (net.permit2Proxies ??= new Set());
+  if (found.has(address)) return true;
+  const [proxy, permit2] = await Promise.all([hasCode(net, address), hasCode(net, PERMIT2_ADDRESS)]);
+  if (proxy && permit2) found.add(address);
   return proxy && permit2;
 }

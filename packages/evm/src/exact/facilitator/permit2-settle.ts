@@ -10,30 +10,36 @@
  */
 import { Reason, safeMessage, type PaymentPayload, type PaymentRequirements, type SettleResponse } from "@tollgate/core";
 import type { Hex, TransactionReceipt } from "viem";
-import { EXACT_PERMIT2_PROXY_ADDRESS } from "../../contracts/permit2-abi.ts";
 import { revertDataOf } from "../../errors.ts";
 import { permit2ReceiptSettled } from "../../settlement/receipt.ts";
 import { settleResponseOf, settlementFailed, type SettlementResult } from "../../settlement/result.ts";
 import { permit2RevertReason } from "../permit2-encode.ts";
 import { permit2PaymentKey } from "../permit2-payload.ts";
 import type { FacilitatorContext, NetworkState } from "./context.ts";
-import { checkPermit2, type Permit2Verified } from "./permit2-check.ts";
+import { checkPermit2, type Permit2CheckOptions } from "./permit2-check.ts";
 import type { ExactEvmFacilitatorConfig, ExactPermit2SettlementCall, ExactPermit2Submit } from "./types.ts";
 
-export async function settlePermit2Payment(ctx: FacilitatorContext, submit: ExactPermit2Submit, payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse> {
+/**
+ * Checks and submits one Permit2 payment. `opts` (upto): the scheme and the charge; `requirements`
+ * then carry the signed maximum, so the payment is judged against what the payer signed. The
+ * response's `amount` is what moved.
+ */
+export async function settlePermit2Payment(ctx: FacilitatorContext, submit: ExactPermit2Submit, payload: PaymentPayload, requirements: PaymentRequirements, opts: Permit2CheckOptions = {}): Promise<SettleResponse> {
   const network = requirements.network;
-  const r = await checkPermit2(ctx, payload, requirements, ctx.settleDryRun);
+  const r = await checkPermit2(ctx, payload, requirements, ctx.settleDryRun, opts);
   if (!r.ok) return { success: false, errorReason: r.reason, errorMessage: r.message, transaction: "", network, ...(r.payer ? { payer: r.payer } : {}) };
   const call: ExactPermit2SettlementCall = {
     network,
     asset: r.asset,
-    to: EXACT_PERMIT2_PROXY_ADDRESS,
+    to: r.method.proxy,
     data: r.data,
     key: permit2PaymentKey(network, r.asset, r.payer, r.auth.nonce),
     authorization: r.auth,
     signature: r.signature,
     ...(r.eip2612 ? { eip2612: true } : {}),
     ...(r.contractWallet ? { contractWallet: true } : {}),
+    // upto: the proxy moves the charge, and only witness.facilitator may send the call.
+    ...(r.method.scheme === "upto" ? { amount: r.charge.toString(), sender: r.auth.witness.facilitator! } : {}),
   };
   let result: SettlementResult;
   try {
@@ -42,16 +48,19 @@ export async function settlePermit2Payment(ctx: FacilitatorContext, submit: Exac
     result = settlementFailed(Reason.unexpectedSettleError, `settlement submitter failed: ${safeMessage(e)}`);
   }
   if (result.status === "failed" && result.transaction) ctx.backoff.suspend(network, r.payer);
-  return settleResponseOf(result, { network, payer: r.payer, amount: requirements.amount });
+  return settleResponseOf(result, { network, payer: r.payer, amount: r.charge.toString() });
 }
 
 /**
  * Settled iff the transaction succeeded, the proxy logged Settled/SettledWithPermit AND the token
  * itself logged Transfer(owner → witness.to, amount): the settlement engine's own rule (one reader).
  */
-export function permit2Settled(receipt: TransactionReceipt, call: Pick<ExactPermit2SettlementCall, "asset" | "authorization"> & { to?: ExactPermit2SettlementCall["to"] }): boolean {
+export function permit2Settled(
+  receipt: TransactionReceipt,
+  call: Pick<ExactPermit2SettlementCall, "asset" | "authorization"> & Partial<Pick<ExactPermit2SettlementCall, "to" | "amount">>,
+): boolean {
   const a = call.authorization;
-  return permit2ReceiptSettled(receipt, { token: call.asset, from: a.from, to: a.witness.to, amount: a.permitted.amount, ...(call.to ? { proxy: call.to } : {}) });
+  return permit2ReceiptSettled(receipt, { token: call.asset, from: a.from, to: a.witness.to, amount: call.amount ?? a.permitted.amount, ...(call.to ? { proxy: call.to } : {}) });
 }
 
 /** The built-in sender (no settlement engine): sequential per network, simulated by gas estimation. */

@@ -59,8 +59,9 @@ export function checkTarget(
   payload: PaymentPayload,
   requirements: PaymentRequirements,
   payer: Address,
+  scheme: "exact" | "upto" = "exact",
 ): { ok: true; net: NetworkState; asset: Address } | Failure {
-  if (requirements.scheme !== "exact") return fail(Reason.invalidScheme, `paymentRequirements.scheme: expected "exact"`, payer);
+  if (requirements.scheme !== scheme) return fail(Reason.invalidScheme, `paymentRequirements.scheme: expected ${JSON.stringify(scheme)}`, payer);
   if (payload.accepted && payload.accepted.network !== requirements.network) {
     return fail(Reason.invalidNetwork, "paymentPayload.accepted.network: differs from paymentRequirements.network", payer);
   }

@@ -52,7 +52,7 @@ export interface ExactPermit2SettlementCall {
   network: Network;
   /** The ERC-20 paid with. */
   asset: Address;
-  /** The proxy (EXACT_PERMIT2_PROXY_ADDRESS). */
+  /** The proxy: EXACT_PERMIT2_PROXY_ADDRESS, or UPTO_PERMIT2_PROXY_ADDRESS for the `upto` scheme. */
   to: Address;
   /** Calldata of `settle` / `settleWithPermit` (exact/permit2-encode.ts). */
   data: Hex;
@@ -63,6 +63,10 @@ export interface ExactPermit2SettlementCall {
   /** Carries the eip2612GasSponsoring permit (`settleWithPermit`). */
   eip2612?: boolean;
   contractWallet?: boolean;
+  /** upto: the charge the call moves (atomic units, at most permitted.amount); default permitted.amount. */
+  amount?: string;
+  /** upto: the only account that may send the call (witness.facilitator; the proxy refuses any other). */
+  sender?: Address;
 }
 
 export type ExactPermit2Submit = (call: ExactPermit2SettlementCall) => Promise<SettlementResult>;

@@ -1,0 +1,212 @@
+// What a channel (`batch-settlement`) costs against `exact`, on one anvil chain (instant mining),
+// our facilitator service serving both schemes, our resource server pricing both routes alike:
+//   gas      gas per paid request over N requests on one channel (deposit + claim + settle) / N,
+//            against the gas of N `exact` settlements / N
+//   latency  p50 of one request carrying a voucher (requirements known: one round trip, as a
+//            client that keeps its channel sends it), against the same request unpaid, against
+//            `exact` (wrapFetch: 402 then the paid retry, settled on chain), and through wrapFetch
+//            (402 then the voucher); the official client → official server → official facilitator too
+//   verify   vouchers checked per second by the server face (payload read and bound + ECDSA recovery)
+//
+//   npx tsx bench/channel.ts [--requests=100] [--samples=200]
+import { createPaymentClient, httpFacilitatorClient, type PaymentRequired, type PaymentPayload } from "@tollgate/core";
+import { devAccount, startLocalNetwork } from "@tollgate/devnet";
+import { batchSettlementEvmClient, batchSettlementEvmServer, exactEvmClient, fastVoucherSigner, readChannelPayload } from "@tollgate/evm";
+import { startFacilitator } from "@tollgate/facilitator";
+import { getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
+import { claimAndSettle, memoryChannelStore } from "@tollgate/server";
+import { createPublicClient, http, type Hex, type PublicClient } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { startChannelServer } from "../test/support/channel-server.ts";
+import { officialBatchFacilitator, officialBatchFetch, serveOfficialBatchFacilitator, startOfficialBatchServer } from "../test/support/official-batch.ts";
+import { summarize } from "./official.ts";
+
+const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
+const REQUESTS = arg("requests", 100);
+const SAMPLES = arg("samples", 200);
+const PRICE = 1_000n;
+const API_KEY = "bench-channel-api-key-0123456789";
+
+const net = await startLocalNetwork({ payers: 3 });
+const chain = createPublicClient({ transport: http(net.rpcUrl), pollingInterval: 20 }) as PublicClient;
+const service = await startFacilitator({
+  port: 0,
+  host: "127.0.0.1",
+  networks: [{ network: net.network, rpcUrl: net.rpcUrl, assets: [{ address: net.usdc.address, name: net.usdc.name, version: net.usdc.version, decimals: net.usdc.decimals }] }],
+  privateKeys: [net.accounts.facilitator.privateKey],
+  apiKeys: [API_KEY],
+  batchSettlement: { relayerKey: devAccount(7).privateKey, receiverAuthorizerKey: devAccount(8).privateKey },
+  logLevel: "silent",
+});
+const facilitator = httpFacilitatorClient({ url: service.url, headers: () => ({ Authorization: `Bearer ${API_KEY}` }) });
+const store = memoryChannelStore();
+const server = await startChannelServer({ facilitator, network: net.network, usdc: net.usdc, payTo: net.accounts.payee.address, amount: PRICE.toString(), store, exact: true });
+
+const gasOf = async (hashes: string[]) => {
+  let gas = 0n;
+  for (const h of new Set(hashes)) gas += (await chain.getTransactionReceipt({ hash: h as Hex })).gasUsed;
+  return gas;
+};
+
+// ---------------------------------------------------------------- gas over N requests
+const channelAccount = privateKeyToAccount(net.accounts.payers[0]!.privateKey);
+const channelClient = batchSettlementEvmClient({ account: channelAccount, depositMultiplier: REQUESTS });
+const channelFetch = wrapFetch(fetch, { schemes: [channelClient] });
+const channelTxs: string[] = [];
+for (let i = 0; i < REQUESTS; i++) {
+  const res = await channelFetch(server.paidUrl);
+  const tx = getPaymentReceipt(res)?.receipt?.transaction;
+  if (res.status !== 200) throw new Error(`channel request ${i}: HTTP ${res.status}`);
+  if (tx) channelTxs.push(tx);
+}
+const claimed = await claimAndSettle({ store, facilitator, channels: batchSettlementEvmServer().channels });
+if (claimed[0]?.error || !claimed[0]?.settleTransaction) throw new Error(`claim: ${claimed[0]?.error}`);
+channelTxs.push(...claimed[0].claimTransactions, claimed[0].settleTransaction);
+const channelGas = await gasOf(channelTxs);
+const gasBreakdown = {
+  deposits: Number(await gasOf(channelTxs.slice(0, channelTxs.length - claimed[0].claimTransactions.length - 1))),
+  claim: Number(await gasOf(claimed[0].claimTransactions)),
+  settle: Number(await gasOf([claimed[0].settleTransaction])),
+};
+
+const exactFetch = wrapFetch(fetch, { schemes: [exactEvmClient({ account: privateKeyToAccount(net.accounts.payers[1]!.privateKey) })] });
+const exactTxs: string[] = [];
+for (let i = 0; i < REQUESTS; i++) {
+  const res = await exactFetch(server.exactUrl);
+  const tx = getPaymentReceipt(res)?.receipt?.transaction;
+  if (res.status !== 200 || !tx) throw new Error(`exact request ${i}: HTTP ${res.status}`);
+  exactTxs.push(tx);
+}
+const exactGas = await gasOf(exactTxs);
+
+// ---------------------------------------------------------------- latency
+// A client that keeps its channel: the requirements are known, the voucher goes with the first request.
+// Vouchers signed with libsecp256k1 from their digest (viem's account takes ~4 ms a signature).
+const latencyClient = batchSettlementEvmClient({ account: fastVoucherSigner(net.accounts.payers[2]!.privateKey), depositMultiplier: SAMPLES * 4 });
+const payments = createPaymentClient({ schemes: [latencyClient] });
+const required = JSON.parse(Buffer.from((await fetch(server.paidUrl)).headers.get("PAYMENT-REQUIRED")!, "base64").toString()) as PaymentRequired;
+/** One request with a voucher; `signed` true: the voucher is signed before the clock starts (what the server adds). */
+async function voucherRequest(signed: boolean): Promise<number> {
+  const t = performance.now();
+  const payment = await payments.pay(required);
+  const sent = signed ? performance.now() : t;
+  const res = await fetch(server.paidUrl, { headers: { [payment.header.name]: payment.header.value } });
+  await res.arrayBuffer();
+  const took = performance.now() - sent;
+  const receipt = res.headers.get("PAYMENT-RESPONSE");
+  await payment.observe?.({ status: res.status, ...(receipt ? { receipt: JSON.parse(Buffer.from(receipt, "base64").toString()) } : {}) });
+  if (res.status !== 200) throw new Error(`voucher request: HTTP ${res.status}`);
+  return took;
+}
+const timed = (f: () => Promise<void>) => async () => {
+  const t = performance.now();
+  await f();
+  return performance.now() - t;
+};
+const latencyWrapped = wrapFetch(fetch, { client: payments });
+const officialHttp = await serveOfficialBatchFacilitator(officialBatchFacilitator({ rpcUrl: net.rpcUrl, chainId: net.chainId, privateKey: net.accounts.deployer.privateKey, authorizerKey: devAccount(9).privateKey }));
+const officialServer = await startOfficialBatchServer({ facilitatorUrl: officialHttp.url, network: net.network, payTo: net.accounts.payee.address, asset: { address: net.usdc.address, name: net.usdc.name, version: net.usdc.version }, amount: PRICE.toString() });
+const officialPay = officialBatchFetch({ privateKey: devAccount(10).privateKey, rpcUrl: net.rpcUrl, chainId: net.chainId });
+await fundOfficialPayer();
+
+const runs: Record<string, () => Promise<number>> = {
+  unpaid: timed(async () => void (await (await fetch(server.freeUrl)).arrayBuffer())),
+  voucher: () => voucherRequest(false),
+  voucherPresigned: () => voucherRequest(true),
+  voucherViaWrapFetch: timed(async () => {
+    const res = await latencyWrapped(server.paidUrl);
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`wrapFetch voucher: HTTP ${res.status}`);
+  }),
+  exact: timed(async () => {
+    const res = await exactFetch(server.exactUrl);
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`exact: HTTP ${res.status}`);
+  }),
+  officialVoucher: timed(async () => {
+    const res = await officialPay(officialServer.paidUrl);
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`official voucher: HTTP ${res.status}`);
+  }),
+};
+const samples: Record<string, number[]> = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
+for (const run of Object.values(runs)) for (let i = 0; i < 5; i++) await run(); // warm up (the deposits happen here)
+// In blocks of 10, taking turns, so background load hits every kind alike.
+const exactSamples = Math.min(SAMPLES, 60);
+for (let done = 0; done < SAMPLES; done += 10) {
+  for (const [name, run] of Object.entries(runs)) {
+    if (name === "exact" && done >= exactSamples) continue;
+    for (let i = 0; i < 10; i++) samples[name]!.push(await run());
+  }
+}
+const p50 = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, round(summarize(v).medianMs)]));
+
+// ---------------------------------------------------------------- vouchers checked per second
+const face = batchSettlementEvmServer().channels;
+const r = required.accepts[0]!;
+const signed: PaymentPayload[] = [];
+const checker = batchSettlementEvmClient({ account: fastVoucherSigner(devAccount(11).privateKey), depositMultiplier: 1_000_000 });
+for (let i = 0; i < 2_000; i++) signed.push({ x402Version: 2, accepted: r, payload: await checker.createPayload(r, { x402Version: 2 }) });
+let checked = 0;
+const t0 = performance.now();
+for (let round = 0; round < 5; round++) {
+  for (const p of signed) {
+    const read = readChannelPayload(p, r);
+    if (!read.ok || !(await face.checkVoucher(read.payment, r.network))) throw new Error("voucher check failed");
+    checked++;
+  }
+}
+const perSecond = Math.round(checked / ((performance.now() - t0) / 1000));
+
+console.log(
+  JSON.stringify(
+    {
+      requests: REQUESTS,
+      gas: {
+        channelTotal: channelGas.toString(),
+        channelTransactions: new Set(channelTxs).size,
+        channelPerRequest: Number(channelGas / BigInt(REQUESTS)),
+        exactTotal: exactGas.toString(),
+        exactTransactions: new Set(exactTxs).size,
+        exactPerRequest: Number(exactGas / BigInt(REQUESTS)),
+        channelOverExact: `${round((Number(channelGas) / Number(exactGas)) * 100)}%`,
+        channelBreakdown: gasBreakdown,
+      },
+      latency: {
+        samples: SAMPLES,
+        exactSamples,
+        p50Ms: p50,
+        p95Ms: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, round(summarize(v).p95Ms)])),
+        voucherOverUnpaid: round(p50.voucher! / p50.unpaid!),
+        presignedVoucherOverUnpaid: round(p50.voucherPresigned! / p50.unpaid!),
+        voucherOverExact: round(p50.voucher! / p50.exact!),
+        wrapFetchVoucherOverExact: round(p50.voucherViaWrapFetch! / p50.exact!),
+        officialVoucherOverOurs: round(p50.officialVoucher! / p50.voucherViaWrapFetch!),
+      },
+      vouchersCheckedPerSecond: perSecond,
+      note: "voucher = one request with the voucher, signing included (requirements known); voucherPresigned = the same, clock started after signing; voucherViaWrapFetch and officialVoucher = 402 then the paid retry; exact settles on chain before answering",
+    },
+    null,
+    2,
+  ),
+);
+
+await officialServer.close();
+await officialHttp.close();
+await server.close();
+await service.close();
+await net.stop();
+process.exit(0);
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+/** The official client pays from a dev account the devnet did not fund with USDC: move some over. */
+async function fundOfficialPayer(): Promise<void> {
+  const { createWalletClient, erc20Abi } = await import("viem");
+  const from = privateKeyToAccount(net.accounts.payers[1]!.privateKey);
+  const wallet = createWalletClient({ account: from, chain: { id: net.chainId, name: "anvil", nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 }, rpcUrls: { default: { http: [net.rpcUrl] } } }, transport: http(net.rpcUrl) });
+  const hash = await wallet.writeContract({ address: net.usdc.address, abi: erc20Abi, functionName: "transfer", args: [privateKeyToAccount(devAccount(10).privateKey).address, 100_000_000n] });
+  await chain.waitForTransactionReceipt({ hash });
+}

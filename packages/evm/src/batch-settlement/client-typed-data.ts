@@ -1,0 +1,92 @@
+/**
+ * What the paying and the serving side of `batch-settlement` take from eip712.ts (the shared
+ * encodings), plus the hot path of a server: the voucher digest built by hand (the domain
+ * separator cached per chain) and its ECDSA recovery, because it runs once per paid request.
+ */
+import { hashDomain, hexToBytes, keccak256, toHex, type Address, type Hex, type LocalAccount } from "viem";
+import { keccak256Bytes } from "../crypto/keccak.ts";
+import { recoverAddress } from "../crypto/recover.ts";
+import { signDigest } from "../crypto/sign.ts";
+import { privateKeyToAccount } from "viem/accounts";
+import { BATCH_SETTLEMENT_ADDRESS, ERC3009_DEPOSIT_COLLECTOR_ADDRESS } from "../contracts/batch-settlement-abi.ts";
+import { MAX_WITHDRAW_DELAY, MIN_WITHDRAW_DELAY, batchSettlementDomain, computeChannelId, erc3009DepositNonce, receiveWithAuthorizationTypes, voucherTypes, type ChannelConfig } from "./eip712.ts";
+
+export { BATCH_SETTLEMENT_ADDRESS, ERC3009_DEPOSIT_COLLECTOR_ADDRESS, MAX_WITHDRAW_DELAY, MIN_WITHDRAW_DELAY, batchSettlementDomain, receiveWithAuthorizationTypes, voucherTypes, type ChannelConfig };
+
+export const ZERO_ADDRESS: Address = "0x0000000000000000000000000000000000000000";
+export const ZERO_SALT: Hex = "0x0000000000000000000000000000000000000000000000000000000000000000";
+
+/** The channel id (eip712.ts computeChannelId), lower-case: the key of channel records on both sides. */
+export function channelIdOf(config: ChannelConfig, chainId: number): Hex {
+  return computeChannelId(config, chainId).toLowerCase() as Hex;
+}
+
+/** The ERC-3009 nonce of a deposit (eip712.ts). */
+export const depositNonce = erc3009DepositNonce;
+
+const VOUCHER_TYPEHASH = hexToBytes(keccak256(toHex("Voucher(bytes32 channelId,uint128 maxClaimableAmount)")));
+const separators = new Map<number, Uint8Array>();
+
+function domainSeparator(chainId: number): Uint8Array {
+  let hit = separators.get(chainId);
+  if (!hit) {
+    hit = hexToBytes(
+      hashDomain({
+        domain: { name: "x402 Batch Settlement", version: "1", chainId: BigInt(chainId), verifyingContract: BATCH_SETTLEMENT_ADDRESS },
+        types: {
+          EIP712Domain: [
+            { name: "name", type: "string" },
+            { name: "version", type: "string" },
+            { name: "chainId", type: "uint256" },
+            { name: "verifyingContract", type: "address" },
+          ],
+        },
+      }),
+    );
+    // Chain ids come from configured networks, so this stays small; bound it anyway.
+    if (separators.size > 256) separators.clear();
+    separators.set(chainId, hit);
+  }
+  return hit;
+}
+
+/** The voucher's EIP-712 digest as bytes, equal to eip712.ts voucherDigest (tested); the domain separator cached. */
+export function voucherDigestBytes(channelId: Hex, maxClaimableAmount: bigint, chainId: number): Uint8Array {
+  const struct = new Uint8Array(96);
+  struct.set(VOUCHER_TYPEHASH, 0);
+  struct.set(Buffer.from(channelId.slice(2), "hex"), 32);
+  struct.set(Buffer.from(maxClaimableAmount.toString(16).padStart(64, "0"), "hex"), 64);
+  const envelope = new Uint8Array(66);
+  envelope[0] = 0x19;
+  envelope[1] = 0x01;
+  envelope.set(domainSeparator(chainId), 2);
+  envelope.set(keccak256Bytes(struct), 34);
+  return keccak256Bytes(envelope);
+}
+
+const SIGNATURE = /^0x[0-9a-fA-F]{130}$/;
+
+/** Who signed a voucher (lower-case), or undefined for a signature that is not a 65-byte ECDSA one. */
+export function voucherSigner(channelId: Hex, maxClaimableAmount: bigint, signature: Hex, chainId: number): string | undefined {
+  if (!SIGNATURE.test(signature)) return undefined;
+  const signer = recoverAddress(voucherDigestBytes(channelId, maxClaimableAmount, chainId), Buffer.from(signature.slice(2), "hex"));
+  return signer?.toLowerCase();
+}
+
+/**
+ * A voucher signer over a private key: vouchers are signed from their digest with libsecp256k1
+ * (viem's account takes several milliseconds per signature); the deposit's typed data still goes
+ * through viem. The key stays in this closure.
+ */
+export function fastVoucherSigner(privateKey: Hex): { address: Address; signTypedData: LocalAccount["signTypedData"]; signDigest(digest: Uint8Array): Hex } {
+  const account = privateKeyToAccount(privateKey);
+  const key = Buffer.from(privateKey.slice(2), "hex");
+  return {
+    address: account.address,
+    signTypedData: (args) => account.signTypedData(args as Parameters<typeof account.signTypedData>[0]),
+    signDigest(digest) {
+      const { r, s, yParity } = signDigest(digest, key);
+      return `0x${r.slice(2)}${s.slice(2)}${yParity === 1 ? "1c" : "1b"}` as Hex;
+    },
+  };
+}

@@ -1,0 +1,6 @@
+export { admitChannel, type ChannelPipe } from "./admit.ts";
+export { claimAndSettle, withSnapshot, type ClaimGroupResult, type ClaimOptions } from "./claim.ts";
+export { fileChannelStore } from "./file-store.ts";
+export { ChannelReason, channelStateOf, parseSnapshot, type ChannelSnapshot } from "./snapshot.ts";
+export { memoryChannelStore, type ChannelRecord, type ChannelStore } from "./store.ts";
+export { admitChannelPayment, channelStoreOf } from "./pipe.ts";

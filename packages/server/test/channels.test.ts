@@ -1,0 +1,179 @@
+// The paywall's batch-settlement branch with a stub facilitator (no chain): a deposit settles
+// before the handler, a voucher is checked off-chain against a fresh snapshot (else /verify),
+// the charge is committed durably only after the handler succeeded, one request per channel,
+// the spec's receipt shape; and the file channel store.
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encodeBase64Json, type FacilitatorClient, type PaymentPayload, type PaymentRequired, type PaymentRequirements, type SettleResponse } from "@tollgate/core";
+import { batchSettlementEvmClient, batchSettlementEvmServer } from "@tollgate/evm";
+import { getAddress } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { afterEach, describe, expect, it } from "vitest";
+import { createPaywall, fileChannelStore, memoryChannelStore, type ChannelStore, type Decision, type PaidDecision, type ChannelRecord } from "../src/index.ts";
+
+const token = getAddress(`0x${"cd".repeat(20)}`);
+const payTo = getAddress(`0x${"ef".repeat(20)}`);
+const authorizer = getAddress(`0x${"ab".repeat(20)}`);
+const payer = privateKeyToAccount(`0x${"01".repeat(32)}`);
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function stubFacilitator() {
+  const calls: string[] = [];
+  let balance = 0n;
+  const client: FacilitatorClient = {
+    async supported() {
+      return { kinds: [{ x402Version: 2, scheme: "batch-settlement", network: "eip155:31337", extra: { receiverAuthorizer: authorizer } }], extensions: [], signers: {} };
+    },
+    async verify(payload) {
+      calls.push(`verify:${(payload.payload as { type: string }).type}`);
+      return { isValid: true, payer: payer.address, extra: { balance: balance.toString(), totalClaimed: "0", withdrawRequestedAt: 0, refundNonce: "0" } } as never;
+    },
+    async settle(payload) {
+      const p = payload.payload as { type: string; deposit?: { amount: string } };
+      calls.push(`settle:${p.type}`);
+      balance += BigInt(p.deposit?.amount ?? "0");
+      return { success: true, transaction: "0x" + "77".repeat(32), network: "eip155:31337", payer: payer.address, amount: p.deposit?.amount ?? "", extra: { channelState: { balance: balance.toString(), totalClaimed: "0", withdrawRequestedAt: 0, refundNonce: "0" } } } as SettleResponse;
+    },
+  };
+  return { client, calls };
+}
+
+function setup(store: ChannelStore, maxSnapshotAgeMs?: number) {
+  const f = stubFacilitator();
+  const paywall = createPaywall({
+    facilitator: f.client,
+    schemes: [batchSettlementEvmServer({ assets: [{ network: "eip155:31337", address: token, decimals: 6, name: "USD Coin", version: "2", symbol: "USDC" }] })],
+    routes: { "GET /paid": { scheme: "batch-settlement", price: { amount: "1000", asset: token }, network: "eip155:31337", payTo } },
+    channels: { store, ...(maxSnapshotAgeMs !== undefined ? { maxSnapshotAgeMs } : {}) },
+    checkAtStart: false,
+  });
+  const client = batchSettlementEvmClient({ account: payer, depositMultiplier: 5 });
+  let offer: PaymentRequirements | undefined;
+  async function request(inner?: Record<string, unknown>): Promise<Decision> {
+    if (!offer) {
+      const first = await paywall.handle({ method: "GET", url: "http://shop.test/paid", headers: () => undefined });
+      offer = (JSON.parse(Buffer.from((first as { headers: Record<string, string> }).headers["PAYMENT-REQUIRED"]!, "base64").toString()) as PaymentRequired).accepts[0]!;
+    }
+    const payload: PaymentPayload = { x402Version: 2, resource: { url: "http://shop.test/paid" }, accepted: offer, payload: inner ?? (await client.createPayload(offer, { x402Version: 2 })) };
+    const header = encodeBase64Json(payload);
+    return paywall.handle({ method: "GET", url: "http://shop.test/paid", headers: (n) => (n.toLowerCase() === "payment-signature" ? header : undefined) });
+  }
+  return { paywall, client, request, calls: f.calls, offer: () => offer! };
+}
+
+const receiptOf = (headers: Record<string, string>) => JSON.parse(Buffer.from(headers["PAYMENT-RESPONSE"]!, "base64").toString()) as SettleResponse & { extra: { chargedAmount: string; channelState: Record<string, unknown> } };
+const errorOf = (d: Decision) => (JSON.parse(Buffer.from((d as { headers: Record<string, string> }).headers["PAYMENT-REQUIRED"]!, "base64").toString()) as PaymentRequired).error;
+
+describe("paywall channels", () => {
+  it("settles the deposit before the handler, serves vouchers off-chain, commits after success", async () => {
+    const store = memoryChannelStore();
+    const s = setup(store);
+    const first = (await s.request()) as PaidDecision;
+    expect(first.kind).toBe("paid");
+    expect(s.calls).toEqual(["verify:deposit", "settle:deposit"]); // the money is in before anything is served
+    const [pending] = await store.list();
+    expect(pending!.chargedCumulativeAmount).toBe("0"); // nothing charged until the handler succeeded
+    const done = await first.settle({ status: 200 });
+    const r1 = receiptOf((done as { headers: Record<string, string> }).headers);
+    expect(r1).toMatchObject({ success: true, transaction: "0x" + "77".repeat(32), amount: "5000", extra: { chargedAmount: "1000", channelState: { chargedCumulativeAmount: "1000", balance: "5000" } } });
+
+    const second = (await s.request()) as PaidDecision;
+    expect(s.calls).toHaveLength(2); // voucher checked locally: no facilitator call
+    const r2 = receiptOf(((await second.settle({ status: 200 })) as { headers: Record<string, string> }).headers);
+    expect(r2).toMatchObject({ success: true, transaction: "", amount: "", extra: { chargedAmount: "1000", channelState: { chargedCumulativeAmount: "2000" } } });
+    expect((await store.list())[0]!.signedMaxClaimable).toBe("2000");
+  });
+
+  it("a failed handler commits nothing; the same voucher is then accepted again", async () => {
+    const store = memoryChannelStore();
+    const s = setup(store);
+    await ((await s.request()) as PaidDecision).settle({ status: 200 });
+    const inner = await s.client.createPayload(s.offer(), { x402Version: 2 });
+    const failed = (await s.request(inner)) as PaidDecision;
+    expect(await failed.settle({ status: 500 })).toEqual({ kind: "ok", headers: {} });
+    expect((await store.list())[0]!.chargedCumulativeAmount).toBe("1000");
+    const retried = (await s.request(inner)) as PaidDecision;
+    expect(retried.kind).toBe("paid");
+    await retried.settle({ status: 200 });
+    expect((await store.list())[0]!.chargedCumulativeAmount).toBe("2000");
+  });
+
+  it("one request per channel: the second is answered channel_busy until the first is settled", async () => {
+    const s = setup(memoryChannelStore());
+    await ((await s.request()) as PaidDecision).settle({ status: 200 });
+    const first = (await s.request()) as PaidDecision;
+    const inner = await s.client.createPayload(s.offer(), { x402Version: 2 });
+    const busy = await s.request(inner);
+    expect(busy.kind).toBe("respond");
+    expect(errorOf(busy)).toMatch(/^invalid_batch_settlement_evm_channel_busy/);
+    await s.client.onPaymentResponse({ requirements: s.offer(), payload: inner, status: 402 });
+    await first.settle({ status: 200 });
+    expect((await s.request()).kind).toBe("paid");
+  });
+
+  it("asks /verify when the snapshot is stale", async () => {
+    const s = setup(memoryChannelStore(), 0);
+    await ((await s.request()) as PaidDecision).settle({ status: 200 });
+    await new Promise((r) => setTimeout(r, 2));
+    await ((await s.request()) as PaidDecision).settle({ status: 200 });
+    expect(s.calls).toEqual(["verify:deposit", "settle:deposit", "verify:voucher"]);
+  });
+
+  it("answers a cumulative mismatch with the corrective 402: channelState and voucherState", async () => {
+    const s = setup(memoryChannelStore());
+    await ((await s.request()) as PaidDecision).settle({ status: 200 });
+    const stale = batchSettlementEvmClient({ account: payer });
+    const d = await s.request(await stale.createPayload(s.offer(), { x402Version: 2 }));
+    const required = JSON.parse(Buffer.from((d as { headers: Record<string, string> }).headers["PAYMENT-REQUIRED"]!, "base64").toString()) as PaymentRequired;
+    expect(required.error).toBe("invalid_batch_settlement_evm_cumulative_amount_mismatch");
+    expect(required.accepts[0]!.extra).toMatchObject({ channelState: { chargedCumulativeAmount: "1000", balance: "5000" }, voucherState: { signedMaxClaimable: "1000" } });
+  });
+
+  it("refuses a malformed payload with the field named", async () => {
+    const s = setup(memoryChannelStore());
+    const inner = (await s.client.createPayload((await s.request(), s.offer()), { x402Version: 2 })) as Record<string, unknown>;
+    const d = await s.request({ ...inner, voucher: { ...(inner.voucher as object), maxClaimableAmount: "1e3" } });
+    expect(errorOf(d)).toMatch(/^invalid_batch_settlement_evm_voucher_payload: paymentPayload\.payload\.voucher\.maxClaimableAmount/);
+  });
+});
+
+describe("fileChannelStore", () => {
+  const record = (id: string, charged: string): ChannelRecord => ({
+    channelId: id,
+    network: "eip155:31337",
+    channelConfig: {},
+    receiver: payTo.toLowerCase(),
+    token: token.toLowerCase(),
+    payer: payer.address.toLowerCase(),
+    chargedCumulativeAmount: charged,
+    signedMaxClaimable: charged,
+    signature: "0x",
+    balance: "10",
+    totalClaimed: "0",
+    withdrawRequestedAt: 0,
+    refundNonce: "0",
+    onchainSyncedAt: 0,
+    lastRequestTimestamp: 0,
+  });
+
+  it("keeps records across instances (a restart), replaces atomically, refuses names that are not channel ids", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "channels-"));
+    dirs.push(dir);
+    const a = fileChannelStore(dir);
+    const id = `0x${"12".repeat(32)}`;
+    await a.put(record(id, "5"));
+    await a.put(record(id, "6"));
+    const b = fileChannelStore(dir);
+    expect((await b.get(id))?.chargedCumulativeAmount).toBe("6");
+    expect(await b.list()).toHaveLength(1);
+    expect(readdirSync(dir)).toEqual([`${id}.json`]); // no temporary file left behind
+    expect(await b.get("../../etc/passwd")).toBeUndefined();
+    await expect(b.put(record("../x", "1"))).rejects.toThrow(/not a channel id/);
+    await b.delete(id);
+    expect(await a.get(id)).toBeUndefined();
+  });
+});
