@@ -13,13 +13,13 @@ import type { BrowserContext, Page } from "playwright-core";
 import { decodeBase64Json, httpFacilitatorClient, type SettleResponse } from "@tollgate/core";
 import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { startFacilitator, type RunningFacilitator } from "@tollgate/facilitator";
-import { chromiumAvailable, launchChromium, type LaunchedBrowser } from "./support/browser.ts";
+import { chromiumAvailable, launchChromium, screenshotDir, type LaunchedBrowser } from "./support/browser.ts";
 import { startTollgateServer, tollgateFetch, type TollgateServer } from "./support/tollgate.ts";
 
 const KEY = "browser-dashboard-api-key-0123456789";
 const EXPLORER = "https://explorer.invalid/tx/{hash}";
 const HOSTILE = `<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>`;
-const SHOTS = join(dirname(fileURLToPath(import.meta.url)), "../docs/screenshots");
+const SHOTS = screenshotDir();
 const DESKTOP = { width: 1280, height: 1000 };
 const PHONE = { width: 390, height: 844 };
 

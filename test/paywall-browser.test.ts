@@ -16,12 +16,12 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import type { FacilitatorClient } from "@tollgate/core";
 import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { PERMIT2_ADDRESS } from "@tollgate/evm";
-import { chromiumAvailable, launchChromium, type LaunchedBrowser } from "./support/browser.ts";
+import { chromiumAvailable, launchChromium, screenshotDir, type LaunchedBrowser } from "./support/browser.ts";
 import { startTollgateFacilitator, startTollgateServer, type TollgateFacilitator, type TollgateServer } from "./support/tollgate.ts";
 
 const PRICE = 10_000n; // "$0.01" of the 6-decimal local USD Coin
 const HOSTILE = `Weather <img src=x onerror="window.__pwned=1"> & "more" </script><script>window.__pwned=2</script>`;
-const SHOTS = join(dirname(fileURLToPath(import.meta.url)), "../docs/screenshots");
+const SHOTS = screenshotDir();
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1000, height: 820 };
 

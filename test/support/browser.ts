@@ -4,6 +4,9 @@
  * The flags keep Chromium off the network (this machine's is closed) and off the GPU.
  */
 import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium, type Browser } from "playwright-core";
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -37,4 +40,14 @@ export async function launchChromium(): Promise<LaunchedBrowser> {
       await browser.close().catch(() => {});
     },
   };
+}
+
+/**
+ * Where the browser tests save their screenshots: docs/screenshots (the README's pictures) only
+ * when TOLLGATE_SCREENSHOTS=1 asks to refresh them, else a temporary folder, so `npm test` never
+ * rewrites tracked files.
+ */
+export function screenshotDir(): string {
+  if (process.env.TOLLGATE_SCREENSHOTS === "1") return fileURLToPath(new URL("../../docs/screenshots", import.meta.url));
+  return join(tmpdir(), "tollgate-screenshots");
 }

@@ -21,6 +21,7 @@ import { createAuditQueue, type AuditQueue } from "./audit.ts";
 import { clientIp, readBody, webBody } from "./http-request.ts";
 import type { Ledger } from "./ledger/ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { AP2_MANDATE, createMandateGate, type FacilitatorMandateOptions } from "./mandates.ts";
 import { createMetrics, PROMETHEUS_CONTENT_TYPE, type FacilitatorMetrics } from "./metrics.ts";
 import { PAYMENT_IDENTIFIER } from "./payment.ts";
 import { answerPayment, digest, internalError, type PaymentDeps, type PaymentHttpRequest, type PaymentHttpResponse } from "./payment-routes.ts";
@@ -62,6 +63,11 @@ export interface FacilitatorAppOptions {
    * to this machine. `false` turns it off. Default on.
    */
   dashboard?: DashboardOptions | false;
+  /**
+   * AP2 mandates (mandates.ts): a payment carrying a mandate chain is verified, and one is
+   * required per `require`; `/supported` lists `ap2-mandate`. Default off (the service turns it on).
+   */
+  mandates?: FacilitatorMandateOptions | false;
 }
 
 /**
@@ -104,6 +110,7 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
     ...(options.minAmount !== undefined ? { minAmount: options.minAmount } : {}),
     maxBodyBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
     ...(options.discovery !== false ? { catalog: createCatalog(ledger, options.discovery) } : {}),
+    ...(options.mandates ? { mandates: createMandateGate(options.mandates) } : {}),
   };
   const payment = (request: PaymentHttpRequest) => answerPayment(deps, request);
 
@@ -127,7 +134,7 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
   }
 
   // ------------------------------------------------------------ other routes
-  const extensions = [PAYMENT_IDENTIFIER, ...(deps.catalog ? [BAZAAR] : [])];
+  const extensions = [PAYMENT_IDENTIFIER, ...(deps.catalog ? [BAZAAR] : []), ...(deps.mandates ? [AP2_MANDATE] : [])];
   app.get("/supported", (c) => {
     const s = facilitator.supported();
     return c.json({ ...s, extensions: [...s.extensions, ...extensions.filter((e) => !s.extensions.includes(e))] });

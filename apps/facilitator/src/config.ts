@@ -135,6 +135,27 @@ export const configSchema = z.strictObject({
       receiptTimeoutMs: z.number().int().min(100).default(30_000),
     })
     .optional(),
+  /**
+   * AP2 mandates (docs/extensions/ap2-mandate.md, "Facilitator verification"): a payment carrying
+   * a mandate chain is always verified; `require` says which must carry one ("all", "none", or
+   * payee addresses). `false` turns the check off (and `ap2-mandate` leaves /supported).
+   * `trustedIssuers` are public keys only (strict: a JWK with `d` is refused).
+   */
+  mandates: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        require: z
+          .union([
+            z.string().refine((v): v is "all" | "none" => v === "all" || v === "none", 'expected "all", "none" or a list of payee addresses'),
+            z.array(z.string().min(1)).min(1, 'list at least one payee, or use "none"'),
+          ])
+          .default("none"),
+        trustedIssuers: z.array(z.strictObject({ kty: z.literal("EC"), crv: z.literal("P-256"), x: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "expected a 32-byte base64url coordinate"), y: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "expected a 32-byte base64url coordinate"), kid: z.string().optional(), alg: z.literal("ES256").optional() })).min(1, "list at least one key, or leave it out").optional(),
+        statusListUrl: z.string().regex(/^https?:\/\/\S+$/, "expected an http(s) URL").optional(),
+      }),
+    ])
+    .default({ require: "none" }),
 });
 
 export type FacilitatorConfig = z.output<typeof configSchema>;

@@ -18,6 +18,7 @@ import type { Catalog } from "./discovery/catalog.ts";
 import { catalogHeaders } from "./discovery/on-payment.ts";
 import type { Ledger, LedgerEvent, PaymentEntry } from "./ledger/ledger.ts";
 import type { Logger } from "./logger.ts";
+import { sentAlready, type MandateGate } from "./mandates.ts";
 import type { FacilitatorMetrics } from "./metrics.ts";
 import { amountRefusal, identifyPayment, paymentEntry, type MinAmount, type PaymentIdentityResult } from "./payment.ts";
 import type { RateLimiter } from "./rate-limit.ts";
@@ -58,6 +59,8 @@ export interface PaymentDeps {
   maxBodyBytes: number;
   /** The discovery catalog: declarations in paid requests are cataloged (discovery/). */
   catalog?: Catalog;
+  /** AP2 mandates (mandates.ts): checked before anything settles. */
+  mandates?: MandateGate;
 }
 
 /** A readable request whose signer checked out (or whose scheme cannot say: identity undefined). */
@@ -135,6 +138,11 @@ async function handlePayment(deps: PaymentDeps, kind: Kind, contentType: string 
   if (identity && deps.payerLimiter && !deps.payerLimiter.take(`payer:${request.requirements.network}|${identity.payer}`)) {
     count(deps, kind, "rejected", Reason.rateLimited);
     return errorFor(kind, 429, Reason.rateLimited, "too many requests for this payer; slow down", request.requirements.network, { "retry-after": "1" });
+  }
+  // AP2 mandates: refused here, before the scheme, the ledger claim or any chain call.
+  const mandate = await deps.mandates?.check(request);
+  if (mandate && !(await sentAlready(deps.ledger, deps.logger, identity ? paymentEntry(request, identity, identifier) : undefined))) {
+    return refuse(deps, kind, request, mandate.reason, mandate.message, started);
   }
   const ctx: PaymentContext = { kind, request, identifier, identity, started };
   if (zeroCharge) return settleZeroCharge(deps, ctx);

@@ -17,6 +17,7 @@ import { createLedger, type Ledger } from "./ledger/ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type SignerBalance } from "./metrics.ts";
 import { dashboardOptionsFrom } from "./dashboard/options.ts";
+import { mandateOptionsFrom } from "./mandates.ts";
 import { PAYMENT_IDENTIFIER } from "./payment.ts";
 import { buildSvmSchemes, solanaReadinessProbes, solanaSignerBalances } from "./schemes/svm.ts";
 import { createBatchSettlementService } from "./schemes/batch-settlement.ts";
@@ -79,6 +80,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     settle: config.settle,
     trustProxy: config.trustProxy,
     dashboard: config.dashboard ? dashboardOptionsFrom(config, feePayerBalances) : false,
+    mandates: config.mandates === false ? false : mandateOptionsFrom(config.mandates),
   });
 
   const server = createFacilitatorServer(app, { trustProxy: config.trustProxy });

@@ -9,9 +9,9 @@
  * what a failed paid task cost are @tollgate/fetch's exchange (`payAndRetry`), the one wrapFetch,
  * @tollgate/axios and @tollgate/mcp run: here it is only told how to look at a task (asking for a
  * payment = 402 with its PaymentRequired, the last of `x402.payment.receipts` = the receipt) and
- * how to send the paid message. A policy refusal throws before anything is signed (and tells the
- * merchant `payment-rejected`), a settled receipt commits the amount, and anything else leaves it
- * counted until the authorization expires.
+ * how to send the paid message. A refusal by the policy or the `authorizer` (e.g. an AP2 mandate
+ * wallet) throws before anything is signed (and tells the merchant `payment-rejected`), a settled
+ * receipt commits the amount, and anything else leaves it counted until the authorization expires.
  */
 import { randomUUID } from "node:crypto";
 import { Role, TaskState, type Message, type Part, type SendMessageRequest, type Task } from "@a2a-js/sdk";
@@ -50,7 +50,10 @@ export type WrapA2aClientOptions = ({ client: PaymentClient } | PaymentClientOpt
   extensions?: Extensions;
   /** The extension URIs to activate with `X-A2A-Extensions` (and `A2A-Extensions`). Default: both x402 URIs. */
   activate?: readonly string[];
-  /** Tell the merchant `payment-rejected` on the task when the policy refuses its price. Default true. */
+  /**
+   * Tell the merchant `payment-rejected` on the task when this client will not pay it: the policy or
+   * the `authorizer` (e.g. an AP2 mandate wallet) refused, or the requirements were malformed. Default true.
+   */
   rejectOnRefusal?: boolean;
 };
 
@@ -62,7 +65,8 @@ export interface PayingA2aClient {
    * `client.sendMessage` with the extension activated, paying a `payment-required` task once.
    * Resolves with the agent's answer (after a payment, the final task: `getPaymentReceipt(task)`
    * says what was paid, `readReceipts(task)` is the merchant's settle history). Throws the payment
-   * client's PaymentRefusedError (the policy said no; nothing signed), InvalidPaymentRequiredError
+   * client's PaymentRefusedError (the policy said no; nothing signed), its authorizer's refusal
+   * (e.g. @tollgate/mandates' MandateRefusedError; nothing signed), InvalidPaymentRequiredError
    * (malformed requirements; nothing signed), or PaymentFailedError when the paid task did not
    * complete: payment failed, settlement failed or pending, or the work failed (`error.response`
    * is that task; `error.charged` whether it cost money).
@@ -110,10 +114,18 @@ export function wrapA2aClient(client: Client, options: WrapA2aClientOptions): Pa
 
     // The exchange hands the payment header to `send`; the task message wants the payload object itself.
     let payment: Payment | undefined;
+    let declined = false;
     const capturing: PaymentClient = {
       async pay(offer, context) {
         if (offer.x402Version !== 2) throw new InvalidPaymentRequiredError(`${Meta.required}.x402Version: this client pays x402 v2 only`, [{ field: `${Meta.required}.x402Version`, reason: "must be 2" }]);
-        payment = await payer.pay(offer, context);
+        try {
+          payment = await payer.pay(offer, context);
+        } catch (e) {
+          // No payment was made (the policy or the authorizer refused, e.g. an AP2 mandate wallet's
+          // MandateRefusedError, or signing failed): this client will not pay the task, so say so.
+          declined = true;
+          throw e;
+        }
         return payment;
       },
       ...(payer.policy ? { policy: payer.policy } : {}),
@@ -139,7 +151,7 @@ export function wrapA2aClient(client: Client, options: WrapA2aClientOptions): Pa
       receipts.set(paid.response, paid.info);
       return paid.response;
     } catch (e) {
-      if (rejectOnRefusal && !payment && (e instanceof PaymentRefusedError || e instanceof InvalidPaymentRequiredError)) {
+      if (rejectOnRefusal && !payment && (declined || e instanceof PaymentRefusedError || e instanceof InvalidPaymentRequiredError)) {
         const reason = e instanceof Error ? e.message : String(e);
         await send({ ...params, message: paymentMessage(first, PaymentStatus.rejected, `Payment rejected: ${reason}`), metadata: undefined }, requestOptions).catch(() => {});
       }

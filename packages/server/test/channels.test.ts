@@ -10,7 +10,7 @@ import { batchSettlementEvmClient, batchSettlementEvmServer } from "@tollgate/ev
 import { getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterEach, describe, expect, it } from "vitest";
-import { createPaywall, fileChannelStore, memoryChannelStore, type ChannelStore, type Decision, type PaidDecision, type ChannelRecord } from "../src/index.ts";
+import { claimAndSettle, createPaywall, fileChannelStore, memoryChannelStore, type ChannelStore, type Decision, type PaidDecision, type ChannelRecord } from "../src/index.ts";
 
 const token = getAddress(`0x${"cd".repeat(20)}`);
 const payTo = getAddress(`0x${"ef".repeat(20)}`);
@@ -175,5 +175,34 @@ describe("fileChannelStore", () => {
     await expect(b.put(record("../x", "1"))).rejects.toThrow(/not a channel id/);
     await b.delete(id);
     expect(await a.get(id)).toBeUndefined();
+  });
+});
+
+describe("claimAndSettle", () => {
+  it("claims the unclaimed charges of a group in one payload, then sweeps; a filter picks channels with a pending withdrawal", async () => {
+    const store = memoryChannelStore();
+    const base = { network: "eip155:31337", receiver: payTo.toLowerCase(), token: token.toLowerCase(), payer: payer.address.toLowerCase(), signature: "0x01", balance: "9000", refundNonce: "0", onchainSyncedAt: 0, lastRequestTimestamp: 0 };
+    const config = (salt: string) => ({ payer: payer.address, payerAuthorizer: payer.address, receiver: payTo, receiverAuthorizer: authorizer, token, withdrawDelay: 900, salt });
+    await store.put({ ...base, channelId: `0x${"01".repeat(32)}`, channelConfig: config(`0x${"01".repeat(32)}`), chargedCumulativeAmount: "3000", signedMaxClaimable: "3000", totalClaimed: "1000", withdrawRequestedAt: 0 });
+    await store.put({ ...base, channelId: `0x${"02".repeat(32)}`, channelConfig: config(`0x${"02".repeat(32)}`), chargedCumulativeAmount: "5000", signedMaxClaimable: "6000", totalClaimed: "0", withdrawRequestedAt: 1_700_000_000 });
+    await store.put({ ...base, channelId: `0x${"03".repeat(32)}`, channelConfig: config(`0x${"03".repeat(32)}`), chargedCumulativeAmount: "2000", signedMaxClaimable: "2000", totalClaimed: "2000", withdrawRequestedAt: 0 });
+    const sent: Array<Record<string, unknown>> = [];
+    const facilitator: FacilitatorClient = {
+      supported: async () => ({ kinds: [], extensions: [], signers: {} }),
+      verify: async () => ({ isValid: true }),
+      settle: async (p) => {
+        sent.push(p.payload);
+        const type = (p.payload as { type: string }).type;
+        return { success: true, transaction: `0x${type === "claim" ? "aa" : "bb"}`, network: "eip155:31337", amount: type === "claim" ? "" : "7000" };
+      },
+    };
+    const channels = batchSettlementEvmServer().channels;
+    const urgent = await claimAndSettle({ store, facilitator, channels, filter: (r) => r.withdrawRequestedAt > 0 });
+    expect(urgent).toMatchObject([{ channels: 1, claimed: "5000", claimTransactions: ["0xaa"], settleTransaction: "0xbb", settled: "7000" }]);
+    expect(sent[0]).toMatchObject({ type: "claim", claims: [{ voucher: { maxClaimableAmount: "6000" }, totalClaimed: "5000" }] });
+    expect(sent[1]).toMatchObject({ type: "settle", receiver: payTo, token });
+    const rest = await claimAndSettle({ store, facilitator, channels });
+    expect(rest).toMatchObject([{ channels: 1, claimed: "2000" }]);
+    expect(await claimAndSettle({ store, facilitator, channels })).toEqual([]);
   });
 });

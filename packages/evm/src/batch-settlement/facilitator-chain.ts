@@ -100,8 +100,8 @@ export type SendResult =
 
 const locks = new Map<string, Promise<unknown>>();
 
-/** Runs `fn` after every earlier call for the same key (a per-relayer FIFO). */
-function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+/** Runs `fn` after every earlier call for the same key (a per-relayer FIFO; also the gas sponsor's). */
+export function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
   const prev = locks.get(key) ?? Promise.resolve();
   const next = prev.then(fn, fn);
   const tail = next.catch(() => undefined);
