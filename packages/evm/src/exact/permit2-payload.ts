@@ -84,21 +84,27 @@ export function isPermit2Payload(value: unknown): boolean {
 export function parseExactPermit2Payload(value: unknown, root = "paymentPayload.payload"): ParseResult<ExactPermit2Payload> {
   const r = parseWith<ExactPermit2Payload>(exactPermit2PayloadSchema, value, root);
   if (!r.ok) return r;
-  // Checksummed once here, so every later comparison and encoding sees one spelling.
   const a = r.value.permit2Authorization;
+  const witness = { to: getAddress(a.witness.to), validAfter: a.witness.validAfter };
+  return { ok: true, value: { signature: r.value.signature, permit2Authorization: checksummedPermit2Authorization(a, witness) } };
+}
+
+/**
+ * A validated Permit2 authorization with every address checksummed once (so every later comparison
+ * and encoding sees one spelling) and only the known fields kept; `witness` is the scheme's own,
+ * already checksummed (exact: `{to, validAfter}`; upto adds `facilitator`).
+ */
+export function checksummedPermit2Authorization<W>(
+  a: { from: string; permitted: { token: string; amount: string }; spender: string; nonce: string; deadline: string },
+  witness: W,
+) {
   return {
-    ok: true,
-    value: {
-      signature: r.value.signature,
-      permit2Authorization: {
-        from: getAddress(a.from),
-        permitted: { token: getAddress(a.permitted.token), amount: a.permitted.amount },
-        spender: getAddress(a.spender),
-        nonce: a.nonce,
-        deadline: a.deadline,
-        witness: { to: getAddress(a.witness.to), validAfter: a.witness.validAfter },
-      },
-    },
+    from: getAddress(a.from),
+    permitted: { token: getAddress(a.permitted.token), amount: a.permitted.amount },
+    spender: getAddress(a.spender),
+    nonce: a.nonce,
+    deadline: a.deadline,
+    witness,
   };
 }
 

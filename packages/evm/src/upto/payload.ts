@@ -7,7 +7,7 @@
 import { parseWith, type ParseResult } from "@tollgate/core";
 import { getAddress } from "viem";
 import { z } from "zod";
-import { permit2Fields, type ExactPermit2Payload } from "../exact/permit2-payload.ts";
+import { checksummedPermit2Authorization, permit2Fields, type ExactPermit2Payload } from "../exact/permit2-payload.ts";
 
 /** Reason codes of `upto` beyond the Permit2 ones (exact/permit2-payload.ts Permit2Reason): the spec's and the official SDK's strings. */
 export const UptoReason = {
@@ -43,18 +43,6 @@ export function parseUptoPermit2Payload(value: unknown, root = "paymentPayload.p
   const r = parseWith<UptoPermit2Payload>(uptoPermit2PayloadSchema, value, root);
   if (!r.ok) return r;
   const a = r.value.permit2Authorization;
-  return {
-    ok: true,
-    value: {
-      signature: r.value.signature,
-      permit2Authorization: {
-        from: getAddress(a.from),
-        permitted: { token: getAddress(a.permitted.token), amount: a.permitted.amount },
-        spender: getAddress(a.spender),
-        nonce: a.nonce,
-        deadline: a.deadline,
-        witness: { to: getAddress(a.witness.to), facilitator: getAddress(a.witness.facilitator), validAfter: a.witness.validAfter },
-      },
-    },
-  };
+  const witness = { to: getAddress(a.witness.to), facilitator: getAddress(a.witness.facilitator), validAfter: a.witness.validAfter };
+  return { ok: true, value: { signature: r.value.signature, permit2Authorization: checksummedPermit2Authorization(a, witness) } };
 }
