@@ -56,7 +56,7 @@ const balanceOf = (owner: Address) => chain.readContract({ address: net.usdc.add
 function signerFor(i: number) {
   const account = privateKeyToAccount(net.accounts.payers[i]!.privateKey);
   const signTypedData = vi.fn(account.signTypedData);
-  return { address: account.address, scheme: exactEvmClient({ account: { address: account.address, signTypedData } }), signTypedData };
+  return { address: account.address, scheme: exactEvmClient({ account: { address: account.address, signTypedData: signTypedData as typeof account.signTypedData } }), signTypedData };
 }
 
 /** A wallet under an open mandate for USD Coin on the local chain; `over` narrows it. */
