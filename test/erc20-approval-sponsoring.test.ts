@@ -3,9 +3,10 @@
 // the payer has no allowance and no ETH; the facilitator's check (readErc20ApprovalClaim +
 // judgeErc20Approval) holds the signed transaction to every field and simulates approve + settle
 // BEFORE anything is spent; every refusal leaves the fee payer's and the payer's balances untouched.
-// The sequence the check plans (fund exactly `funding`, broadcast the approve, settle) is then
-// carried out here step by step to show it pays end to end; the facilitator service does not run
-// it yet (see erc20-approval-check.ts).
+// The sequence the check plans (fund exactly `funding` from a sponsor key, broadcast the approve,
+// settle) is carried out by withErc20ApprovalSponsoring around the exact scheme; a retry resumes
+// its stored row and never funds twice, also after a funding that was not mined in time.
+// The service face (ledger, /supported, paywall) is apps/facilitator/test/erc20-approval.anvil.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createPublicClient,
@@ -37,7 +38,12 @@ import {
   exactEvmClient,
   exactEvmFacilitator,
   judgeErc20Approval,
+  memorySponsorStore,
   readErc20ApprovalClaim,
+  recoverSponsoredApprovals,
+  type ApprovalSponsorOptions,
+  SponsorReason,
+  withErc20ApprovalSponsoring,
   type ApprovalPlan,
   type ApprovalSponsoringPolicy,
   type Erc20ApprovalSponsoringInfo,
@@ -55,6 +61,7 @@ let net: RunningLocalNetwork;
 let chain: PublicClient;
 let facilitator: SchemeFacilitator;
 let feePayer: PrivateKeyAccount;
+let sponsor: PrivateKeyAccount;
 
 beforeAll(async () => {
   net = await startLocalNetwork({ payers: 1 });
@@ -66,7 +73,22 @@ beforeAll(async () => {
     receiptTimeoutMs: 10_000,
     pollingIntervalMs: 50,
   });
+  sponsor = privateKeyToAccount(generatePrivateKey());
+  await chain.request({ method: "anvil_setBalance", params: [sponsor.address, "0xde0b6b3a7640000"] } as never);
 });
+
+/** The exact scheme with erc20ApprovalGasSponsoring honoured (its own in-memory store unless given). */
+function sponsorOptions(opts: { store?: ReturnType<typeof memorySponsorStore>; receiptTimeoutMs?: number } = {}): ApprovalSponsorOptions {
+  return {
+    sponsor,
+    networks: [{ network: net.network, chainId: net.chainId, client: chain }],
+    policy: POLICY,
+    limits: { perPayerMax: 3, perPayerWindowMs: 3_600_000 },
+    store: opts.store ?? memorySponsorStore(),
+    receiptTimeoutMs: opts.receiptTimeoutMs ?? 10_000,
+  };
+}
+const sponsored = (opts: Parameters<typeof sponsorOptions>[0] = {}): SchemeFacilitator => withErc20ApprovalSponsoring(facilitator, sponsorOptions(opts));
 
 afterAll(async () => {
   await net?.stop();
@@ -138,17 +160,15 @@ async function withApprove(p: PaymentPayload, payer: PrivateKeyAccount, change: 
   return { ...p, extensions: { [ERC20_APPROVAL_GAS_SPONSORING]: { info: { ...infoOf(p), signedTransaction } } } };
 }
 
-/** Carries out a plan the way the facilitator would: fund exactly `funding`, broadcast the approve, wait, settle. */
-async function execute(plan: ApprovalPlan, payment: PaymentPayload) {
-  const wallet = createWalletClient({ account: feePayer, chain: { ...foundry, id: net.chainId }, transport: http(net.rpcUrl) });
-  if (plan.funding > 0n) {
-    const funded = await chain.waitForTransactionReceipt({ hash: await wallet.sendTransaction({ to: plan.payer, value: plan.funding }) });
-    expect(funded.status).toBe("success");
-  }
-  const hash = await chain.sendRawTransaction({ serializedTransaction: plan.serialized });
-  expect(hash).toBe(plan.hash);
-  expect((await chain.waitForTransactionReceipt({ hash })).status).toBe("success");
-  return facilitator.settle(payment, requirements());
+/** The facilitator carries out the plan: funds exactly `funding` from the sponsor, broadcasts the approve, waits, settles. */
+async function execute(plan: ApprovalPlan, payment: PaymentPayload, scheme = sponsored()) {
+  const [before, nonce] = [await eth(sponsor.address), await chain.getTransactionCount({ address: sponsor.address })];
+  const settled = await scheme.settle(payment, requirements());
+  // One funding transfer of exactly plan.funding (plus its own gas), and the payer's approve mined.
+  expect(await chain.getTransactionCount({ address: sponsor.address })).toBe(nonce + (plan.funding > 0n ? 1 : 0));
+  if (plan.funding > 0n) expect(before - (await eth(sponsor.address))).toBeGreaterThanOrEqual(plan.funding);
+  expect((await chain.getTransactionReceipt({ hash: plan.hash })).status).toBe("success");
+  return settled;
 }
 
 describe("our client", () => {
@@ -185,13 +205,21 @@ describe("the facilitator's check, then the planned sequence", () => {
     expect(plan && "funding" in plan, show(plan)).toBe(true);
     const p = plan as ApprovalPlan;
     expect(p.funding).toBe(p.gas * p.maxFeePerGas);
-    // The facilitator's verify does not honour the extension yet: the payer is told to approve (412 at a paywall).
+    // The bare exact scheme tells the payer to approve (412 at a paywall); with sponsoring, verify honours the signed approve.
     expect(await facilitator.verify(payment, requirements())).toMatchObject({ isValid: false, invalidReason: "permit2_allowance_required" });
+    expect(await sponsored().verify(payment, requirements())).toMatchObject({ isValid: true, payer: payer.address });
     // Checking spent nothing.
     expect(await eth(feePayer.address)).toBe(feePayerBefore);
     expect(await eth(payer.address)).toBe(0n);
-    const settled = await execute(p, payment);
+    const scheme = sponsored();
+    const settled = await execute(p, payment, scheme);
     expect(settled, JSON.stringify(settled)).toMatchObject({ success: true, payer: payer.address });
+    // The same payment settled again through the same scheme (no service ledger in front): its row
+    // says approved, no second funding; the Permit2 nonce is spent, so nothing moves either.
+    const [sponsorEth, sponsorNonce] = [await eth(sponsor.address), await chain.getTransactionCount({ address: sponsor.address })];
+    expect(await scheme.settle(payment, requirements())).toMatchObject({ success: false });
+    expect(await eth(sponsor.address)).toBe(sponsorEth);
+    expect(await chain.getTransactionCount({ address: sponsor.address })).toBe(sponsorNonce);
     expect(await tokens(payer.address)).toBe(10_000n - BigInt(PRICE));
     expect(await tokens(payee)).toBe(payeeBefore + BigInt(PRICE));
     // The payer keeps only the unspent part of the funding; the approval is in place.
@@ -200,6 +228,37 @@ describe("the facilitator's check, then the planned sequence", () => {
     // Replayed: the approve's nonce is spent, so the check refuses before any funding.
     const again = await check(payment);
     expect(again).toMatchObject({ ok: false, reason: Erc20ApprovalReason.nonceMismatch });
+  });
+
+  it("a funding not mined in time fails the settlement as pending; the retry resumes the same row and funds once", async () => {
+    const payer = await freshPayer();
+    const payment = await ourPayment(payer);
+    const other = await ourPayment(payer);
+    const store = memorySponsorStore();
+    const [before, nonce] = [await eth(sponsor.address), await chain.getTransactionCount({ address: sponsor.address })];
+    await chain.request({ method: "evm_setAutomine", params: [false] } as never);
+    let first, second;
+    try {
+      first = await sponsored({ store, receiptTimeoutMs: 300 }).settle(payment, requirements());
+      // While that funding is outstanding, another payment of the same payer gets none.
+      second = await sponsored({ store, receiptTimeoutMs: 300 }).settle(other, requirements());
+    } finally {
+      await chain.request({ method: "evm_setAutomine", params: [true] } as never);
+    }
+    expect(first).toMatchObject({ success: false, errorReason: SponsorReason.approvePending });
+    expect(second).toMatchObject({ success: false, errorReason: SponsorReason.payerOutstanding });
+    expect(await chain.getTransactionCount({ address: sponsor.address, blockTag: "pending" })).toBe(nonce + 1);
+    await chain.request({ method: "evm_mine", params: [] } as never);
+    // The background look (as after a restart) finishes the open row: funding mined, approve sent and mined.
+    expect(await store.open(net.network)).toHaveLength(1);
+    expect(await recoverSponsoredApprovals(sponsorOptions({ store }))).toBe(1);
+    expect(await store.open(net.network)).toHaveLength(0);
+    expect(await chain.readContract({ address: net.plainToken.address, abi: erc20Abi, functionName: "allowance", args: [payer.address, PERMIT2_ADDRESS] })).toBe(maxUint256);
+    const settled = await sponsored({ store }).settle(payment, requirements());
+    expect(settled, JSON.stringify(settled)).toMatchObject({ success: true });
+    expect(await chain.getTransactionCount({ address: sponsor.address })).toBe(nonce + 1);
+    expect(before - (await eth(sponsor.address))).toBeLessThanOrEqual(POLICY.maxGas! * POLICY.maxFeePerGas + 21_000n * parseGwei("50"));
+    expect(await tokens(payer.address)).toBe(10_000n - BigInt(PRICE));
   });
 
   it("refuses malformed, over-gas, over-fee, wrong-target, wrong-spender, wrong-chain, valued, foreign-signed, stale-nonce approvals before any funding", async () => {

@@ -136,6 +136,22 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   /**
+   * erc20ApprovalGasSponsoring: `sponsorKey` (a key of its own) funds a payer's signed
+   * approve(Permit2) at /settle, exactly gas × maxFeePerGas less what the payer holds, at most
+   * `maxFundingWei`, at most `perPayerPerHour` times per payer (one outstanding at a time).
+   * Omitted: the extension is not listed in /supported.
+   */
+  gasSponsoring: z
+    .strictObject({
+      sponsorKey: privateKey,
+      maxFeePerGasWei: z.string().regex(/^[1-9][0-9]{0,30}$/, "expected a positive decimal integer (wei)").default("50000000000"),
+      maxFundingWei: z.string().regex(/^[1-9][0-9]{0,30}$/, "expected a positive decimal integer (wei)").default("5000000000000000"),
+      maxGas: z.number().int().min(21_000).max(1_000_000).default(100_000),
+      perPayerPerHour: z.number().int().min(1).max(1000).default(3),
+      receiptTimeoutMs: z.number().int().min(100).default(30_000),
+    })
+    .optional(),
+  /**
    * AP2 mandates (docs/extensions/ap2-mandate.md, "Facilitator verification"): a payment carrying
    * a mandate chain is always verified; `require` says which must carry one ("all", "none", or
    * payee addresses). `false` turns the check off (and `ap2-mandate` leaves /supported).
@@ -199,6 +215,7 @@ const ENV_FIELDS: Record<string, string> = {
   RATE_LIMIT_PAYER_BURST: "rateLimit",
   BATCH_SETTLEMENT_RELAYER_KEY: "batchSettlement",
   BATCH_SETTLEMENT_AUTHORIZER_KEY: "batchSettlement",
+  GAS_SPONSOR_KEY: "gasSponsoring",
 };
 
 export interface LoadConfigOptions {
@@ -234,6 +251,9 @@ export function loadConfig(options: LoadConfigOptions = {}): FacilitatorConfig {
   if (values.batchSettlement && fromFile.batchSettlement && typeof fromFile.batchSettlement === "object") {
     merged.batchSettlement = { ...(fromFile.batchSettlement as object), ...(values.batchSettlement as object) };
   }
+  if (values.gasSponsoring && fromFile.gasSponsoring && typeof fromFile.gasSponsoring === "object") {
+    merged.gasSponsoring = { ...(fromFile.gasSponsoring as object), ...(values.gasSponsoring as object) };
+  }
   return parseConfig(merged, sources);
 }
 
@@ -251,6 +271,11 @@ export function parseConfig(input: unknown, sources: Record<string, string> = {}
     }
     if (r.data.batchSettlement && r.data.networks.length === 0) {
       throw new ConfigError("batchSettlement: serves the EVM networks in `networks`, and none is configured");
+    }
+    const sponsorKey = r.data.gasSponsoring?.sponsorKey.toLowerCase();
+    if (sponsorKey && (r.data.privateKeys.some((k) => k.toLowerCase() === sponsorKey) || r.data.batchSettlement?.relayerKey.toLowerCase() === sponsorKey)) {
+      // Two nonce managers on one key would collide: the engine's lanes (or the relayer) and the sponsor's sends.
+      throw new ConfigError("gasSponsoring.sponsorKey (GAS_SPONSOR_KEY): must be a key of its own, not one of privateKeys nor batchSettlement.relayerKey");
     }
     if (r.data.solanaNetworks.length > 0 && !r.data.solanaFeePayerKey) {
       throw new ConfigError("solanaFeePayerKey (SOLANA_FEE_PAYER_KEY): a fee-payer key is required to serve Solana networks");
@@ -341,6 +366,8 @@ function fromEnv(env: Record<string, string | undefined>): { values: Record<stri
   const batchRelayer = get("BATCH_SETTLEMENT_RELAYER_KEY");
   const batchAuthorizer = get("BATCH_SETTLEMENT_AUTHORIZER_KEY");
   if (batchRelayer || batchAuthorizer) values.batchSettlement = { ...(batchRelayer ? { relayerKey: batchRelayer } : {}), ...(batchAuthorizer ? { receiverAuthorizerKey: batchAuthorizer } : {}) };
+  const sponsorKey = get("GAS_SPONSOR_KEY");
+  if (sponsorKey) values.gasSponsoring = { sponsorKey };
   const apiKeys = list("API_KEYS");
   if (apiKeys) values.apiKeys = apiKeys;
   const bodyLimit = num("BODY_LIMIT_BYTES");
@@ -373,6 +400,7 @@ export function redactConfig(config: FacilitatorConfig): Record<string, unknown>
     apiKeys: config.apiKeys.map(() => "[redacted]"),
     databaseUrl: config.databaseUrl?.replace(/\/\/[^@/]*@/, "//[redacted]@"),
     networks: config.networks.map((n) => ({ ...n, rpcUrl: redactRpcUrl(n.rpcUrl) })),
+    ...(config.gasSponsoring ? { gasSponsoring: { ...config.gasSponsoring, sponsorKey: "[redacted]" } } : {}),
     ...(config.batchSettlement ? { batchSettlement: { ...config.batchSettlement, relayerKey: "[redacted]", ...(config.batchSettlement.receiverAuthorizerKey ? { receiverAuthorizerKey: "[redacted]" } : {}) } } : {}),
   };
 }

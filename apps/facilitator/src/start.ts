@@ -12,7 +12,7 @@ import { runProbes, type ReadinessProbe } from "./readiness.ts";
 import { createFacilitatorServer } from "./server.ts";
 import { parseConfig, redactConfig, type FacilitatorConfig, type FacilitatorConfigInput } from "./config.ts";
 import { createEvmSettlement, type EvmSettlement } from "./evm-settlement.ts";
-import { EIP2612_GAS_SPONSORING } from "@tollgate/evm";
+import { EIP2612_GAS_SPONSORING, ERC20_APPROVAL_GAS_SPONSORING } from "@tollgate/evm";
 import { createLedger, type Ledger } from "./ledger/ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type SignerBalance } from "./metrics.ts";
@@ -21,6 +21,7 @@ import { mandateOptionsFrom } from "./mandates.ts";
 import { PAYMENT_IDENTIFIER } from "./payment.ts";
 import { buildSvmSchemes, solanaReadinessProbes, solanaSignerBalances } from "./schemes/svm.ts";
 import { createBatchSettlementService } from "./schemes/batch-settlement.ts";
+import { createApprovalSponsorService } from "./schemes/erc20-approval-sponsor.ts";
 
 export interface StartFacilitatorOptions {
   /** Schemes to serve instead of the ones built from `config.networks` (tests, embedding). */
@@ -48,7 +49,7 @@ export interface RunningFacilitator {
 export async function startFacilitator(input: FacilitatorConfigInput | FacilitatorConfig = {}, options: StartFacilitatorOptions = {}): Promise<RunningFacilitator> {
   const config = parseConfig(input);
   const logger =
-    options.logger ?? createLogger({ level: config.logLevel, secrets: [...config.privateKeys, ...config.apiKeys, ...(config.batchSettlement ? [config.batchSettlement.relayerKey, ...(config.batchSettlement.receiverAuthorizerKey ? [config.batchSettlement.receiverAuthorizerKey] : [])] : []), ...(config.solanaFeePayerKey ? [config.solanaFeePayerKey] : [])], ...(options.logDestination ? { destination: options.logDestination } : {}) });
+    options.logger ?? createLogger({ level: config.logLevel, secrets: [...config.privateKeys, ...config.apiKeys, ...(config.gasSponsoring ? [config.gasSponsoring.sponsorKey] : []), ...(config.batchSettlement ? [config.batchSettlement.relayerKey, ...(config.batchSettlement.receiverAuthorizerKey ? [config.batchSettlement.receiverAuthorizerKey] : [])] : []), ...(config.solanaFeePayerKey ? [config.solanaFeePayerKey] : [])], ...(options.logDestination ? { destination: options.logDestination } : {}) });
 
   const ledger =
     options.ledger ??
@@ -59,11 +60,13 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
   const metrics = createMetrics({ signerBalances: feePayerBalances });
   const settlement = !options.schemes && config.networks.length > 0 ? createEvmSettlement({ config, ledger, logger, metrics }) : undefined;
   const batchSettlement = !options.schemes ? createBatchSettlementService(config, ledger, logger) : undefined;
-  const schemes = options.schemes ?? [...(settlement ? [settlement.scheme, settlement.upto] : []), ...(batchSettlement ? [batchSettlement.scheme] : []), ...(await buildSvmSchemes(config))];
+  // erc20ApprovalGasSponsoring: only with a sponsor key; it wraps the exact scheme (funds, approves, then settles).
+  const sponsoring = settlement ? createApprovalSponsorService(config, ledger, logger) : undefined;
+  const schemes = options.schemes ?? [...(settlement ? [sponsoring ? sponsoring.wrap(settlement.scheme) : settlement.scheme, settlement.upto] : []), ...(batchSettlement ? [batchSettlement.scheme] : []), ...(await buildSvmSchemes(config))];
 
   // eip2612GasSponsoring: the EVM schemes' Permit2 payments may carry the payer's EIP-2612 permit,
   // submitted with the settlement (settleWithPermit), the fee payer paying the approval's gas.
-  const facilitator = createFacilitator({ schemes, extensions: [PAYMENT_IDENTIFIER, ...(settlement ? [EIP2612_GAS_SPONSORING] : [])] });
+  const facilitator = createFacilitator({ schemes, extensions: [PAYMENT_IDENTIFIER, ...(settlement ? [EIP2612_GAS_SPONSORING] : []), ...(sponsoring ? [ERC20_APPROVAL_GAS_SPONSORING] : [])] });
   const chainProbes: ReadinessProbe[] = [...config.networks.map((n) => ({ name: `chain:${n.network}`, check: () => checkChain(n.rpcUrl, n.network) })), ...solanaReadinessProbes(config)];
   const readinessProbes: ReadinessProbe[] = [...chainProbes, ...(settlement?.readinessProbes ?? [])];
 
@@ -98,6 +101,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     // Leases, balances, and pending settlements of a previous run resumed, before taking traffic.
     await settlement?.start();
     await batchSettlement?.start();
+    await sponsoring?.start();
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(config.port, config.host, () => {
@@ -108,6 +112,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
   } catch (e) {
     await settlement?.close(0).catch(() => {});
     batchSettlement?.close();
+    sponsoring?.close();
     if (ownsLedger) await ledger.close().catch(() => {});
     throw e;
   }
@@ -129,6 +134,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
       server.closeAllConnections();
       await stopped;
       batchSettlement?.close();
+      sponsoring?.close();
       await settlement?.close(config.shutdownTimeoutMs).catch((e) => logger.error({ err: safeMessage(e) }, "closing the settlement engine failed"));
       await app.audit.drain();
       if (ownsLedger) await ledger.close().catch((e) => logger.error({ err: safeMessage(e) }, "closing the store failed"));

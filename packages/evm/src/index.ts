@@ -51,6 +51,18 @@ export {
   type ApprovalPlan,
   type ApprovalSponsoringPolicy,
 } from "./exact/facilitator/erc20-approval-check.ts";
+export {
+  SponsorReason,
+  memorySponsorStore,
+  recoverSponsoredApprovals,
+  withErc20ApprovalSponsoring,
+  type ApprovalSponsorOptions,
+  type BeginResult as SponsorBeginResult,
+  type SponsorLimits,
+  type SponsorStore,
+  type SponsoredApproval,
+  type SponsoredStatus,
+} from "./exact/facilitator/erc20-approval-sponsor.ts";
 
 // upto scheme (Permit2, "pay at most X"): client, server, facilitator
 export * from "./upto/index.ts";

@@ -39,7 +39,7 @@ export const ERC20_APPROVAL_GAS_SPONSORING = "erc20ApprovalGasSponsoring";
  * The `erc20ApprovalGasSponsoring` advertisement (specs/extensions/erc20_gas_sponsoring.md): the
  * client signs a raw `approve(Permit2, amount)` and the facilitator funds its gas, broadcasts it
  * and settles. Offered only when the facilitator lists it in `/supported` (Tollgate's own does
- * not yet: see packages/evm/src/exact/facilitator/erc20-approval-check.ts).
+ * when configured with a sponsor key: `gasSponsoring`, apps/facilitator).
  */
 export const ERC20_APPROVAL_GAS_SPONSORING_ADVERTISEMENT = {
   info: { description: "The facilitator accepts a raw signed approval transaction and will sponsor the gas fees.", version: "1" },

@@ -160,6 +160,32 @@ export const MIGRATIONS: Array<{ version: number; name: string; up: (s: string) 
       CREATE INDEX batch_transactions_open ON ${s}.batch_transactions (network, status) WHERE status = 'sent'
     `,
   },
+  {
+    version: 8,
+    name: "erc20ApprovalGasSponsoring: sponsored approvals (intent, funding, approve)",
+    // One row per payment whose payer's approve(Permit2) this facilitator funded, keyed by the
+    // payment's settle-once key: a retry resumes its row and never funds twice. The signed funding
+    // and the payer's signed approve are stored before their broadcast (recovery rebroadcasts).
+    // The per-payer bounds (one outstanding, N per window) are counted here, under a lock per payer.
+    up: (s) => `
+      CREATE TABLE ${s}.sponsored_approvals (
+        key text PRIMARY KEY,
+        network text NOT NULL,
+        payer text NOT NULL,
+        funding numeric(78, 0) NOT NULL,
+        approve_hash text NOT NULL,
+        approve_raw text NOT NULL,
+        approve_nonce bigint NOT NULL,
+        funding_hash text,
+        funding_raw text,
+        status text NOT NULL CHECK (status IN ('intent', 'funded', 'approved', 'failed')),
+        reason text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX sponsored_approvals_payer ON ${s}.sponsored_approvals (network, payer, created_at)
+    `,
+  },
 ];
 
 // The highest version, whatever order the entries were appended in.

@@ -11,11 +11,11 @@
  * not the payer's next one would spend that funding on something else, or never mine and leave the
  * funding with the payer. Those are refused here, by name.
  *
- * Not here (see the report of issue 11): sending. The funding transfer must go through the
- * settlement engine's lane (written ahead like a settlement), then the approve is broadcast and
- * awaited, then the settlement goes as any Permit2 one. Until that exists the facilitator does not
- * list the extension in /supported and verify ignores it (a payer without allowance gets
- * `permit2_allowance_required`, HTTP 412 at the paywall).
+ * Not here: sending. erc20-approval-sponsor.ts (withErc20ApprovalSponsoring) runs this check at
+ * /verify and /settle and, at /settle only, funds the payer from a dedicated sponsor key (written
+ * ahead), broadcasts the approve, waits for it, then settles as any Permit2 payment. The service
+ * lists the extension in /supported only with a sponsor key (`gasSponsoring`); without one a payer
+ * lacking the allowance gets `permit2_allowance_required` (HTTP 412 at the paywall).
  */
 import type { PaymentPayload } from "@tollgate/core";
 import {

@@ -59,6 +59,8 @@ export interface SponsoredApproval {
   fundingRaw?: Hex;
   status: SponsoredStatus;
   reason?: string;
+  /** When the intent was stored (ms since epoch), as `open` returns it. */
+  createdAt?: number;
 }
 
 export interface SponsorLimits {
@@ -107,7 +109,7 @@ export function memorySponsorStore(now: () => number = Date.now): SponsorStore {
       if (r) rows.set(key, { ...r, ...change });
     },
     async open(network) {
-      return [...rows.values()].filter((r) => r.network === network && (r.status === "intent" || r.status === "funded"));
+      return [...rows.values()].filter((r) => r.network === network && (r.status === "intent" || r.status === "funded")).map((r) => ({ ...r, createdAt: r.at }));
     },
   };
 }
@@ -213,15 +215,22 @@ async function fund(net: ApprovalSponsorOptions["networks"][number], opts: Appro
   if (!raw) {
     // Signed and stored under the sponsor's lock, before the broadcast (nonces from the pending count).
     const sent = await serialized(`${net.network}|${opts.sponsor.address}`, async (): Promise<Hex | Refusal> => {
+      let signed: Hex;
       try {
         const [nonce, fees] = await Promise.all([client.getTransactionCount({ address: opts.sponsor.address, blockTag: "pending" }), client.estimateFeesPerGas()]);
-        const signed = await opts.sponsor.signTransaction({ type: "eip1559", chainId: net.chainId, to: row.payer, value: row.funding, gas: 21_000n, nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas });
-        await opts.store.update(row.key, { fundingRaw: signed, fundingHash: keccak256(signed) });
-        await client.sendRawTransaction({ serializedTransaction: signed });
-        return signed;
+        signed = await opts.sponsor.signTransaction({ type: "eip1559", chainId: net.chainId, to: row.payer, value: row.funding, gas: 21_000n, nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas });
       } catch (e) {
-        return { reason: SponsorReason.fundingFailed, message: `the funding transfer could not be sent: ${shortMessage(e)}` };
+        return { reason: SponsorReason.fundingFailed, message: `the funding transfer could not be prepared: ${shortMessage(e)}` };
       }
+      // Written ahead: from here a crash leaves the signed bytes for recoverSponsoredApprovals.
+      await opts.store.update(row.key, { fundingRaw: signed, fundingHash: keccak256(signed) });
+      try {
+        await client.sendRawTransaction({ serializedTransaction: signed });
+      } catch (e) {
+        const known = await client.getTransaction({ hash: keccak256(signed) }).catch(() => undefined);
+        if (!known) return { reason: SponsorReason.fundingFailed, message: `the funding transfer could not be sent: ${shortMessage(e)}` };
+      }
+      return signed;
     });
     if (typeof sent !== "string") {
       await opts.store.update(row.key, { status: "failed", reason: sent.reason });
@@ -270,6 +279,9 @@ async function wait(client: PublicClient, hash: Hex, timeout: number): Promise<T
   }
 }
 
+/** An intent never signed for this long was abandoned by a crash (a live one signs within seconds). */
+const ABANDONED_AFTER_MS = 5 * 60_000;
+
 /**
  * Finishes what a previous run left open: the stored funding and approve are rebroadcast (same
  * signed bytes: each lands at most once) and their rows closed from the receipts. Returns how
@@ -279,6 +291,14 @@ export async function recoverSponsoredApprovals(opts: ApprovalSponsorOptions): P
   let closed = 0;
   for (const net of opts.networks) {
     for (const row of await opts.store.open(net.network)) {
+      if (row.status === "intent" && row.funding > 0n && !row.fundingRaw) {
+        // Never signed: nothing was spent. Recovery only finishes; it never starts a funding. A
+        // young row may be a live /settle about to sign: left alone (it still blocks the payer).
+        if (row.createdAt === undefined || Date.now() - row.createdAt < ABANDONED_AFTER_MS) continue;
+        await opts.store.update(row.key, { status: "failed", reason: SponsorReason.fundingFailed });
+        closed++;
+        continue;
+      }
       const quick = { ...opts, receiptTimeoutMs: 2_000 };
       const r = (await fund(net, quick, row)) === true ? await approve(net, quick, { ...row, status: "funded" }) : undefined;
       if (r === true || (r && r.reason === SponsorReason.approveFailed)) closed++;
