@@ -133,7 +133,7 @@ describe.each(Object.keys(stacks) as (keyof typeof stacks)[])("batch-settlement:
     const { account, client, fetch: pay } = payer(0);
     const payee = net.accounts.payee.address;
     const before = { payer: await usdc(account.address), payee: await usdc(payee), escrow: await usdc(BATCH_SETTLEMENT_ADDRESS) };
-    const startBlock = await chain.getBlockNumber();
+    const startBlock = await chain.getBlockNumber({ cacheTime: 0 });
     let deposits = 0;
     for (let i = 0; i < 100; i++) {
       const res = await pay(server.paidUrl);
@@ -148,7 +148,7 @@ describe.each(Object.keys(stacks) as (keyof typeof stacks)[])("batch-settlement:
     expect(deposits).toBe(10);
     const r = await requirements();
     expect(client.channel(r)?.charged).toBe(PRICE * 100n);
-    const afterRequests = await chain.getBlockNumber();
+    const afterRequests = await chain.getBlockNumber({ cacheTime: 0 });
     expect(afterRequests - startBlock).toBe(10n); // only the deposits went on chain
 
     const results = await claimAndSettle({ store, facilitator: facilitatorClient, channels: batchSettlementEvmServer().channels });
@@ -169,7 +169,7 @@ describe.each(Object.keys(stacks) as (keyof typeof stacks)[])("batch-settlement:
   it("a client that lost its state gets the corrective 402, checks the voucher shown is its own, and resumes", async () => {
     const first = payer(1);
     for (let i = 0; i < 3; i++) expect((await first.fetch(server.paidUrl)).status).toBe(200);
-    const blocks = await chain.getBlockNumber();
+    const blocks = await chain.getBlockNumber({ cacheTime: 0 });
     // The same payer, no memory and no chain reader: it believes nothing was charged and nothing deposited.
     const amnesiac = batchSettlementEvmClient({ account: first.account, depositMultiplier: 10 });
     const pay = wrapFetch(fetch, { schemes: [amnesiac] });
@@ -177,7 +177,7 @@ describe.each(Object.keys(stacks) as (keyof typeof stacks)[])("batch-settlement:
     expect(res.status).toBe(200);
     expect((getPaymentReceipt(res)?.receipt as { extra?: { channelState?: { chargedCumulativeAmount?: string } } }).extra?.channelState?.chargedCumulativeAmount).toBe((PRICE * 4n).toString());
     // Its stale deposit was refused by the cumulative check before anything reached the chain.
-    expect(await chain.getBlockNumber()).toBe(blocks);
+    expect(await chain.getBlockNumber({ cacheTime: 0 })).toBe(blocks);
     expect(amnesiac.channel(await requirements())?.charged).toBe(PRICE * 4n);
   }, 60_000);
 

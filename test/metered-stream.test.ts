@@ -52,7 +52,7 @@ beforeAll(async () => {
   const token = chain.plainToken;
   const rpc = createPublicClient({ transport: http(chain.rpcUrl), pollingInterval: 50 });
   balance = (a) => rpc.readContract({ address: token.address, abi: erc20PermitAbi, functionName: "balanceOf", args: [a] });
-  blockNumber = () => rpc.getBlockNumber();
+  blockNumber = () => rpc.getBlockNumber({ cacheTime: 0 });
 
   const facilitator = await startFacilitator({
     port: 0,

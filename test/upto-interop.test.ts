@@ -127,11 +127,11 @@ describe("upto interop with @x402/evm 2.27", () => {
     const url = await ourServer(ours.url, "0");
     const key = net.accounts.payers[4]!.privateKey;
     const payer = privateKeyToAccount(key).address;
-    const [before, block] = [await balance(payer), await chain.getBlockNumber()];
+    const [before, block] = [await balance(payer), await chain.getBlockNumber({ cacheTime: 0 })];
     const res = await ourFetch(key)(url);
     expect(res.status).toBe(200);
     expect(readPaymentResponse(res)).toMatchObject({ success: true, transaction: "", amount: "0" });
     expect(await balance(payer)).toBe(before);
-    expect(await chain.getBlockNumber()).toBe(block);
+    expect(await chain.getBlockNumber({ cacheTime: 0 })).toBe(block);
   });
 });

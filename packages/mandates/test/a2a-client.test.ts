@@ -122,7 +122,7 @@ describe("A2A client with an AP2 mandate (anvil, our facilitator, exact EVM)", (
   ])("refuses %s with MandateRefusedError before signing, tells the merchant payment-rejected, and nothing moves", async (_what, over, expected) => {
     const signer = signerFor(1);
     const payee = net.accounts.payee.address;
-    const before = { payer: await balanceOf(signer.address), payee: await balanceOf(payee), block: await chain.getBlockNumber() };
+    const before = { payer: await balanceOf(signer.address), payee: await balanceOf(payee), block: await chain.getBlockNumber({ cacheTime: 0 }) };
     const { client, sent } = await recordingClient();
     const agent = wrapA2aClient(client, { schemes: [signer.scheme], authorizer: await wallet(over) });
 

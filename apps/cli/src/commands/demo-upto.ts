@@ -101,7 +101,7 @@ export async function demoUpto(options: DemoUptoOptions = {}): Promise<DemoUptoR
     const requests: UptoRequestResult[] = [];
     for (const words of [24, 0]) {
       step(`${requests.length + 1}. GET /generate?words=${words}: the agent pays at most ${fmt(MAX_ATOMIC)}, the server charges ${words === 0 ? "nothing" : "per word"}`);
-      const before = { payer: await balance(payer.address), payee: await balance(payee), block: await rpc.getBlockNumber() };
+      const before = { payer: await balance(payer.address), payee: await balance(payee), block: await rpc.getBlockNumber({ cacheTime: 0 }) };
       const url = `${api.url}/generate?words=${words}`;
       const offer = await firstOffer(url);
       show("402 accepts", `scheme ${offer.scheme}, amount ${offer.amount} (the MAXIMUM = ${fmt(BigInt(offer.amount))})`);
@@ -114,7 +114,7 @@ export async function demoUpto(options: DemoUptoOptions = {}): Promise<DemoUptoR
       show("response", `${res.status}: "${body.text.slice(0, 60)}${body.text.length > 60 ? "…" : ""}" (${body.words} words)`);
       const settlement = settlementOf(res);
       show("PAYMENT-RESPONSE", `success ${settlement.success}, amount ${settlement.amount}, transaction ${settlement.transaction === "" ? '"" (none sent)' : settlement.transaction}`);
-      const after = { payer: await balance(payer.address), payee: await balance(payee), block: await rpc.getBlockNumber() };
+      const after = { payer: await balance(payer.address), payee: await balance(payee), block: await rpc.getBlockNumber({ cacheTime: 0 }) };
       const charged = before.payer - after.payer;
       show("payer on chain", `${fmt(before.payer)} -> ${fmt(after.payer)} (charged ${fmt(charged)} of the ${fmt(MAX_ATOMIC)} signed)`);
       show("payee on chain", `${fmt(before.payee)} -> ${fmt(after.payee)}`);
