@@ -60,9 +60,11 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
   const metrics = createMetrics({ signerBalances: feePayerBalances });
   const settlement = !options.schemes && config.networks.length > 0 ? createEvmSettlement({ config, ledger, logger, metrics }) : undefined;
   const batchSettlement = !options.schemes ? createBatchSettlementService(config, ledger, logger) : undefined;
-  // erc20ApprovalGasSponsoring: only with a sponsor key; it wraps the exact scheme (funds, approves, then settles).
+  // erc20ApprovalGasSponsoring: only with a sponsor key; it wraps the Permit2 schemes, exact and
+  // upto (funds, approves, then settles; upto for the charge, never for a zero one).
   const sponsoring = settlement ? createApprovalSponsorService(config, ledger, logger) : undefined;
-  const schemes = options.schemes ?? [...(settlement ? [sponsoring ? sponsoring.wrap(settlement.scheme) : settlement.scheme, settlement.upto] : []), ...(batchSettlement ? [batchSettlement.scheme] : []), ...(await buildSvmSchemes(config))];
+  const sponsored = (scheme: SchemeFacilitator) => (sponsoring ? sponsoring.wrap(scheme) : scheme);
+  const schemes = options.schemes ?? [...(settlement ? [sponsored(settlement.scheme), sponsored(settlement.upto)] : []), ...(batchSettlement ? [batchSettlement.scheme] : []), ...(await buildSvmSchemes(config))];
 
   // eip2612GasSponsoring: the EVM schemes' Permit2 payments may carry the payer's EIP-2612 permit,
   // submitted with the settlement (settleWithPermit), the fee payer paying the approval's gas.

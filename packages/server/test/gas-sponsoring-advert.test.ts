@@ -14,6 +14,8 @@ const permit2: PaymentRequirements = {
   extra: { assetTransferMethod: "permit2", name: "USDC", version: "2" },
 };
 const eip3009: PaymentRequirements = { ...permit2, extra: { name: "USDC", version: "2" } };
+/** An upto option (Permit2 by construction), as uptoEvmServer fills it in. */
+const upto: PaymentRequirements = { ...permit2, scheme: "upto", extra: { assetTransferMethod: "permit2", facilitatorAddress: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C" } };
 const supported = (extensions: string[]): SupportedResponse => ({ kinds: [{ x402Version: 2, scheme: "exact", network: "eip155:84532" }], extensions, signers: {} });
 
 describe("gasSponsoringExtensions", () => {
@@ -32,5 +34,14 @@ describe("gasSponsoringExtensions", () => {
     expect(gasSponsoringExtensions([eip3009], supported(["eip2612GasSponsoring", "erc20ApprovalGasSponsoring"]))).toEqual({});
     expect(gasSponsoringExtensions([permit2], supported(["payment-identifier"]))).toEqual({});
     expect(gasSponsoringExtensions([permit2], undefined)).toEqual({});
+  });
+
+  it("an upto route advertises erc20ApprovalGasSponsoring when the facilitator lists it, and nothing when it does not", () => {
+    const ext = gasSponsoringExtensions([upto], supported(["erc20ApprovalGasSponsoring"]));
+    expect(ext).toEqual({ erc20ApprovalGasSponsoring: gasSponsoringExtensions([permit2], supported(["erc20ApprovalGasSponsoring"])).erc20ApprovalGasSponsoring });
+    expect((ext.erc20ApprovalGasSponsoring as { info: { version: string } }).info.version).toBe("1");
+    expect(gasSponsoringExtensions([upto], supported(["eip2612GasSponsoring"]))).not.toHaveProperty("erc20ApprovalGasSponsoring");
+    // Not for an upto option off EVM (no Permit2 there).
+    expect(gasSponsoringExtensions([{ ...upto, network: "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1" }], supported(["erc20ApprovalGasSponsoring"]))).toEqual({});
   });
 });

@@ -1,8 +1,8 @@
 /**
  * `erc20ApprovalGasSponsoring` in the facilitator service: the library face
  * (packages/evm exact/facilitator/erc20-approval-sponsor.ts) over the service's ledger
- * (migration 8, `sponsored_approvals`), wrapped around the exact scheme when `gasSponsoring` is
- * configured. Only then is the extension listed in /supported; without it a payer lacking the
+ * (migration 8, `sponsored_approvals`), wrapped around the Permit2 schemes (exact and upto) when
+ * `gasSponsoring` is configured. Only then is the extension listed in /supported; without it a payer lacking the
  * Permit2 allowance gets `permit2_allowance_required` (HTTP 412 at a paywall).
  *
  * The per-payer bounds are decided in one transaction under an advisory lock per payer, so

@@ -10,6 +10,7 @@ import { getAddress, isAddress, type Hex } from "viem";
 import { PERMIT2_ADDRESS, UPTO_PERMIT2_PROXY_ADDRESS, uptoPermit2WitnessTypes } from "../contracts/permit2-abi.ts";
 import type { ExactEvmSigner } from "../exact/client.ts";
 import { eip2612SponsoringExtension, type SponsoringReader } from "../exact/eip2612-sponsoring.ts";
+import { erc20ApprovalSponsoringExtension } from "../exact/erc20-approval-sponsoring.ts";
 import { payableChainId } from "../exact/payable.ts";
 import { randomPermit2Nonce } from "../exact/permit2-client.ts";
 import type { UptoPermit2Payload } from "./payload.ts";
@@ -20,7 +21,11 @@ export interface UptoEvmClientOptions {
   now?: () => number;
   /** Seconds `validAfter` is backdated for clock skew. Default 600. */
   validAfterSkewSeconds?: number;
-  /** Chain reads for the eip2612GasSponsoring extension (see exactEvmClient). */
+  /**
+   * Chain reads for the gas-sponsoring extensions (see exactEvmClient): eip2612GasSponsoring, and
+   * erc20ApprovalGasSponsoring when the account also signs transactions and the payer has no
+   * allowance, no EIP-2612 and no gas (the signed approve then covers the maximum: max uint256).
+   */
   chainReader?: (network: Network) => SponsoringReader | undefined;
 }
 
@@ -35,9 +40,15 @@ export function uptoEvmClient(options: UptoEvmClientOptions): SchemeClient {
       const payload = await signUptoPermit2Authorization(account, requirements, { now: now(), skew: options.validAfterSkewSeconds ?? 600 });
       return payload as unknown as Record<string, unknown>;
     },
-    // The permit must cover the signed maximum (the proxy refuses any other value).
-    payloadExtensions: (requirements, payload, context) =>
-      eip2612SponsoringExtension(account, options.chainReader?.(requirements.network), requirements, payload, context.extensions),
+    // The permit must cover the signed maximum (the proxy refuses any other value). Without a
+    // permit, a signed approve whose gas the facilitator funds (erc20ApprovalGasSponsoring).
+    payloadExtensions: async (requirements, payload, context) => {
+      const reader = options.chainReader?.(requirements.network);
+      return (
+        (await eip2612SponsoringExtension(account, reader, requirements, payload, context.extensions)) ??
+        (await erc20ApprovalSponsoringExtension(account, reader, requirements, context.extensions))
+      );
+    },
   };
 }
 

@@ -13,14 +13,14 @@
  *   Zero: nothing is sent (`transaction: ""`, `amount: "0"`). Otherwise one proxy call moving the
  *   charge; the response's `amount` is the charge.
  */
-import { isAtomic, Reason, type AuthenticateResult, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse, type VerifyResponse } from "@tollgate/core";
+import { type AuthenticateResult, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse, type VerifyResponse } from "@tollgate/core";
 import { authenticatePermit2 } from "../exact/facilitator/permit2-authenticate.ts";
 import { createContext, type FacilitatorContext } from "../exact/facilitator/context.ts";
 import { checkPermit2 } from "../exact/facilitator/permit2-check.ts";
 import { uptoPermit2Method } from "../exact/facilitator/permit2-method.ts";
 import { builtInPermit2Submit, settlePermit2Payment } from "../exact/facilitator/permit2-settle.ts";
 import type { ExactEvmFacilitatorConfig } from "../exact/facilitator/types.ts";
-import { UptoReason } from "./payload.ts";
+import { uptoSettleAmount } from "./charge.ts";
 
 /**
  * The exact scheme's facilitator options apply (networks and their asset allowlists, the signer,
@@ -50,26 +50,16 @@ export function uptoEvmFacilitator(config: UptoEvmFacilitatorConfig): SchemeFaci
 
   async function settle(payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse> {
     const network = requirements.network;
-    const refuse = (reason: string, message: string): SettleResponse => ({ success: false, errorReason: reason, errorMessage: message, transaction: "", network });
-    if (typeof requirements.amount !== "string" || !isAtomic(requirements.amount)) {
-      return refuse(Reason.invalidPaymentRequirements, "paymentRequirements.amount: expected the charge as a non-negative integer string of atomic units");
-    }
-    const parsed = method.parse(payload?.payload);
-    if (!parsed.ok) return refuse(Reason.invalidPayload, parsed.message);
-    const charge = BigInt(requirements.amount);
-    const signed = BigInt(parsed.value.permit2Authorization.permitted.amount);
-    if (charge > signed) {
-      return {
-        ...refuse(UptoReason.settlementExceedsAmount, `paymentRequirements.amount: the charge ${charge} exceeds the ${signed} the payer authorized; nothing was sent`),
-        payer: parsed.value.permit2Authorization.from,
-      };
-    }
-    const asSigned = signedRequirements(payload, requirements);
-    if (charge > 0n) return settlePermit2Payment(ctx, submit, payload, asSigned, { method, charge });
+    const refuse = (reason: string, message: string, payer?: string): SettleResponse => ({ success: false, errorReason: reason, errorMessage: message, transaction: "", network, ...(payer ? { payer } : {}) });
+    // The one decision of what moves (shared with the gas-sponsoring wrapper): refusals before any chain call.
+    const amount = uptoSettleAmount(payload, requirements);
+    if (!amount.ok) return refuse(amount.reason, amount.message, amount.payer);
+    const { charge, asSigned } = amount;
+    if (amount.sends) return settlePermit2Payment(ctx, submit, payload, asSigned, { method, charge });
     // Zero: nothing moves and no transaction is sent; the payment is still judged (a forged or
     // foreign one is not answered "success"), without the dry run a zero transfer cannot have.
     const r = await checkPermit2(ctx, payload, asSigned, false, { method, charge });
-    if (!r.ok) return { ...refuse(r.reason, r.message), ...(r.payer ? { payer: r.payer } : {}) };
+    if (!r.ok) return refuse(r.reason, r.message, r.payer);
     return { success: true, transaction: "", network, payer: r.payer, amount: "0" };
   }
 

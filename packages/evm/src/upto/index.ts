@@ -4,3 +4,4 @@ export { uptoEvmServer, type UptoEvmServerOptions } from "./server.ts";
 export { uptoEvmFacilitator, type UptoEvmFacilitatorConfig } from "./facilitator.ts";
 export { parseUptoPermit2Payload, uptoPermit2PayloadSchema, UptoReason, type UptoPermit2Payload } from "./payload.ts";
 export { encodeUptoSettle } from "./encode.ts";
+export { uptoSettleAmount, type UptoSettleAmount } from "./charge.ts";

@@ -15,7 +15,8 @@
  *      finds its row and resumes it: it never funds twice;
  *   4. the funding transfer is signed, stored, then broadcast (write-ahead, as the batch-settlement
  *      relayer does), and awaited; then the payer's approve (stored in step 3) is broadcast and
- *      awaited; only then the settlement goes through the normal exact Permit2 path.
+ *      awaited; only then the settlement goes through the scheme's normal Permit2 path (exact, or
+ *      upto for the charge: a zero charge sends nothing and is never funded, see settleTarget).
  *
  * Residual risks, bounded not removed (README, "Gas sponsoring"):
  *   - after the funding lands, the payer can send another transaction at the approve's nonce (a
@@ -28,7 +29,9 @@
 import type { Network, PaymentPayload, PaymentRequirements, SchemeFacilitator, SettleResponse, VerifyResponse } from "@tollgate/core";
 import { keccak256, type Address, type Hex, type LocalAccount, type PublicClient, type TransactionReceipt } from "viem";
 import { serialized, shortMessage } from "../../batch-settlement/facilitator-chain.ts";
-import { EXACT_PERMIT2_PROXY_ADDRESS } from "../../contracts/permit2-abi.ts";
+import { EXACT_PERMIT2_PROXY_ADDRESS, PERMIT2_ADDRESS, UPTO_PERMIT2_PROXY_ADDRESS, erc20PermitAbi } from "../../contracts/permit2-abi.ts";
+import { uptoSettleAmount } from "../../upto/charge.ts";
+import { encodeUptoSettle } from "../../upto/encode.ts";
 import { encodePermit2Settle } from "../permit2-encode.ts";
 import { Permit2Reason, type ExactPermit2Payload } from "../permit2-payload.ts";
 import { judgeErc20Approval, readErc20ApprovalClaim, type ApprovalPlan, type ApprovalSponsoringPolicy } from "./erc20-approval-check.ts";
@@ -124,17 +127,27 @@ const failed = (requirements: PaymentRequirements, reason: string, message: stri
 });
 
 /**
- * `inner` (the exact scheme) with erc20ApprovalGasSponsoring honoured: verify judges a payment
- * that lacks only the allowance and carries a signed approve; settle funds, approves, then settles.
- * Payments without the extension, or with the allowance already in place, go to `inner` untouched.
+ * `inner` (the exact or the upto scheme) with erc20ApprovalGasSponsoring honoured: verify judges a
+ * payment that lacks only the allowance and carries a signed approve; settle funds, approves, then
+ * settles. Payments without the extension, or with the allowance already in place, go to `inner`
+ * untouched; so does every payment of another scheme.
+ *
+ * upto: /verify judges the signed maximum (requirements.amount is the maximum there); /settle
+ * judges the CHARGE. What the settlement would move is decided by uptoSettleAmount, the same
+ * function the upto scheme settles by: a zero charge (nothing sent) or one above the signed
+ * maximum (refused) is handed to `inner` before anything is read or funded.
  */
 export function withErc20ApprovalSponsoring(inner: SchemeFacilitator, opts: ApprovalSponsorOptions): SchemeFacilitator {
-  const judge = async (payload: PaymentPayload, requirements: PaymentRequirements, verdict: VerifyResponse) => {
+  if (inner.scheme !== "exact" && inner.scheme !== "upto") return inner;
+  const scheme = inner.scheme;
+  const judge = async (payload: PaymentPayload, requirements: PaymentRequirements, verdict: VerifyResponse, charge?: bigint) => {
     const net = opts.networks.find((n) => n.network === requirements.network);
-    const carries = (payload.extensions as Record<string, unknown> | undefined)?.erc20ApprovalGasSponsoring !== undefined;
-    if (verdict.isValid || verdict.invalidReason !== Permit2Reason.allowanceRequired || !net || !carries) return undefined;
-    return planApproval(net, payload, requirements, opts);
+    if (verdict.isValid || verdict.invalidReason !== Permit2Reason.allowanceRequired || !net || !carries(payload)) return undefined;
+    return planApproval(net, scheme, payload, requirements, charge ?? BigInt(requirements.amount), opts);
   };
+  // Concurrent settles of one payment share one funding (the store's row alone would not stop a
+  // second signer that read it before the first stored its funding).
+  const inFlight = new Map<string, Promise<true | Refusal>>();
   return {
     ...bind(inner),
     async verify(payload, requirements) {
@@ -146,19 +159,43 @@ export function withErc20ApprovalSponsoring(inner: SchemeFacilitator, opts: Appr
     },
     async settle(payload, requirements) {
       // Cheap exit: no signed approve offered, the inner scheme decides alone.
-      if ((payload.extensions as Record<string, unknown> | undefined)?.erc20ApprovalGasSponsoring === undefined) return inner.settle(payload, requirements);
-      const verdict = await inner.verify(payload, requirements);
-      const plan = await judge(payload, requirements, verdict);
+      if (!carries(payload)) return inner.settle(payload, requirements);
+      const target = settleTarget(scheme, payload, requirements);
+      // Nothing would be sent (upto, zero) or the settlement is refused off-chain: nothing to fund.
+      if (!target) return inner.settle(payload, requirements);
+      const verdict = await inner.verify(payload, target.verifyAs);
+      const plan = await judge(payload, target.verifyAs, verdict, target.charge);
       if (!plan) return inner.settle(payload, requirements);
       if ("reason" in plan) return failed(requirements, plan.reason, plan.message, plan.payer ?? verdict.payer);
       const identity = await inner.authenticate?.(payload, requirements);
       const key = identity?.ok ? identity.key : `${requirements.network}|${plan.payer.toLowerCase()}|${(payload.payload as unknown as ExactPermit2Payload).permit2Authorization.nonce}`;
       const net = opts.networks.find((n) => n.network === requirements.network)!;
-      const done = await carryOut(net, opts, { key, network: requirements.network as Network, payer: plan.payer, funding: plan.funding, approveHash: plan.hash, approveRaw: plan.serialized, approveNonce: plan.nonce, status: "intent" });
+      let running = inFlight.get(key);
+      if (!running) {
+        running = carryOut(net, opts, { key, network: requirements.network as Network, payer: plan.payer, funding: plan.funding, approveHash: plan.hash, approveRaw: plan.serialized, approveNonce: plan.nonce, status: "intent" });
+        inFlight.set(key, running);
+        void running.finally(() => inFlight.delete(key)).catch(() => undefined);
+      }
+      const done = await running;
       if (done !== true) return failed(requirements, done.reason, done.message, plan.payer);
       return inner.settle(payload, requirements);
     },
   };
+}
+
+/** Whether the payment carries the extension (filled or not: the pre-check tells). */
+const carries = (payload: PaymentPayload) => (payload.extensions as Record<string, unknown> | undefined)?.erc20ApprovalGasSponsoring !== undefined;
+
+/**
+ * The requirements the inner scheme's verify judges at /settle, and the charge the settlement
+ * moves; undefined when the settlement sends nothing or is refused off-chain (upto only).
+ * exact: the requirements as they are (the charge is their amount).
+ */
+function settleTarget(scheme: "exact" | "upto", payload: PaymentPayload, requirements: PaymentRequirements): { verifyAs: PaymentRequirements; charge?: bigint } | undefined {
+  if (scheme === "exact") return { verifyAs: requirements };
+  const amount = uptoSettleAmount(payload, requirements);
+  if (!amount.ok || !amount.sends) return undefined;
+  return { verifyAs: amount.asSigned, charge: amount.charge };
 }
 
 /** The inner scheme's identity and read-only faces, bound (they may use `this`). */
@@ -176,18 +213,44 @@ function bind(inner: SchemeFacilitator): SchemeFacilitator {
 
 type Refusal = { reason: string; message: string; payer?: string };
 
-/** The pre-check on a payment the inner scheme found valid but for the allowance. */
-async function planApproval(net: ApprovalSponsorOptions["networks"][number], payload: PaymentPayload, requirements: PaymentRequirements, opts: ApprovalSponsorOptions): Promise<ApprovalPlan | Refusal | undefined> {
+/**
+ * The pre-check on a payment the inner scheme found valid but for the allowance. `charge` is what
+ * the settlement moves (upto at /settle: below the maximum the verdict was about).
+ */
+async function planApproval(
+  net: ApprovalSponsorOptions["networks"][number],
+  scheme: "exact" | "upto",
+  payload: PaymentPayload,
+  requirements: PaymentRequirements,
+  charge: bigint,
+  opts: ApprovalSponsorOptions,
+): Promise<ApprovalPlan | Refusal | undefined> {
   const p = payload.payload as unknown as ExactPermit2Payload;
   const auth = p.permit2Authorization;
-  const expected = { payer: auth.from, asset: requirements.asset as Address, chainId: net.chainId, charge: BigInt(requirements.amount) };
+  const asset = requirements.asset as Address;
+  if (charge < BigInt(auth.permitted.amount)) {
+    // The verdict said the allowance is below the signed maximum; one covering the charge needs no
+    // approve. Unreadable: no funding on a guess (the inner scheme then answers alone).
+    const allowance = await net.client.readContract({ address: asset, abi: erc20PermitAbi, functionName: "allowance", args: [auth.from, PERMIT2_ADDRESS] }).catch(() => undefined);
+    if (allowance === undefined || allowance >= charge) return undefined;
+  }
+  const expected = { payer: auth.from, asset, chainId: net.chainId, charge };
   const claim = await readErc20ApprovalClaim(payload, expected, opts.policy);
   if (claim === undefined) return undefined;
   if ("ok" in claim) return { reason: claim.reason, message: claim.message, payer: auth.from };
-  const settle = { from: opts.sponsor.address, to: EXACT_PERMIT2_PROXY_ADDRESS, data: encodePermit2Settle(auth, p.signature) };
-  const plan = await judgeErc20Approval({ client: net.client }, claim, settle, opts.policy);
+  const plan = await judgeErc20Approval({ client: net.client }, claim, settleCall(scheme, p, charge, opts.sponsor.address), opts.policy);
   if ("ok" in plan) return { reason: plan.reason, message: plan.message, payer: auth.from };
   return plan;
+}
+
+/**
+ * The proxy call the simulation runs after the approve: the scheme's own settlement. upto moves
+ * the charge and only witness.facilitator may send it; exact's proxy takes any sender.
+ */
+function settleCall(scheme: "exact" | "upto", p: ExactPermit2Payload, charge: bigint, sponsor: Address): { from: Address; to: Address; data: Hex } {
+  const auth = p.permit2Authorization;
+  if (scheme === "upto") return { from: auth.witness.facilitator ?? sponsor, to: UPTO_PERMIT2_PROXY_ADDRESS, data: encodeUptoSettle(auth, p.signature, charge) };
+  return { from: sponsor, to: EXACT_PERMIT2_PROXY_ADDRESS, data: encodePermit2Settle(auth, p.signature) };
 }
 
 /** Steps 3 and 4: intent, funding, approve. true once the approve is mined; a refusal otherwise. */
