@@ -154,27 +154,30 @@ contract BatchSettlement is Multicall, ReentrancyGuardTransient {
     /// @notice Applies claim rows; the caller must be the receiver or receiver authorizer of every row.
     function claim(VoucherClaim[] calldata voucherClaims) external nonReentrant {
         if (voucherClaims.length == 0) revert EmptyBatch();
+        bytes32 ds = domainSeparator();
         for (uint256 i = 0; i < voucherClaims.length; ++i) {
             ChannelConfig calldata c = voucherClaims[i].voucher.channel;
             if (msg.sender != c.receiver && msg.sender != c.receiverAuthorizer) revert NotAuthorizedToClaim();
-            _applyClaim(voucherClaims[i]);
+            _applyClaim(voucherClaims[i], _channelId(ds, c), ds);
         }
     }
 
     /// @notice Applies claim rows authorized by one receiver-authorizer signature over the whole batch.
-    /// @dev Anyone may relay. All rows must name the same receiver authorizer as the first.
+    /// @dev Anyone may relay. All rows must name the same receiver authorizer as the first. Gas: the
+    /// domain separator and each row's channel id are computed once and reused for the batch digest,
+    /// the voucher digests and the claims (a claim row is most of what a channel costs on-chain).
     function claimWithSignature(VoucherClaim[] calldata voucherClaims, bytes calldata authorizerSignature)
         external
         nonReentrant
     {
         if (voucherClaims.length == 0) revert EmptyBatch();
+        bytes32 ds = domainSeparator();
+        (bytes32 digest, bytes32[] memory channelIds) = _claimBatchDigest(ds, voucherClaims);
         address authorizer = voucherClaims[0].voucher.channel.receiverAuthorizer;
-        if (!SignatureChecker.isValidSignatureNow(authorizer, getClaimBatchDigest(voucherClaims), authorizerSignature)) {
-            revert InvalidSignature();
-        }
+        if (!SignatureChecker.isValidSignatureNow(authorizer, digest, authorizerSignature)) revert InvalidSignature();
         for (uint256 i = 0; i < voucherClaims.length; ++i) {
             if (voucherClaims[i].voucher.channel.receiverAuthorizer != authorizer) revert NotReceiverAuthorizer();
-            _applyClaim(voucherClaims[i]);
+            _applyClaim(voucherClaims[i], channelIds[i], ds);
         }
     }
 
@@ -251,27 +254,20 @@ contract BatchSettlement is Multicall, ReentrancyGuardTransient {
 
     /// @notice EIP-712 hash of the config under this contract's domain: binds chain and deployment.
     function getChannelId(ChannelConfig calldata config) public view returns (bytes32) {
-        return _typedDigest(keccak256(abi.encode(CHANNEL_CONFIG_TYPEHASH, config)));
+        return _channelId(domainSeparator(), config);
     }
 
     function getVoucherDigest(bytes32 channelId, uint128 maxClaimableAmount) public view returns (bytes32) {
-        return _typedDigest(keccak256(abi.encode(VOUCHER_TYPEHASH, channelId, maxClaimableAmount)));
+        return _voucherDigest(domainSeparator(), channelId, maxClaimableAmount);
     }
 
     function getRefundDigest(bytes32 channelId, uint256 nonce, uint128 amount) public view returns (bytes32) {
-        return _typedDigest(keccak256(abi.encode(REFUND_TYPEHASH, channelId, nonce, amount)));
+        return _typedDigest(domainSeparator(), keccak256(abi.encode(REFUND_TYPEHASH, channelId, nonce, amount)));
     }
 
     /// @notice EIP-712 `ClaimBatch` digest (array member: keccak of the concatenated entry hashes).
-    function getClaimBatchDigest(VoucherClaim[] calldata voucherClaims) public view returns (bytes32) {
-        bytes32[] memory entries = new bytes32[](voucherClaims.length);
-        for (uint256 i = 0; i < voucherClaims.length; ++i) {
-            VoucherClaim calldata vc = voucherClaims[i];
-            entries[i] = keccak256(
-                abi.encode(CLAIM_ENTRY_TYPEHASH, getChannelId(vc.voucher.channel), vc.voucher.maxClaimableAmount, vc.totalClaimed)
-            );
-        }
-        return _typedDigest(keccak256(abi.encode(CLAIM_BATCH_TYPEHASH, keccak256(abi.encodePacked(entries)))));
+    function getClaimBatchDigest(VoucherClaim[] calldata voucherClaims) public view returns (bytes32 digest) {
+        (digest,) = _claimBatchDigest(domainSeparator(), voucherClaims);
     }
 
     function domainSeparator() public view returns (bytes32) {
@@ -280,8 +276,32 @@ contract BatchSettlement is Multicall, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- internals
 
-    function _typedDigest(bytes32 structHash) private view returns (bytes32) {
-        return MessageHashUtils.toTypedDataHash(domainSeparator(), structHash);
+    function _typedDigest(bytes32 ds, bytes32 structHash) private pure returns (bytes32) {
+        return MessageHashUtils.toTypedDataHash(ds, structHash);
+    }
+
+    function _channelId(bytes32 ds, ChannelConfig calldata config) private pure returns (bytes32) {
+        return _typedDigest(ds, keccak256(abi.encode(CHANNEL_CONFIG_TYPEHASH, config)));
+    }
+
+    function _voucherDigest(bytes32 ds, bytes32 channelId, uint128 maxClaimableAmount) private pure returns (bytes32) {
+        return _typedDigest(ds, keccak256(abi.encode(VOUCHER_TYPEHASH, channelId, maxClaimableAmount)));
+    }
+
+    /// @dev The batch digest and each row's channel id (returned so the caller does not hash configs twice).
+    function _claimBatchDigest(bytes32 ds, VoucherClaim[] calldata voucherClaims)
+        private
+        pure
+        returns (bytes32 digest, bytes32[] memory channelIds)
+    {
+        channelIds = new bytes32[](voucherClaims.length);
+        bytes32[] memory entries = new bytes32[](voucherClaims.length);
+        for (uint256 i = 0; i < voucherClaims.length; ++i) {
+            VoucherClaim calldata vc = voucherClaims[i];
+            channelIds[i] = _channelId(ds, vc.voucher.channel);
+            entries[i] = keccak256(abi.encode(CLAIM_ENTRY_TYPEHASH, channelIds[i], vc.voucher.maxClaimableAmount, vc.totalClaimed));
+        }
+        digest = _typedDigest(ds, keccak256(abi.encode(CLAIM_BATCH_TYPEHASH, keccak256(abi.encodePacked(entries)))));
     }
 
     function _checkConfig(ChannelConfig calldata config) private pure {
@@ -293,14 +313,13 @@ contract BatchSettlement is Multicall, ReentrancyGuardTransient {
     }
 
     /// @dev A claim can never exceed what the payer signed nor what is escrowed: nothing is paid past the deposit.
-    function _applyClaim(VoucherClaim calldata vc) private {
-        bytes32 channelId = getChannelId(vc.voucher.channel);
+    function _applyClaim(VoucherClaim calldata vc, bytes32 channelId, bytes32 ds) private {
         ChannelState storage ch = channels[channelId];
         if (vc.totalClaimed <= ch.totalClaimed) return; // stale or replayed row
         if (vc.totalClaimed > vc.voucher.maxClaimableAmount) revert ClaimExceedsCeiling();
         if (vc.totalClaimed > ch.balance) revert ClaimExceedsBalance();
 
-        bytes32 digest = getVoucherDigest(channelId, vc.voucher.maxClaimableAmount);
+        bytes32 digest = _voucherDigest(ds, channelId, vc.voucher.maxClaimableAmount);
         address payerAuthorizer = vc.voucher.channel.payerAuthorizer;
         if (payerAuthorizer != address(0)) {
             // A committed EOA key: plain ECDSA, so the payer cannot later swap the signing logic.
