@@ -130,6 +130,22 @@ describe("batch-settlement server face", () => {
     expect(toHex(voucherDigestBytes(id, 123456789n, 31337))).toBe(voucherDigest(id, 123456789n, 31337));
   });
 
+  it("channel ids hashed by hand equal eip712.ts (viem's EIP-712), for any case of address and any delay", () => {
+    const random = (bytes: number) => toHex(crypto.getRandomValues(new Uint8Array(bytes)));
+    for (let i = 0; i < 50; i++) {
+      const config = {
+        payer: random(20),
+        payerAuthorizer: i % 3 === 0 ? "0x0000000000000000000000000000000000000000" : getAddress(random(20)),
+        receiver: random(20).toUpperCase().replace("0X", "0x"),
+        receiverAuthorizer: getAddress(random(20)),
+        token: random(20),
+        withdrawDelay: [900, 86_400, 2 ** 40 - 1][i % 3]!,
+        salt: random(32),
+      } as Parameters<typeof channelIdOf>[0];
+      for (const chainId of [31337, 8453]) expect(channelIdOf(config, chainId)).toBe(computeChannelId(config, chainId).toLowerCase());
+    }
+  });
+
   it("binds a payload to the offer, naming the field and the spec's reason", async () => {
     const client = batchSettlementEvmClient({ account: payer });
     const inner = (await client.createPayload(offer, ctx)) as { channelConfig: Record<string, unknown>; voucher: Voucher };

@@ -10,6 +10,7 @@ import {
   createPublicClient,
   createTestClient,
   createWalletClient,
+  encodeFunctionData,
   http,
   maxUint256,
   toHex,
@@ -153,6 +154,19 @@ describe("BatchSettlement: interface and encodings", () => {
     expect(await client.readContract({ address: BATCH_SETTLEMENT_ADDRESS, abi: batchSettlementAbi, functionName: "getClaimBatchDigest", args: [claims.map(toContractClaim)] })).toBe(claimBatchDigest(claims, net.chainId));
     // a different chain gives a different id: channels are chain-bound
     expect(computeChannelId(cfg, net.chainId + 1)).not.toBe(id);
+  });
+
+  it("a config with dirty upper bits in any field reverts instead of hashing to another channel id", async () => {
+    const cfg = config();
+    const clean = encodeFunctionData({ abi: batchSettlementAbi, functionName: "getChannelId", args: [cfg] });
+    const call = (data: Hex) => client.call({ to: BATCH_SETTLEMENT_ADDRESS, data });
+    expect((await call(clean)).data).toBe(computeChannelId(cfg, net.chainId));
+    // Fields 0-4 are addresses (160 bits), 5 is the uint40 delay; 6 (salt) is a full word.
+    for (let field = 0; field < 6; field++) {
+      const at = 2 + 8 + field * 64; // "0x", selector, then one 32-byte word per field
+      const dirty = `${clean.slice(0, at)}ff${clean.slice(at + 2)}` as Hex;
+      await expect(call(dirty), `field ${field}`).rejects.toThrow();
+    }
   });
 });
 
