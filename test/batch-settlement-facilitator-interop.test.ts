@@ -39,7 +39,8 @@ beforeAll(async () => {
   ours = await startFacilitator({
     port: 0,
     logLevel: "silent",
-    networks: [{ network: net.network, rpcUrl: net.rpcUrl, assets: [{ address: net.usdc.address, name: net.usdc.name, version: net.usdc.version, decimals: net.usdc.decimals }] }],
+    // Both tokens the tests deposit (USDC by EIP-3009, the plain ERC-20 by Permit2): channels are served only in listed assets.
+    networks: [{ network: net.network, rpcUrl: net.rpcUrl, assets: [net.usdc, net.plainToken].map((t) => ({ address: t.address, name: t.name, version: t.version, decimals: t.decimals })) }],
     privateKeys: [net.accounts.facilitator.privateKey],
     apiKeys: [API_KEY],
     batchSettlement: { relayerKey, receiverAuthorizerKey: generatePrivateKey(), receiptTimeoutMs: 20_000 },

@@ -99,6 +99,12 @@ export interface SchemeServer {
    */
   authorizationKey?(payload: PaymentPayload, requirements: PaymentRequirements): string | undefined;
   /**
+   * Unix seconds after which the payload's authorization can no longer settle (EVM: EIP-3009
+   * `validBefore`, Permit2 `deadline`), when it says; undefined otherwise. Work that must end
+   * while the payment can still settle (a metered stream) ends by then. Not a proof of anything.
+   */
+  validUntil?(payload: PaymentPayload): number | undefined;
+  /**
    * Deferred schemes (`batch-settlement`): the channel face. With it the paywall takes vouchers
    * off-chain, serves at once and claims later (packages/server/src/channels) instead of settling
    * each request.

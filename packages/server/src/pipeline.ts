@@ -223,7 +223,7 @@ function settleAfter(p: Pipeline, a: Admitted): PaidDecision {
   let called = false;
   // The handler may set its charge on this object (charge.ts, upto): settled with that amount.
   const payment = paymentOf(a);
-  const metered = a.page.route.metered && meteredTermsFor(a.page.route.metered, a.decoded.offer.requirements, p.settings.onError);
+  const metered = a.page.route.metered && meteredTermsFor(a.page.route.metered, a.decoded.offer.requirements, p.settings.onError, Date.now(), a.decoded.offer.scheme.validUntil?.(a.decoded.payload));
   return {
     kind: "paid",
     payment,

@@ -25,6 +25,8 @@ export const BatchReason = {
   receiverMismatch: "invalid_batch_settlement_evm_receiver_mismatch",
   receiverAuthorizerMismatch: "invalid_batch_settlement_evm_receiver_authorizer_mismatch",
   tokenMismatch: "invalid_batch_settlement_evm_token_mismatch",
+  /** The channel's token is not on the facilitator's allowlist for the network (ours, like exact's asset_not_allowed). */
+  assetNotAllowed: "invalid_batch_settlement_evm_asset_not_allowed",
   withdrawDelayMismatch: "invalid_batch_settlement_evm_withdraw_delay_mismatch",
   withdrawDelayOutOfRange: "invalid_batch_settlement_evm_withdraw_delay_out_of_range",
   voucherSignature: "invalid_batch_settlement_evm_voucher_signature",

@@ -19,11 +19,12 @@ import { encodeFunctionData, getAddress, parseEventLogs, type Address, type Hex,
 import { BATCH_SETTLEMENT_ADDRESS, batchSettlementAbi } from "../contracts/batch-settlement-abi.ts";
 import { BATCH_SETTLEMENT_SCHEME, claimBatchTypedData, computeChannelId, normalizeChannelConfig, refundTypedData, toContractClaim, type VoucherClaim } from "./eip712.ts";
 import { publicSnapshot, readSnapshot, recoverPending, sendOperation, type BatchChain, type BatchSettlementStore, type ChannelSnapshot, type SendResult } from "./facilitator-chain.ts";
-import { BatchReason, fail, readBatchPayload, type ClaimPayload, type DepositPayload, type Failure, type RefundPayload, type SweepPayload, type VoucherPayload } from "./facilitator-payload.ts";
+import { BatchReason, fail, readBatchPayload, type BatchPayload, type ClaimPayload, type DepositPayload, type Failure, type RefundPayload, type SweepPayload, type VoucherPayload } from "./facilitator-payload.ts";
 import { checkChannelBinding, checkDepositAuthorization, checkVoucherAgainstChain, checkVoucherSignature, depositCall, simulate, snapshotOf } from "./facilitator-verify.ts";
 
 export interface BatchSettlementFacilitatorOptions {
-  networks: ReadonlyArray<{ network: Network; client: PublicClient }>;
+  /** `assets`: the tokens channels may hold on that network (the service's allowlist); omitted, any token. */
+  networks: ReadonlyArray<{ network: Network; client: PublicClient; assets?: readonly Address[] }>;
   /** Pays gas and relays every operation. Use a key no other sender (the exact engine) uses. */
   relayer: LocalAccount;
   /** Optional delegated receiver authorizer (advertised in /supported as `receiverAuthorizer`). */
@@ -44,7 +45,9 @@ export type BatchSettlementFacilitator = SchemeFacilitator & {
 
 export function batchSettlementEvmFacilitator(options: BatchSettlementFacilitatorOptions): BatchSettlementFacilitator {
   const chains = new Map<string, BatchChain>();
-  for (const { network, client } of options.networks) {
+  const allowlists = new Map<string, ReadonlySet<string>>();
+  for (const { network, client, assets } of options.networks) {
+    if (assets) allowlists.set(network, new Set(assets.map((a) => a.toLowerCase())));
     const chainId = evmChainId(network);
     if (chainId === undefined) throw new Error(`batch-settlement: ${network} is not an eip155 network`);
     chains.set(network, {
@@ -66,6 +69,8 @@ export function batchSettlementEvmFacilitator(options: BatchSettlementFacilitato
     const read = readBatchPayload(payload.payload);
     if (!read.ok) return invalid(read);
     const p = read.value;
+    const refused = assetRefused(chain.network, p);
+    if (refused) return invalid(refused);
     if (p.type === "claim" || p.type === "settle") return invalid(fail(BatchReason.payloadType, `paymentPayload.payload.type: ${p.type} is a /settle operation, not verifiable`));
     const checked = p.type === "deposit" ? await verifyDeposit(chain, p, requirements) : await verifyVoucher(chain, p, requirements);
     if (!checked.ok) return { ...invalid(checked), payer: p.channelConfig.payer };
@@ -80,6 +85,8 @@ export function batchSettlementEvmFacilitator(options: BatchSettlementFacilitato
     const read = readBatchPayload(payload.payload);
     if (!read.ok) return failed(network, read);
     const p = read.value;
+    const refused = assetRefused(chain.network, p);
+    if (refused) return failed(network, refused);
     switch (p.type) {
       case "deposit":
         return settleDeposit(chain, p, requirements);
@@ -100,6 +107,17 @@ export function batchSettlementEvmFacilitator(options: BatchSettlementFacilitato
     const chain = chains.get(requirements.network);
     if (!chain) return fail(BatchReason.networkMismatch, `paymentRequirements.network: ${requirements.network} is not served`);
     return { ok: true, chain };
+  }
+
+  /** A token outside the network's allowlist: the relayer pays no gas for channels in tokens the operator did not accept. */
+  function assetRefused(network: Network, p: BatchPayload): Failure | undefined {
+    const allowed = allowlists.get(network);
+    if (!allowed) return undefined;
+    const f = "paymentPayload.payload";
+    const tokens: Array<[string, Address]> =
+      p.type === "claim" ? p.claims.map((c, i) => [`${f}.claims[${i}].voucher.channel.token`, c.voucher.channel.token]) : p.type === "settle" ? [[`${f}.token`, p.token]] : [[`${f}.channelConfig.token`, p.channelConfig.token]];
+    const bad = tokens.find(([, token]) => !allowed.has(token.toLowerCase()));
+    return bad && fail(BatchReason.assetNotAllowed, `${bad[0]}: ${bad[1]} is not accepted on ${network}`);
   }
 
   // ------------------------------------------------------------------ verify
@@ -162,10 +180,29 @@ export function batchSettlementEvmFacilitator(options: BatchSettlementFacilitato
     if (typeof sig !== "string") return failed(chain.network, sig);
     const data = encodeFunctionData({ abi: batchSettlementAbi, functionName: "claimWithSignature", args: [p.claims.map(toContractClaim), sig] });
     const ids = p.claims.map((c) => computeChannelId(c.voucher.channel, chain.chainId, chain.contract));
+    const claimed = await claimedTotals(chain, ids);
+    if (!(claimed instanceof Map)) return failed(chain.network, claimed);
+    // No claim above its channel's claimed total: the chain already says what this batch would
+    // (a repeat after a crash, or a stale store). Answered from the chain, no transaction, no gas.
+    if (!p.claims.some((c, i) => c.totalClaimed > claimed.get(ids[i]!)!)) {
+      const states = (await Promise.all([...claimed.keys()].map((id) => readSnapshot(chain, id).then(publicSnapshot, () => undefined)))).filter((x) => x !== undefined);
+      return { success: true, transaction: "", network: chain.network, amount: "", extra: { channelStates: states, ...(states.length === 1 ? { channelState: states[0] } : {}) } };
+    }
     const sent = await sendOperation(chain, "claim", data, ids);
     if (!sent.ok) return sendFailure(chain.network, sent, BatchReason.claimSimulation, BatchReason.claimTransaction);
     const states = await mirror(chain, p.claims.map((c, i) => ({ channelId: ids[i]!, config: c.voucher.channel })), sent.hash);
     return { success: true, transaction: sent.hash, network: chain.network, amount: "", extra: { channelStates: states, ...(states.length === 1 ? { channelState: states[0] } : {}) } };
+  }
+
+  /** Each channel's claimed total on chain (one read per channel). */
+  async function claimedTotals(chain: BatchChain, ids: Hex[]): Promise<Map<Hex, bigint> | Failure> {
+    try {
+      const unique = [...new Set(ids)];
+      const rows = await Promise.all(unique.map((id) => chain.client.readContract({ address: chain.contract, abi: batchSettlementAbi, functionName: "channels", args: [id] })));
+      return new Map(unique.map((id, i) => [id, rows[i]![1]]));
+    } catch {
+      return fail(BatchReason.rpcReadFailed, "could not read the channels of the claims on chain");
+    }
   }
 
   async function settleSweep(chain: BatchChain, p: SweepPayload): Promise<SettleResponse> {

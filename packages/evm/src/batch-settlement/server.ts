@@ -182,7 +182,8 @@ function channelOf(config: ChannelConfig, chainId: number): { id: Hex; config: C
 }
 
 function uint128(v: unknown): bigint | undefined {
-  if (typeof v !== "string" || !/^\d{1,39}$/.test(v)) return undefined;
+  // Canonical decimal only (no leading zeros), as the facilitator reads it: a form it would refuse must not be served here.
+  if (typeof v !== "string" || !/^(0|[1-9]\d{0,38})$/.test(v)) return undefined;
   const n = BigInt(v);
   return n < 1n << 128n ? n : undefined;
 }

@@ -31,5 +31,11 @@ export function uptoEvmServer(options: UptoEvmServerOptions = {}): SchemeServer 
     return permit2PaymentKey(requirements.network, requirements.asset, a.from, a.nonce);
   }
 
-  return { scheme: "upto", networks: exact.networks, parsePrice: exact.parsePrice, ...(exact.checkPayTo ? { checkPayTo: exact.checkPayTo } : {}), enhanceRequirements, authorizationKey };
+  /** The permit's `deadline`: Permit2 refuses the transfer after it. */
+  function validUntil(payload: PaymentPayload): number | undefined {
+    const p = parseUptoPermit2Payload(payload?.payload);
+    return p.ok ? Number(p.value.permit2Authorization.deadline) : undefined;
+  }
+
+  return { scheme: "upto", networks: exact.networks, parsePrice: exact.parsePrice, ...(exact.checkPayTo ? { checkPayTo: exact.checkPayTo } : {}), enhanceRequirements, authorizationKey, validUntil };
 }

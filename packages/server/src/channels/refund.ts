@@ -27,7 +27,9 @@ export async function refund(pipe: ChannelPipe, decoded: DecodedPayment, face: C
   const amount = payment.refundAmount ?? remainder;
   if (amount > remainder) return pipe.paymentRequired(errorText(ChannelReason.refundAmountInvalid, `at most ${remainder} can be refunded`));
 
-  const inner = payload.payload as Record<string, unknown>;
+  // The receiver's authorizations are the facilitator's (delegated) to add, never the payer's:
+  // a payer-supplied one would replace the facilitator's own signature at /settle.
+  const { refundAuthorizerSignature: _refundSig, claimAuthorizerSignature: _claimSig, ...inner } = payload.payload as Record<string, unknown>;
   const completed = {
     ...payload,
     payload: {

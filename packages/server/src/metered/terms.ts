@@ -89,17 +89,24 @@ export function meteredAdvertisement(metered: CompiledMetered, accepts: readonly
   return { info: { version: "1", unit: metered.unit, format: "text/event-stream", prices }, schema: meteredStreamSchema };
 }
 
-/** The terms of a verified payment on `requirements` (the accepted option). */
-export function meteredTermsFor(metered: CompiledMetered, requirements: PaymentRequirements, onError: (e: unknown) => void, now = Date.now()): MeteredTerms | undefined {
+/**
+ * The terms of a verified payment on `requirements` (the accepted option). `validUntil` (unix
+ * seconds, the scheme's `validUntil` of the payment) is when its authorization ends: a client may
+ * sign a shorter window than `maxTimeoutSeconds`, and a stream still running then could no longer
+ * be settled.
+ */
+export function meteredTermsFor(metered: CompiledMetered, requirements: PaymentRequirements, onError: (e: unknown) => void, now = Date.now(), validUntil?: number): MeteredTerms | undefined {
   const price = priceFor(metered, requirements);
   if (!price) return undefined;
+  const margin = metered.settleMarginSeconds * 1000;
+  const deadline = validUntil !== undefined && Number.isSafeInteger(validUntil) ? validUntil * 1000 : undefined;
   return {
     unit: metered.unit,
     pricePerUnit: BigInt(price.pricePerUnit),
     max: BigInt(requirements.amount),
     asset: requirements.asset,
     network: requirements.network,
-    endsBy: now + (requirements.maxTimeoutSeconds - metered.settleMarginSeconds) * 1000,
+    endsBy: Math.min(now + requirements.maxTimeoutSeconds * 1000 - margin, deadline === undefined ? Infinity : deadline - margin),
     onError,
   };
 }
