@@ -115,6 +115,25 @@ describe("paywall channels", () => {
     expect((await s.request()).kind).toBe("paid");
   });
 
+  it("a forged voucher is refused before the channel is locked: the payer's own request is never kept busy by it", async () => {
+    const s = setup(memoryChannelStore());
+    await ((await s.request()) as PaidDecision).settle({ status: 200 });
+    const first = (await s.request()) as PaidDecision; // holds the channel until settled
+    const signedByPayer = await s.client.createPayload(s.offer(), { x402Version: 2 });
+    await s.client.onPaymentResponse({ requirements: s.offer(), payload: signedByPayer, status: 402 }); // never sent: the client takes it back
+    const forged = { ...(signedByPayer as Record<string, unknown>) };
+    const voucher = forged.voucher as Record<string, unknown>;
+    forged.voucher = { ...voucher, signature: await privateKeyToAccount(`0x${"02".repeat(32)}`).signMessage({ message: "not a voucher" }) };
+    const refused = await s.request(forged);
+    expect(errorOf(refused)).toMatch(/^invalid_batch_settlement_evm_voucher_signature/); // not channel_busy: the lock was never asked for
+    await first.settle({ status: 200 });
+    // While a forged voucher is being refused, the channel stays free for the real one.
+    const calls = s.calls.length;
+    await s.request(forged);
+    expect((await s.request()).kind).toBe("paid");
+    expect(s.calls).toHaveLength(calls); // neither asked the facilitator
+  });
+
   it("asks /verify when the snapshot is stale", async () => {
     const s = setup(memoryChannelStore(), 0);
     await ((await s.request()) as PaidDecision).settle({ status: 200 });

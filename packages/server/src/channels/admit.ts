@@ -52,10 +52,15 @@ export async function admitChannel(pipe: ChannelPipe, decoded: DecodedPayment): 
   const read = face.read(payload, offer.requirements);
   if (!read.ok) return pipe.paymentRequired(errorText(read.reason, `${read.field}: ${read.message}`));
   const payment = read.payment;
+  // A voucher's signature does not depend on the channel's state, so it is checked before the
+  // channel is locked: a channel's config is public on chain, and a stranger's forged vouchers must
+  // not keep the payer's own requests answered channel_busy.
+  const signed = payment.type === "refund" ? undefined : await face.checkVoucher(payment, offer.requirements.network);
+  if (signed === false) return pipe.paymentRequired(errorText(ChannelReason.voucherSignature, "the voucher is not signed by the channel's voucher signer"));
   const release = pipe.inflight.acquire(`batch-settlement|${payment.channelId}`);
   if (!release) return pipe.paymentRequired(errorText(ChannelReason.channelBusy, "another request on this channel is being served; retry shortly"));
   try {
-    const decision = await accept(pipe, decoded, face, payment, release);
+    const decision = await accept(pipe, decoded, face, payment, signed, release);
     if (decision.kind !== "paid") release();
     return decision;
   } catch (e) {
@@ -64,7 +69,8 @@ export async function admitChannel(pipe: ChannelPipe, decoded: DecodedPayment): 
   }
 }
 
-async function accept(pipe: ChannelPipe, decoded: DecodedPayment, face: ChannelServerFace, payment: ChannelPayment, release: () => void): Promise<Decision> {
+/** `signed`: the voucher's off-chain signature check (admitChannel), undefined when it could not be decided here. */
+async function accept(pipe: ChannelPipe, decoded: DecodedPayment, face: ChannelServerFace, payment: ChannelPayment, signed: boolean | undefined, release: () => void): Promise<Decision> {
   const { offer, payload } = decoded;
   const requirements = offer.requirements;
   const price = BigInt(requirements.amount);
@@ -76,8 +82,8 @@ async function accept(pipe: ChannelPipe, decoded: DecodedPayment, face: ChannelS
   let snapshot: ChannelSnapshot | undefined = known && snapshotOf(known);
   let settlement: SettleResponse | undefined;
   const fresh = known && Date.now() - known.onchainSyncedAt <= pipe.maxSnapshotAgeMs && known.withdrawRequestedAt === 0;
-  const local = payment.type === "voucher" && fresh ? await face.checkVoucher(payment, requirements.network) : undefined;
-  if (local === false) return pipe.paymentRequired(errorText(ChannelReason.voucherSignature, "the voucher is not signed by the channel's voucher signer"));
+  // Served off-chain only for a good signature against a fresh snapshot; anything else asks /verify.
+  const local = payment.type === "voucher" && fresh && signed === true ? true : undefined;
   if (local === undefined) {
     const verdict = await pipe.settings.facilitator.verify(payload, requirements, pipe.call);
     if (!verdict.isValid) return pipe.paymentRequired(errorText(verdict.invalidReason ?? ChannelReason.voucherPayload, verdict.invalidMessage));
