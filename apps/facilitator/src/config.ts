@@ -112,7 +112,11 @@ export const configSchema = z.strictObject({
   settlement: settlementSchema.default(settlementSchema.parse({})),
   /** A fee payer below this native balance is not used; none left on a network → facilitator_not_ready, /ready names them. */
   minSignerBalanceWei: wei.optional(),
-  /** PostgreSQL only: how long a process holds a signer lease (renewed every quarter of it). */
+  /**
+   * PostgreSQL only: how long a process holds a signer lease (renewed every quarter of it): the
+   * exact engine's keys, and the batch-settlement relayer and gas sponsor keys (one holder each;
+   * a dead holder's key moves to another process after this long).
+   */
   signerLeaseMs: z.number().int().min(1000).default(30_000),
   /**
    * The operator dashboard at /dashboard: behind `apiKeys` when set; with none, served only to a

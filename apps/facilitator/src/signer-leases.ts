@@ -13,6 +13,11 @@
  * the ledger before it is broadcast, and a replaced nonce is found by the reconciler (see
  * reconciler.ts). Leases keep nonce collisions from happening; the write-ahead log keeps them harmless.
  *
+ * Groups: keys with a sender of their own (the batch-settlement relayer, the gas sponsor) are
+ * leased in their own `group`, so they are split among the live processes apart from the exact
+ * engine's keys and do not count against its fair share. A group's holder id is the process id
+ * plus `#group` (its own heartbeat row); a single key in a group is held by one process at a time.
+ *
  * PGlite serves one process, which takes every signer (`allSignerLeases`).
  */
 import { hostname } from "node:os";
@@ -45,6 +50,11 @@ export interface SignerLeaseOptions {
   signers: readonly string[];
   ttlMs: number;
   holder?: string;
+  /**
+   * Keys split apart from the default group (see the header). A lowercase word; the holder id
+   * becomes `holder#group`, and only this group's live holders count for its fair share.
+   */
+  group?: string;
   logger?: Logger;
   onChange?: () => void;
 }
@@ -65,7 +75,10 @@ export function allSignerLeases(signers: readonly string[]): SignerLeases {
 
 export function createSignerLeases(options: SignerLeaseOptions): SignerLeases {
   const { sql, schema, ttlMs } = options;
-  const holder = options.holder ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  const group = options.group ?? "";
+  if (!/^[a-z0-9-]*$/.test(group)) throw new Error("signer lease group: expected lowercase letters, digits and dashes");
+  const base = options.holder ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  const holder = group ? `${base}#${group}` : base;
   const signers = [...new Set(options.signers.map((s) => s.toLowerCase()))];
   const leases = `${schema}.signer_leases`;
   const instances = `${schema}.facilitator_instances`;
@@ -106,7 +119,7 @@ export function createSignerLeases(options: SignerLeaseOptions): SignerLeases {
       await sql.query(`DELETE FROM ${leases} WHERE network = $1 AND signer = $2 AND holder = $3`, [network, signer, holder]);
     }
     retiring.clear();
-    const [{ n }] = (await sql.query<{ n: string | number }>(`SELECT count(*)::int AS n FROM ${instances} WHERE expires_at > now() OR holder = $1`, [holder])) as [{ n: string | number }];
+    const [{ n }] = (await sql.query<{ n: string | number }>(`SELECT count(*)::int AS n FROM ${instances} WHERE (expires_at > now() OR holder = $1) AND split_part(holder, '#', 2) = $2`, [holder, group])) as [{ n: string | number }];
     const live = Math.max(1, Number(n));
     const share = Math.ceil(signers.length / live);
 

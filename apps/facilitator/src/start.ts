@@ -20,8 +20,8 @@ import { dashboardOptionsFrom } from "./dashboard/options.ts";
 import { mandateOptionsFrom } from "./mandates.ts";
 import { PAYMENT_IDENTIFIER } from "./payment.ts";
 import { buildSvmSchemes, solanaReadinessProbes, solanaSignerBalances } from "./schemes/svm.ts";
-import { createBatchSettlementService } from "./schemes/batch-settlement.ts";
-import { createApprovalSponsorService } from "./schemes/erc20-approval-sponsor.ts";
+import { createBatchSettlementService, type BatchSettlementService } from "./schemes/batch-settlement.ts";
+import { createApprovalSponsorService, type ApprovalSponsorService } from "./schemes/erc20-approval-sponsor.ts";
 
 export interface StartFacilitatorOptions {
   /** Schemes to serve instead of the ones built from `config.networks` (tests, embedding). */
@@ -42,6 +42,10 @@ export interface RunningFacilitator {
   logger: Logger;
   /** The EVM settlement engine(s), signer leases and reconciler (when EVM networks are configured). */
   settlement?: EvmSettlement;
+  /** The batch-settlement service (its relayer's lease), when configured. */
+  batchSettlement?: BatchSettlementService;
+  /** The gas sponsoring service (its sponsor key's lease), when configured. */
+  sponsoring?: ApprovalSponsorService;
   /** Stops accepting, waits for in-flight requests (bounded by shutdownTimeoutMs), closes the store. */
   close(): Promise<void>;
 }
@@ -113,8 +117,8 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     });
   } catch (e) {
     await settlement?.close(0).catch(() => {});
-    batchSettlement?.close();
-    sponsoring?.close();
+    await batchSettlement?.close().catch(() => {});
+    await sponsoring?.close().catch(() => {});
     if (ownsLedger) await ledger.close().catch(() => {});
     throw e;
   }
@@ -135,8 +139,9 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
       }
       server.closeAllConnections();
       await stopped;
-      batchSettlement?.close();
-      sponsoring?.close();
+      // Frees the relayer's and the sponsor's leases: another instance takes them at once.
+      await batchSettlement?.close().catch((e) => logger.error({ err: safeMessage(e) }, "closing batch settlement failed"));
+      await sponsoring?.close().catch((e) => logger.error({ err: safeMessage(e) }, "closing gas sponsoring failed"));
       await settlement?.close(config.shutdownTimeoutMs).catch((e) => logger.error({ err: safeMessage(e) }, "closing the settlement engine failed"));
       await app.audit.drain();
       if (ownsLedger) await ledger.close().catch((e) => logger.error({ err: safeMessage(e) }, "closing the store failed"));
@@ -145,7 +150,7 @@ export async function startFacilitator(input: FacilitatorConfigInput | Facilitat
     return closing;
   }
 
-  return { url, port, config, app, ledger, logger, close, ...(settlement ? { settlement } : {}) };
+  return { url, port, config, app, ledger, logger, close, ...(settlement ? { settlement } : {}), ...(batchSettlement ? { batchSettlement } : {}), ...(sponsoring ? { sponsoring } : {}) };
 }
 
 /**

@@ -5,7 +5,8 @@
  *
  * - `batch_transactions`: the write-ahead log. Every channel transaction is stored signed, before
  *   its broadcast; `start()` finishes what a previous run left (receipt, rebroadcast, or dropped).
- *   Several processes sharing PostgreSQL must not share a relayer key (nonces are per process).
+ *   Several processes sharing PostgreSQL share the relayer key through a lease (leased-key.ts):
+ *   only its holder sends and recovers; the others answer /settle with `relayer_unavailable`.
  * - `batch_channels`: each channel's on-chain snapshot after this facilitator's operations, with
  *   its config, so a restart (or an operator) sees the channels without scanning the chain.
  *
@@ -13,13 +14,14 @@
  * nonce, cumulative claims, a sweep of what is claimed, a refund nonce): the contract is the
  * settle-once guard, and every operation is simulated before it is signed, so a repeat costs no gas.
  */
-import type { Network } from "@tollgate/core";
-import { batchSettlementEvmFacilitator, rpcTransportForUrl, type BatchSettlementFacilitator, type BatchSettlementStore, type ChannelSnapshot, type SentTransaction } from "@tollgate/evm";
-import { createPublicClient, type Hex, type PublicClient } from "viem";
+import type { Network, SettleResponse } from "@tollgate/core";
+import { batchSettlementEvmFacilitator, defaultEvmAssets, rpcTransportForUrl, type BatchSettlementFacilitator, type BatchSettlementStore, type ChannelSnapshot, type SentTransaction } from "@tollgate/evm";
+import { createPublicClient, type Address, type Hex, type PublicClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { FacilitatorConfig } from "../config.ts";
 import type { Ledger } from "../ledger/ledger.ts";
 import type { Logger } from "../logger.ts";
+import { leasedKey, NOT_HELD_MARK, type LeasedKey } from "./leased-key.ts";
 
 /** The store over the ledger's SQL (PGlite or PostgreSQL, same statements). */
 export function ledgerBatchStore(ledger: Ledger): BatchSettlementStore & { channel(network: string, channelId: string): Promise<StoredChannel | undefined> } {
@@ -105,32 +107,59 @@ export interface BatchSettlementService {
   scheme: BatchSettlementFacilitator;
   /** Finishes transactions a previous run sent (before taking traffic), then keeps looking every `RECOVER_EVERY_MS`. */
   start(): Promise<void>;
-  close(): void;
+  /** Stops looking and frees the relayer's lease (call after in-flight requests finished). */
+  close(): Promise<void>;
+  /** The relayer's lease (tests, operators). */
+  relayer: LeasedKey;
 }
 
 /** How often transactions still without a receipt (answered `settlement_pending`) are looked at again. */
 const RECOVER_EVERY_MS = 15_000;
 
+/** `/settle` refused because another instance holds the relayer key: nothing was sent; retry. */
+export const RELAYER_UNAVAILABLE = "relayer_unavailable";
+
 /** The scheme on every configured EVM network, or undefined when `batchSettlement` is not configured. */
 export function createBatchSettlementService(config: FacilitatorConfig, ledger: Ledger, logger: Logger): BatchSettlementService | undefined {
   const bs = config.batchSettlement;
   if (!bs || config.networks.length === 0) return undefined;
-  const relayer = privateKeyToAccount(bs.relayerKey as Hex);
+  const account = privateKeyToAccount(bs.relayerKey as Hex);
   if (config.privateKeys.some((k) => k.toLowerCase() === bs.relayerKey.toLowerCase())) {
     // Two nonce managers on one key would collide: the engine's lanes and this relayer's sends.
     throw new Error("batchSettlement.relayerKey: must not be one of privateKeys (the exact engine manages their nonces)");
   }
-  const scheme = batchSettlementEvmFacilitator({
-    networks: config.networks.map((n) => ({ network: n.network as Network, client: createPublicClient({ transport: rpcTransportForUrl(n.rpcUrl, { batch: true }), pollingInterval: RECEIPT_POLL_MS }) as PublicClient })),
-    relayer,
+  const relayer = leasedKey({
+    ledger,
+    group: "batch-relayer",
+    role: "the batch-settlement relayer",
+    account,
+    networks: config.networks.map((n) => n.network),
+    ttlMs: config.signerLeaseMs,
+    logger,
+    // Taken over from a dead holder: finish what it left pending, now rather than at the next look.
+    onChange: () => void look("batch-settlement: finished channel transactions of the relayer's previous holder"),
+  });
+  const inner = batchSettlementEvmFacilitator({
+    networks: config.networks.map((n) => ({
+      network: n.network as Network,
+      client: createPublicClient({ transport: rpcTransportForUrl(n.rpcUrl, { batch: true }), pollingInterval: RECEIPT_POLL_MS }) as PublicClient,
+      // The service's allowlist, as for exact and upto (omitted: the network's USDC from the built-in table).
+      assets: (n.assets ?? defaultEvmAssets.filter((a) => a.network === n.network)).map((a) => a.address as Address),
+    })),
+    relayer: relayer.account,
     ...(bs.receiverAuthorizerKey ? { receiverAuthorizer: privateKeyToAccount(bs.receiverAuthorizerKey as Hex) } : {}),
-    store: ledgerBatchStore(ledger),
+    store: heldOnly(ledgerBatchStore(ledger), relayer),
     receiptTimeoutMs: bs.receiptTimeoutMs,
   });
+  const scheme = refusedUnlessHeld(inner, relayer);
   let timer: NodeJS.Timeout | undefined;
   let running = false;
-  const look = async (what: string) => {
-    if (running) return;
+  let again = false;
+  const look = async (what: string): Promise<void> => {
+    if (running) {
+      again = true; // a take-over while a look runs: look once more after it
+      return;
+    }
     running = true;
     try {
       const finished = await scheme.recover();
@@ -140,16 +169,58 @@ export function createBatchSettlementService(config: FacilitatorConfig, ledger: 
     } finally {
       running = false;
     }
+    if (again) {
+      again = false;
+      await look(what);
+    }
   };
   return {
     scheme,
+    relayer,
     async start() {
+      await relayer.leases.start();
       await look("batch-settlement: finished channel transactions of a previous run");
       timer = setInterval(() => void look("batch-settlement: finished pending channel transactions"), RECOVER_EVERY_MS);
       timer.unref();
     },
-    close() {
+    async close() {
       if (timer) clearInterval(timer);
+      await relayer.leases.close();
+    },
+  };
+}
+
+/**
+ * Recovery finishes only the transactions of a relayer this process holds (the holder's alone: a
+ * rebroadcast by another process could replace the holder's newer send at that nonce). Rows of a
+ * key no longer configured need no key (their signed bytes are stored) and stay recoverable.
+ */
+function heldOnly(store: ReturnType<typeof ledgerBatchStore>, relayer: LeasedKey): ReturnType<typeof ledgerBatchStore> {
+  return {
+    ...store,
+    async pending(network) {
+      const rows = await store.pending(network);
+      return rows.filter((tx) => tx.from.toLowerCase() !== relayer.address || relayer.holds(network));
+    },
+  };
+}
+
+/**
+ * /settle from a process that does not hold the relayer: refused before anything is read or sent
+ * (`relayer_unavailable`, retryable). A lease lost while an operation was prepared is caught by the
+ * guarded account before the signature; its failure is answered the same way. /verify reads only.
+ */
+function refusedUnlessHeld(inner: BatchSettlementFacilitator, relayer: LeasedKey): BatchSettlementFacilitator {
+  const refusal = (network: string): SettleResponse => ({ success: false, errorReason: RELAYER_UNAVAILABLE, errorMessage: relayer.unavailableMessage(network), transaction: "", network: network as Network });
+  return {
+    ...inner,
+    async settle(payload, requirements) {
+      const network = requirements.network;
+      const served = inner.networks.includes(network as Network);
+      if (served && !relayer.holds(network)) return refusal(network);
+      const result = await inner.settle(payload, requirements);
+      if (!result.success && result.transaction === "" && result.errorMessage?.includes(NOT_HELD_MARK)) return { ...refusal(network), ...(result.payer ? { payer: result.payer } : {}) };
+      return result;
     },
   };
 }

@@ -7,7 +7,9 @@
  *
  * The per-payer bounds are decided in one transaction under an advisory lock per payer, so
  * several processes sharing PostgreSQL agree. The sponsor key must be its own (not one of
- * `privateKeys`, nor the batch-settlement relayer): sends are serialized per key in this process.
+ * `privateKeys`, nor the batch-settlement relayer): sends are serialized per key in this process,
+ * and across processes the key is leased (leased-key.ts): only its holder funds and recovers; the
+ * others answer a settlement that needs funding with `erc20_approval_sponsor_unavailable`.
  */
 import type { Network, SchemeFacilitator } from "@tollgate/core";
 import {
@@ -24,6 +26,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import type { FacilitatorConfig } from "../config.ts";
 import type { Ledger } from "../ledger/ledger.ts";
 import type { Logger } from "../logger.ts";
+import { leasedKey, type LeasedKey } from "./leased-key.ts";
 
 type Row = { key: string; network: string; payer: string; funding: string; approve_hash: string; approve_raw: string; approve_nonce: string | number; funding_hash: string | null; funding_raw: string | null; status: string; reason: string | null; created_at?: string | Date };
 
@@ -88,7 +91,10 @@ export interface ApprovalSponsorService {
   wrap(scheme: SchemeFacilitator): SchemeFacilitator;
   /** Finishes sponsored approvals a previous run left open, then looks again every 15 s. */
   start(): Promise<void>;
-  close(): void;
+  /** Stops looking and frees the sponsor's lease. */
+  close(): Promise<void>;
+  /** The sponsor key's lease (tests, operators). */
+  sponsor: LeasedKey;
 }
 
 const RECOVER_EVERY_MS = 15_000;
@@ -101,8 +107,21 @@ export function createApprovalSponsorService(config: FacilitatorConfig, ledger: 
   // Two nonce managers on one key would collide.
   if (config.privateKeys.some((k) => k.toLowerCase() === key)) throw new Error("gasSponsoring.sponsorKey: must not be one of privateKeys (the exact engine manages their nonces)");
   if (config.batchSettlement?.relayerKey.toLowerCase() === key) throw new Error("gasSponsoring.sponsorKey: must not be batchSettlement.relayerKey");
+  const sponsor = leasedKey({
+    ledger,
+    group: "gas-sponsor",
+    role: "the gas sponsor",
+    account: privateKeyToAccount(gs.sponsorKey as Hex),
+    networks: config.networks.map((n) => n.network),
+    ttlMs: config.signerLeaseMs,
+    logger,
+    onChange: () => void look(),
+  });
+  const store = ledger ? ledgerSponsorStore(ledger) : memorySponsorStore();
   const opts: ApprovalSponsorOptions = {
+    // The lease is checked by canSend (a refusal leaves the row open); the plain account signs.
     sponsor: privateKeyToAccount(gs.sponsorKey as Hex),
+    canSend: (network) => sponsor.holds(network),
     networks: config.networks.map((n) => ({
       network: n.network as Network,
       chainId: Number(n.network.split(":")[1]),
@@ -110,32 +129,45 @@ export function createApprovalSponsorService(config: FacilitatorConfig, ledger: 
     })),
     policy: { maxGas: BigInt(gs.maxGas), maxFeePerGas: BigInt(gs.maxFeePerGasWei), maxFunding: BigInt(gs.maxFundingWei) },
     limits: { perPayerMax: gs.perPayerPerHour, perPayerWindowMs: 3_600_000 },
-    store: ledger ? ledgerSponsorStore(ledger) : memorySponsorStore(),
+    store,
     receiptTimeoutMs: gs.receiptTimeoutMs,
   };
+  // Recovery finishes only the rows of networks whose sponsor lease this process holds.
+  const recovery: ApprovalSponsorOptions = { ...opts, store: { ...store, open: async (network) => (sponsor.holds(network) ? store.open(network) : []) } };
   let timer: NodeJS.Timeout | undefined;
   let running = false;
-  const look = async () => {
-    if (running) return;
+  let again = false;
+  const look = async (): Promise<void> => {
+    if (running) {
+      again = true; // a take-over while a look runs: look once more after it
+      return;
+    }
     running = true;
     try {
-      const closed = await recoverSponsoredApprovals(opts);
+      const closed = await recoverSponsoredApprovals(recovery);
       if (closed > 0) logger.info({ closed }, "gas sponsoring: finished sponsored approvals left open");
     } catch (e) {
       logger.warn({ err: e instanceof Error ? e.message.split("\n")[0] : "error" }, "gas sponsoring: could not look at open sponsored approvals");
     } finally {
       running = false;
     }
+    if (again) {
+      again = false;
+      await look();
+    }
   };
   return {
     wrap: (scheme) => withErc20ApprovalSponsoring(scheme, opts),
+    sponsor,
     async start() {
+      await sponsor.leases.start();
       await look();
       timer = setInterval(() => void look(), RECOVER_EVERY_MS);
       timer.unref();
     },
-    close() {
+    async close() {
       if (timer) clearInterval(timer);
+      await sponsor.leases.close();
     },
   };
 }

@@ -43,6 +43,8 @@ export const SponsorReason = {
   fundingFailed: "erc20_approval_funding_failed",
   approveFailed: "erc20_approval_tx_failed",
   approvePending: "erc20_approval_tx_pending",
+  /** This process may not send from the sponsor key now (another instance holds it): nothing was sent; retry. */
+  sponsorUnavailable: "erc20_approval_sponsor_unavailable",
 } as const;
 
 export type SponsoredStatus = "intent" | "funded" | "approved" | "failed";
@@ -92,6 +94,12 @@ export interface ApprovalSponsorOptions {
   store: SponsorStore;
   /** Receipt wait bound for the funding and the approve. Default 30 s. */
   receiptTimeoutMs?: number;
+  /**
+   * Whether this process may send from the sponsor key on `network` now (the service: its lease).
+   * Asked before a funding is begun and again right before its signature; a refusal spends
+   * nothing and leaves the payment's row open for a retry. Omitted: always.
+   */
+  canSend?: (network: Network) => boolean;
 }
 
 /** An in-memory store (library use, tests): nothing survives a restart. */
@@ -167,6 +175,10 @@ export function withErc20ApprovalSponsoring(inner: SchemeFacilitator, opts: Appr
       const plan = await judge(payload, target.verifyAs, verdict, target.charge);
       if (!plan) return inner.settle(payload, requirements);
       if ("reason" in plan) return failed(requirements, plan.reason, plan.message, plan.payer ?? verdict.payer);
+      if (plan.funding > 0n && !mayFund(opts, requirements.network as Network)) {
+        const refused = unavailable(opts, requirements.network);
+        return failed(requirements, refused.reason, refused.message, plan.payer);
+      }
       const identity = await inner.authenticate?.(payload, requirements);
       const key = identity?.ok ? identity.key : `${requirements.network}|${plan.payer.toLowerCase()}|${(payload.payload as unknown as ExactPermit2Payload).permit2Authorization.nonce}`;
       const net = opts.networks.find((n) => n.network === requirements.network)!;
@@ -281,6 +293,8 @@ async function fund(net: ApprovalSponsorOptions["networks"][number], opts: Appro
       let signed: Hex;
       try {
         const [nonce, fees] = await Promise.all([client.getTransactionCount({ address: opts.sponsor.address, blockTag: "pending" }), client.estimateFeesPerGas()]);
+        // Right before the signature: a lease lost while the nonce was read stops the funding here.
+        if (!mayFund(opts, net.network)) return unavailable(opts, net.network);
         signed = await opts.sponsor.signTransaction({ type: "eip1559", chainId: net.chainId, to: row.payer, value: row.funding, gas: 21_000n, nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas });
       } catch (e) {
         return { reason: SponsorReason.fundingFailed, message: `the funding transfer could not be prepared: ${shortMessage(e)}` };
@@ -296,6 +310,8 @@ async function fund(net: ApprovalSponsorOptions["networks"][number], opts: Appro
       return signed;
     });
     if (typeof sent !== "string") {
+      // Not this process's key now: the row stays open (unsigned) for the retry at the key's holder.
+      if (sent.reason === SponsorReason.sponsorUnavailable) return sent;
       await opts.store.update(row.key, { status: "failed", reason: sent.reason });
       return sent;
     }
@@ -311,6 +327,12 @@ async function fund(net: ApprovalSponsorOptions["networks"][number], opts: Appro
   }
   await opts.store.update(row.key, { status: "funded" });
   return true;
+}
+
+const mayFund = (opts: ApprovalSponsorOptions, network: Network) => opts.canSend?.(network) ?? true;
+
+function unavailable(opts: ApprovalSponsorOptions, network: string): Refusal {
+  return { reason: SponsorReason.sponsorUnavailable, message: `the gas sponsor ${opts.sponsor.address} is held by another facilitator instance on ${network}; nothing was sent; retry shortly` };
 }
 
 async function approve(net: ApprovalSponsorOptions["networks"][number], opts: ApprovalSponsorOptions, row: SponsoredApproval): Promise<true | Refusal> {
