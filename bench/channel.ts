@@ -16,7 +16,10 @@ import { devAccount, startLocalNetwork } from "@tollgate/devnet";
 import { batchSettlementEvmClient, batchSettlementEvmServer, exactEvmClient, fastVoucherSigner, readChannelPayload } from "@tollgate/evm";
 import { startFacilitator } from "@tollgate/facilitator";
 import { getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
-import { claimAndSettle, memoryChannelStore } from "@tollgate/server";
+import { claimAndSettle, fileChannelStore, memoryChannelStore } from "@tollgate/server";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createPublicClient, http, type Hex, type PublicClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { startChannelServer } from "../test/support/channel-server.ts";
@@ -115,12 +118,18 @@ const exactGas = await gasOf(exactTxs);
 const latencyClient = batchSettlementEvmClient({ account: fastVoucherSigner(net.accounts.payers[2]!.privateKey), depositMultiplier: SAMPLES * 4 });
 const payments = createPaymentClient({ schemes: [latencyClient] });
 const required = JSON.parse(Buffer.from((await fetch(server.paidUrl)).headers.get("PAYMENT-REQUIRED")!, "base64").toString()) as PaymentRequired;
+// The same route on a server whose channel store survives restarts (fileChannelStore: each commit
+// written, fsynced and renamed before the response), paid by a payer of its own.
+const storeDir = mkdtempSync(join(tmpdir(), "tollgate-bench-channels-"));
+const durableServer = await startChannelServer({ facilitator, network: net.network, usdc: net.usdc, payTo: net.accounts.payee.address, amount: PRICE.toString(), store: fileChannelStore(storeDir) });
+await fundPayer(privateKeyToAccount(devAccount(12).privateKey).address, PRICE * BigInt(SAMPLES) * 10n);
+const durablePayments = createPaymentClient({ schemes: [batchSettlementEvmClient({ account: fastVoucherSigner(devAccount(12).privateKey), depositMultiplier: SAMPLES * 4 })] });
 /** One request with a voucher; `signed` true: the voucher is signed before the clock starts (what the server adds). */
-async function voucherRequest(signed: boolean): Promise<number> {
+async function voucherRequest(signed: boolean, url = server.paidUrl, client = payments): Promise<number> {
   const t = performance.now();
-  const payment = await payments.pay(required);
+  const payment = await client.pay(required);
   const sent = signed ? performance.now() : t;
-  const res = await fetch(server.paidUrl, { headers: { [payment.header.name]: payment.header.value } });
+  const res = await fetch(url, { headers: { [payment.header.name]: payment.header.value } });
   await res.arrayBuffer();
   const took = performance.now() - sent;
   const receipt = res.headers.get("PAYMENT-RESPONSE");
@@ -143,6 +152,7 @@ const runs: Record<string, () => Promise<number>> = {
   unpaid: timed(async () => void (await (await fetch(server.freeUrl)).arrayBuffer())),
   voucher: () => voucherRequest(false),
   voucherPresigned: () => voucherRequest(true),
+  voucherDurableStore: () => voucherRequest(false, durableServer.paidUrl, durablePayments),
   voucherViaWrapFetch: timed(async () => {
     const res = await latencyWrapped(server.paidUrl);
     await res.arrayBuffer();
@@ -217,17 +227,20 @@ console.log(
         voucherOverUnpaid: round(p50.voucher! / p50.unpaid!),
         presignedVoucherOverUnpaid: round(p50.voucherPresigned! / p50.unpaid!),
         voucherOverExact: round(p50.voucher! / p50.exact!),
+        durableStoreVoucherOverUnpaid: round(p50.voucherDurableStore! / p50.unpaid!),
         wrapFetchVoucherOverExact: round(p50.voucherViaWrapFetch! / p50.exact!),
         officialVoucherOverOurs: round(p50.officialVoucher! / p50.voucherViaWrapFetch!),
       },
       vouchersCheckedPerSecond: perSecond,
-      note: "voucher = one request with the voucher, signing included (requirements known); voucherPresigned = the same, clock started after signing; voucherViaWrapFetch and officialVoucher = 402 then the paid retry; exact settles on chain before answering",
+      note: "voucher = one request with the voucher, signing included (requirements known), in-memory channel store; voucherDurableStore = the same on a server with fileChannelStore (fsync per commit); voucherPresigned = the same, clock started after signing; voucherViaWrapFetch and officialVoucher = 402 then the paid retry; exact settles on chain before answering",
     },
     null,
     2,
   ),
 );
 
+await durableServer.close();
+rmSync(storeDir, { recursive: true, force: true });
 await officialServer.close();
 await officialHttp.close();
 await server.close();
