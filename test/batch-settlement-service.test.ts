@@ -352,6 +352,54 @@ describe.each(Object.keys(stacks) as (keyof typeof stacks)[])("batch-settlement:
 });
 
 
+describe("batch-settlement: a server that holds its own receiver-authorizer key", () => {
+  it("advertises its own authorizer, signs its claims and refunds; the facilitator will not claim or refund its channels unsigned", async () => {
+    const authorizer = privateKeyToAccount(devAccount(12).privateKey);
+    const face = batchSettlementEvmServer({ receiverAuthorizer: authorizer }).channels;
+    const ours = httpFacilitatorClient({ url: service.url, headers: () => ({ Authorization: `Bearer ${API_KEY}` }) });
+    const dir = mkdtempSync(join(tmpdir(), "tollgate-channels-"));
+    dirs.push(dir);
+    const own = fileChannelStore(dir);
+    const srv = await startChannelServer({ facilitator: ours, network: net.network, usdc: net.usdc, payTo: net.accounts.payee.address, amount: PRICE.toString(), store: own, receiverAuthorizer: authorizer });
+    servers.push(srv);
+    const offer = (JSON.parse(Buffer.from((await fetch(srv.paidUrl)).headers.get("PAYMENT-REQUIRED")!, "base64").toString()) as PaymentRequired).accepts[0]!;
+    expect(offer.extra?.receiverAuthorizer).toBe(authorizer.address); // not the facilitator's delegated one
+
+    const account = privateKeyToAccount(net.accounts.payers[2]!.privateKey);
+    const client = batchSettlementEvmClient({ account, depositMultiplier: 10, salt: `0x${"33".repeat(32)}` });
+    const pay = wrapFetch(fetch, { schemes: [client] });
+    for (let i = 0; i < 3; i++) expect((await pay(srv.paidUrl)).status).toBe(200);
+    const channelId = client.channel(offer)!.channelId;
+    const record = (await own.get(channelId))!;
+    const onChain = async () => (await chain.readContract({ address: BATCH_SETTLEMENT_ADDRESS, abi: batchSettlementAbi, functionName: "channels", args: [channelId] })) as readonly [bigint, bigint];
+
+    // Anyone with an API key asking the facilitator to claim or refund this channel unsigned: refused, nothing moves.
+    const claimEntry = face.claimEntry({ channelConfig: record.channelConfig, signedMaxClaimable: BigInt(record.signedMaxClaimable), signature: record.signature, chargedCumulativeAmount: BigInt(record.chargedCumulativeAmount) });
+    const unsigned = await ours.settle({ x402Version: 2, accepted: offer, payload: { type: "claim", claims: [claimEntry] } }, offer);
+    expect(unsigned).toMatchObject({ success: false, errorReason: "invalid_batch_settlement_evm_authorizer_address_mismatch" });
+    // The payer's own signed voucher as the refund's proof (what the delegated path accepts), no claim of the charges.
+    const voucher = { channelId, maxClaimableAmount: record.signedMaxClaimable, signature: record.signature };
+    const refund = await ours.settle({ x402Version: 2, accepted: offer, payload: { type: "refund", channelConfig: record.channelConfig, voucher, amount: (10n * PRICE).toString(), refundNonce: "0", claims: [] } }, offer);
+    expect(refund).toMatchObject({ success: false, errorReason: "invalid_batch_settlement_evm_authorizer_address_mismatch" });
+    expect(await onChain()).toEqual([10n * PRICE, 0n]);
+
+    // The server's own claim (signed with its key) and sweep.
+    const payeeBefore = await usdc(net.accounts.payee.address);
+    const swept = await claimAndSettle({ store: own, facilitator: ours, channels: face });
+    expect(swept.map((g) => g.error)).toEqual([undefined]);
+    expect(await onChain()).toEqual([10n * PRICE, 3n * PRICE]);
+    expect((await usdc(net.accounts.payee.address)) - payeeBefore).toBe(3n * PRICE);
+
+    // A cooperative refund through the server: the server signs it, the rest goes back to the payer.
+    const payerBefore = await usdc(account.address);
+    const refunded = await client.refund(srv.paidUrl);
+    expect(refunded.amount).toBe((7n * PRICE).toString());
+    expect((await usdc(account.address)) - payerBefore).toBe(7n * PRICE);
+    expect(await onChain()).toEqual([3n * PRICE, 3n * PRICE]);
+  }, 60_000);
+});
+
+
 const CHILD = fileURLToPath(new URL("./support/channel-server-child.ts", import.meta.url));
 
 /** Our channel server in its own process; resolves once it listens. */

@@ -1,7 +1,7 @@
 // Our resource server with `batch-settlement` on `GET /paid` (express adapter), for the channel
 // tests, the demo's shape and the bench. Test/bench only.
 import express from "express";
-import type { Address } from "viem";
+import type { Address, LocalAccount } from "viem";
 import type { FacilitatorClient, Network } from "@tollgate/core";
 import { batchSettlementEvmServer, exactEvmServer } from "@tollgate/evm";
 import { paymentMiddleware } from "@tollgate/express";
@@ -23,6 +23,8 @@ export interface ChannelServerOptions {
   /** Also price `GET /exact` with `exact` (same amount), for comparisons. */
   exact?: boolean;
   maxSnapshotAgeMs?: number;
+  /** The server's own receiver authorizer (a key it holds signs claims and refunds); default: the facilitator's. */
+  receiverAuthorizer?: LocalAccount;
 }
 
 export interface ChannelServer extends Closable {
@@ -39,7 +41,7 @@ export async function startChannelServer(o: ChannelServerOptions): Promise<Chann
   app.use(
     paymentMiddleware({
       facilitator: o.facilitator,
-      schemes: [batchSettlementEvmServer({ assets }), exactEvmServer({ assets })],
+      schemes: [batchSettlementEvmServer({ assets, ...(o.receiverAuthorizer ? { receiverAuthorizer: o.receiverAuthorizer } : {}) }), exactEvmServer({ assets })],
       routes: {
         "GET /paid": { scheme: "batch-settlement", price, network, payTo: o.payTo, description: "channel-paid route", mimeType: "application/json" },
         ...(o.exact ? { "GET /exact": { price, network, payTo: o.payTo, description: "exact-paid route", mimeType: "application/json" } } : {}),

@@ -50,4 +50,11 @@ export interface ChannelServerFace {
   checkVoucher(payment: ChannelPayment, network: string): Promise<boolean | undefined>;
   /** One row of the facilitator's `claim` payload. */
   claimEntry(source: ChannelClaimSource): Record<string, unknown>;
+  /**
+   * When the server holds its own receiver-authorizer key: its signature over a claim batch (the
+   * rows `claimEntry` writes, in that order). Absent: the facilitator signs as the delegated one.
+   */
+  authorizeClaims?(sources: readonly ChannelClaimSource[], network: string): Promise<string>;
+  /** When the server holds its own receiver-authorizer key: its signature over a cooperative refund. */
+  authorizeRefund?(refund: { channelId: string; refundNonce: bigint; amount: bigint }, network: string): Promise<string>;
 }

@@ -7,16 +7,21 @@
  */
 import type { ChannelClaimSource, ChannelPayment, ChannelRead, ChannelServerFace, Network, PaymentPayload, PaymentRequirements, SchemeServer, SupportedKind } from "@tollgate/core";
 import { evmChainId } from "@tollgate/core";
-import { getAddress, isAddress, type Address, type Hex } from "viem";
+import { getAddress, isAddress, type Address, type Hex, type LocalAccount } from "viem";
+import { claimBatchTypedData, refundTypedData } from "./eip712.ts";
 import { exactEvmServer, type ExactEvmServerOptions } from "../exact/server.ts";
 import { MAX_WITHDRAW_DELAY, MIN_WITHDRAW_DELAY, ZERO_ADDRESS, channelIdOf, voucherSigner, type ChannelConfig } from "./client-typed-data.ts";
 
 export interface BatchSettlementServerOptions extends ExactEvmServerOptions {
   /**
    * Who authorizes claims and refunds. Default: the facilitator's advertised
-   * `receiverAuthorizer` (its /supported kind), which then signs them for this server.
+   * `receiverAuthorizer` (its /supported kind), which then signs them for this server. An
+   * account (a key this server holds, e.g. `privateKeyToAccount(process.env.RECEIVER_AUTHORIZER_KEY)`)
+   * makes this server sign its own claim batches and refunds: a facilitator shared with other
+   * servers can then neither claim nor refund this server's channels on anyone's say-so.
+   * An address alone is advertised, and whoever holds its key must sign.
    */
-  receiverAuthorizer?: Address;
+  receiverAuthorizer?: Address | LocalAccount;
   /** Seconds a payer's timed withdrawal waits, 900 to 2 592 000. Default 900. */
   withdrawDelay?: number;
 }
@@ -40,10 +45,13 @@ export function batchSettlementEvmServer(options: BatchSettlementServerOptions =
     throw new RangeError(`batchSettlementEvmServer: withdrawDelay must be whole seconds between ${MIN_WITHDRAW_DELAY} and ${MAX_WITHDRAW_DELAY}`);
   }
 
+  const signer = typeof options.receiverAuthorizer === "object" ? options.receiverAuthorizer : undefined;
+  const ownAuthorizer: Address | undefined = signer ? signer.address : (options.receiverAuthorizer as Address | undefined);
+
   function enhanceRequirements(requirements: PaymentRequirements, kind: SupportedKind | undefined): PaymentRequirements {
     const base = exact.enhanceRequirements?.(requirements, kind) ?? requirements;
     const advertised = kind?.extra?.receiverAuthorizer;
-    const authorizer = options.receiverAuthorizer ?? (typeof advertised === "string" && isAddress(advertised, { strict: false }) ? getAddress(advertised) : undefined);
+    const authorizer = ownAuthorizer ?? (typeof advertised === "string" && isAddress(advertised, { strict: false }) ? getAddress(advertised) : undefined);
     const extra: Record<string, unknown> = { ...(base.extra ?? {}), withdrawDelay };
     if (authorizer && getAddress(authorizer) !== ZERO_ADDRESS) extra.receiverAuthorizer = getAddress(authorizer);
     return { ...base, extra };
@@ -70,6 +78,7 @@ export function batchSettlementEvmServer(options: BatchSettlementServerOptions =
         if (chainId === undefined || authorizer === ZERO_ADDRESS) return undefined;
         return voucherSigner(payment.channelId as Hex, payment.maxClaimableAmount, payment.signature as Hex, chainId) === authorizer;
       },
+      ...(signer ? receiverAuthorizerFace(signer) : {}),
       claimEntry(source: ChannelClaimSource) {
         return {
           voucher: { channel: source.channelConfig, maxClaimableAmount: source.signedMaxClaimable.toString() },
@@ -189,3 +198,25 @@ function uint128(v: unknown): bigint | undefined {
 }
 
 export type { Network };
+
+/** The signatures of a receiver authorizer this server holds (claims and refunds of its own channels). */
+function receiverAuthorizerFace(signer: LocalAccount): Pick<ChannelServerFace, "authorizeClaims" | "authorizeRefund"> {
+  const chainOf = (network: string) => {
+    const chainId = evmChainId(network);
+    if (chainId === undefined) throw new Error(`batch-settlement: ${network} is not an eip155 network`);
+    return chainId;
+  };
+  return {
+    async authorizeClaims(sources, network) {
+      const claims = sources.map((c) => ({
+        voucher: { channel: c.channelConfig as unknown as ChannelConfig, maxClaimableAmount: c.signedMaxClaimable },
+        signature: c.signature as Hex,
+        totalClaimed: c.chargedCumulativeAmount,
+      }));
+      return signer.signTypedData(claimBatchTypedData(claims, chainOf(network)));
+    },
+    async authorizeRefund(r, network) {
+      return signer.signTypedData(refundTypedData(r.channelId as Hex, r.refundNonce, r.amount, chainOf(network)));
+    },
+  };
+}

@@ -4,7 +4,8 @@
  * unclaimed charges for a (network, receiver, token, receiver authorizer) group; then one
  * `settle` payload sweeps the group's claimed total to the receiver. The receiver authorizer's
  * signatures are the facilitator's when the server delegates them to it (the default: the
- * 402 advertises the facilitator's `receiverAuthorizer`).
+ * 402 advertises the facilitator's `receiverAuthorizer`), or the server's own when its scheme
+ * holds the key (`batchSettlementEvmServer({ receiverAuthorizer: account })`).
  */
 import type { ChannelServerFace, FacilitatorClient, Network, PaymentPayload, PaymentRequirements, SettleResponse } from "@tollgate/core";
 import { parseSnapshot } from "./snapshot.ts";
@@ -62,10 +63,11 @@ export async function claimAndSettle(o: ClaimOptions): Promise<ClaimGroupResult[
     try {
       for (let i = 0; i < claimable.length; i += max) {
         const batch = claimable.slice(i, i + max);
-        const claims = batch.map((r) =>
-          o.channels.claimEntry({ channelConfig: r.channelConfig, signedMaxClaimable: BigInt(r.signedMaxClaimable), signature: r.signature, chargedCumulativeAmount: BigInt(r.chargedCumulativeAmount) }),
-        );
-        const response = await o.facilitator.settle(operation(requirements, { type: "claim", claims }), requirements);
+        const sources = batch.map((r) => ({ channelConfig: r.channelConfig, signedMaxClaimable: BigInt(r.signedMaxClaimable), signature: r.signature, chargedCumulativeAmount: BigInt(r.chargedCumulativeAmount) }));
+        const claims = sources.map((source) => o.channels.claimEntry(source));
+        // A server holding its own receiver-authorizer key signs the batch; otherwise the facilitator does.
+        const signature = await o.channels.authorizeClaims?.(sources, first.network);
+        const response = await o.facilitator.settle(operation(requirements, { type: "claim", claims, ...(signature ? { claimAuthorizerSignature: signature } : {}) }), requirements);
         if (!response.success) throw new Error(`claim refused: ${response.errorReason ?? "unknown"}${response.errorMessage ? ` (${response.errorMessage})` : ""}`);
         result.claimTransactions.push(response.transaction);
         let claimed = BigInt(result.claimed);

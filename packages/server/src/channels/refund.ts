@@ -3,7 +3,8 @@
  * (`maxClaimableAmount` = the charged total) with `type: "refund"` and an optional amount. The
  * protected resource is not run. The paywall completes the payload (the amount when omitted, the
  * refund nonce, the claim of what it charged so the refund cannot take it back) and has the
- * facilitator submit it; the facilitator signs as the delegated receiver authorizer.
+ * facilitator submit it; the server signs with its own receiver-authorizer key when its scheme
+ * holds one, otherwise the facilitator signs as the delegated receiver authorizer.
  */
 import { encodeBase64Json, Headers as X402Headers, type ChannelPayment, type ChannelServerFace, type SettleResponse } from "@tollgate/core";
 import type { DecodedPayment } from "../payment.ts";
@@ -27,18 +28,22 @@ export async function refund(pipe: ChannelPipe, decoded: DecodedPayment, face: C
   const amount = payment.refundAmount ?? remainder;
   if (amount > remainder) return pipe.paymentRequired(errorText(ChannelReason.refundAmountInvalid, `at most ${remainder} can be refunded`));
 
-  // The receiver's authorizations are the facilitator's (delegated) to add, never the payer's:
-  // a payer-supplied one would replace the facilitator's own signature at /settle.
+  // The receiver's authorizations are the server's (its own key) or the facilitator's (delegated)
+  // to add, never the payer's: a payer-supplied one would replace them at /settle.
   const { refundAuthorizerSignature: _refundSig, claimAuthorizerSignature: _claimSig, ...inner } = payload.payload as Record<string, unknown>;
+  const refundNonce = snapshot ? snapshot.refundNonce : BigInt(known.refundNonce);
+  // What was charged is claimed in the same transaction: the refund can never take it back.
+  const claim = { channelConfig: payment.channelConfig, signedMaxClaimable: payment.maxClaimableAmount, signature: payment.signature, chargedCumulativeAmount: charged };
+  const network = offer.requirements.network;
+  const own = face.authorizeRefund && face.authorizeClaims
+    ? {
+        refundAuthorizerSignature: await face.authorizeRefund({ channelId: payment.channelId, refundNonce, amount }, network),
+        claimAuthorizerSignature: await face.authorizeClaims([claim], network),
+      }
+    : {};
   const completed = {
     ...payload,
-    payload: {
-      ...inner,
-      amount: amount.toString(),
-      refundNonce: snapshot ? snapshot.refundNonce.toString() : known.refundNonce,
-      // What was charged is claimed in the same transaction: the refund can never take it back.
-      claims: [face.claimEntry({ channelConfig: payment.channelConfig, signedMaxClaimable: payment.maxClaimableAmount, signature: payment.signature, chargedCumulativeAmount: charged })],
-    },
+    payload: { ...inner, amount: amount.toString(), refundNonce: refundNonce.toString(), claims: [face.claimEntry(claim)], ...own },
   };
   const outcome = await settleUntilFinal(() => pipe.settings.facilitator.settle(completed, offer.requirements, pipe.call), {
     timeoutMs: pipe.settings.settlementTimeoutMs,
