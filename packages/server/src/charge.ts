@@ -1,5 +1,5 @@
 /**
- * The charge API of usage-priced routes (x402 `upto`): the client signed a MAXIMUM
+ * The charge API of usage-priced routes (x402 `upto`, and `batch-settlement` channels): the client signed a MAXIMUM
  * (`requirements.amount`); the handler decides, while it runs, what the request actually costs,
  * and the paywall settles exactly that after it (settle "after" only: before the handler the
  * charge is unknown, so `settle: "before"` is refused for such routes at configuration time).
@@ -20,8 +20,12 @@
 import { isAtomic, type PaymentRequirements, type SchemeServer } from "@tollgate/core";
 import type { Payment } from "./types.ts";
 
-/** Schemes whose requirements carry a maximum and whose settlement takes the actual charge. */
-export const CHARGED_SCHEMES: ReadonlySet<string> = new Set(["upto"]);
+/**
+ * Schemes whose requirements carry a maximum and whose settlement takes the actual charge: `upto`
+ * (settled with the charge) and `batch-settlement` (the voucher signs the price as a ceiling; the
+ * channel commits the charge, and the receipt's `chargedAmount` tells the client).
+ */
+export const CHARGED_SCHEMES: ReadonlySet<string> = new Set(["upto", "batch-settlement"]);
 
 export class ChargeError extends Error {
   override name = "ChargeError";
@@ -40,7 +44,7 @@ export function setCharge(payment: Payment | undefined, amount: string): void {
   if (!payment || typeof payment !== "object") throw new ChargeError("setCharge: no verified payment on this request (is the route priced?)");
   const { requirements } = payment;
   if (!CHARGED_SCHEMES.has(requirements.scheme)) {
-    throw new ChargeError(`setCharge: the "${requirements.scheme}" scheme charges the price as signed; only usage-priced schemes (upto) take a charge`);
+    throw new ChargeError(`setCharge: the "${requirements.scheme}" scheme charges the price as signed; only usage-priced schemes (upto, batch-settlement) take a charge`);
   }
   if (typeof amount !== "string") throw new ChargeError(`setCharge: amount must be a string ("1234", "50%" or "$0.05"), got ${typeof amount}`);
   const s = amount.trim();

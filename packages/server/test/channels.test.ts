@@ -10,7 +10,7 @@ import { batchSettlementEvmClient, batchSettlementEvmServer } from "@tollgate/ev
 import { getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterEach, describe, expect, it } from "vitest";
-import { claimAndSettle, createPaywall, fileChannelStore, memoryChannelStore, type ChannelStore, type Decision, type PaidDecision, type ChannelRecord } from "../src/index.ts";
+import { claimAndSettle, createPaywall, fileChannelStore, memoryChannelStore, setCharge, type ChannelStore, type Decision, type PaidDecision, type ChannelRecord } from "../src/index.ts";
 
 const token = getAddress(`0x${"cd".repeat(20)}`);
 const payTo = getAddress(`0x${"ef".repeat(20)}`);
@@ -132,6 +132,26 @@ describe("paywall channels", () => {
     await s.request(forged);
     expect((await s.request()).kind).toBe("paid");
     expect(s.calls).toHaveLength(calls); // neither asked the facilitator
+  });
+
+  it("a handler's charge below the price is what the channel commits; the client's next voucher follows it", async () => {
+    const store = memoryChannelStore();
+    const s = setup(store);
+    await ((await s.request()) as PaidDecision).settle({ status: 200 }); // deposit + first request: 1000
+    const second = (await s.request()) as PaidDecision;
+    expect(() => setCharge(second.payment, "1001")).toThrow(/above the 1000/); // the voucher's price is the ceiling
+    setCharge(second.payment, "25%");
+    const done = (await second.settle({ status: 200 })) as { headers: Record<string, string> };
+    const receipt = receiptOf(done.headers);
+    expect(receipt.extra).toMatchObject({ chargedAmount: "250", channelState: { chargedCumulativeAmount: "1250" } });
+    const [record] = await store.list();
+    expect(record).toMatchObject({ chargedCumulativeAmount: "1250", signedMaxClaimable: "2000" }); // signed ceiling above the charge
+    // The client reads the receipt, so its next voucher is 1250 + 1000, accepted without a corrective 402.
+    await s.client.onPaymentResponse({ requirements: s.offer(), payload: (second.payment.payload as PaymentPayload).payload, status: 200, receipt });
+    const third = (await s.request()) as PaidDecision;
+    expect(third.kind).toBe("paid");
+    await third.settle({ status: 200 });
+    expect((await store.list())[0]).toMatchObject({ chargedCumulativeAmount: "2250", signedMaxClaimable: "2250" });
   });
 
   it("asks /verify when the snapshot is stale", async () => {

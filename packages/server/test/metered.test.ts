@@ -92,7 +92,7 @@ describe("configuration", () => {
   const make = (r: RouteConfig) => () => createPaywall({ ...config({ "GET /s": r }), schemes: [uptoStub, stubScheme] });
   it("refuses what cannot be metered, naming the field", () => {
     expect(make(route({ scheme: "exact" } as Partial<RouteConfig>))).toThrow(PaywallConfigError);
-    expect(make(route({ scheme: "exact" } as Partial<RouteConfig>))).toThrow(/usage-priced scheme \(upto\)/);
+    expect(make(route({ scheme: "exact" } as Partial<RouteConfig>))).toThrow(/usage-priced scheme \(upto, batch-settlement\)/);
     expect(make(route({ metered: { unit: "token", pricePerUnit: "1001" } }))).toThrow(/pricePerUnit: 1001 atomic units is above the route's maximum 1000/);
     expect(make(route({ metered: { unit: "token", pricePerUnit: "0" } }))).toThrow(/pricePerUnit: must be above zero/);
     expect(make(route({ metered: { unit: "token", pricePerUnit: "0.5" } }))).toThrow(/neither atomic units/);

@@ -29,6 +29,8 @@ import type { Settings } from "../pipeline.ts";
 import { ChannelReason, channelStateOf, parseSnapshot, type ChannelSnapshot } from "./snapshot.ts";
 import type { ChannelRecord, ChannelStore } from "./store.ts";
 import { refund } from "./refund.ts";
+import { chargedRequirements } from "../charge.ts";
+import { meteredTermsFor, type CompiledMetered } from "../metered/terms.ts";
 
 /** What the channel branch needs from the pipeline. */
 export interface ChannelPipe {
@@ -39,6 +41,8 @@ export interface ChannelPipe {
   maxSnapshotAgeMs: number;
   maxResponseBytes: number;
   route: string;
+  /** The route's metered-stream terms: a stream on a channel commits what it delivered. */
+  metered?: CompiledMetered;
   /** A 402 for the page; `corrective` adds fields to one offer's `extra` (the corrective 402). */
   paymentRequired(error: string, corrective?: { offer: Offer; extra: Record<string, unknown> }, headers?: Record<string, string>): Respond;
   call: FacilitatorCallOptions | undefined;
@@ -140,16 +144,23 @@ async function accept(pipe: ChannelPipe, decoded: DecodedPayment, face: ChannelS
   };
   // A deposit landed whatever the handler does: its snapshot is kept even if nothing is charged.
   if (settlement) await pipe.store.put(record);
-  return served(pipe, decoded, payment, record, price, settlement, release);
+  return served(pipe, decoded, payment, record, settlement, release);
 }
 
-/** The handler may run; its success commits the charge before the response goes out. */
-function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPayment, record: ChannelRecord, price: bigint, deposit: SettleResponse | undefined, release: () => void): PaidDecision {
+/**
+ * The handler may run; its success commits the charge before the response goes out. The charge is
+ * the price the voucher signed, or less when the handler set one (charge.ts `setCharge`, or a
+ * metered stream's delivered units): the voucher is a ceiling, the channel commits what was used.
+ */
+function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPayment, record: ChannelRecord, deposit: SettleResponse | undefined, release: () => void): PaidDecision {
   let called = false;
+  const paid = { x402Version: 2 as const, route: pipe.route, requirements: decoded.offer.requirements, payload: decoded.payload, payer: payment.payer };
+  const metered = pipe.metered && meteredTermsFor(pipe.metered, decoded.offer.requirements, pipe.settings.onError);
   return {
     kind: "paid",
-    payment: { x402Version: 2, route: pipe.route, requirements: decoded.offer.requirements, payload: decoded.payload, payer: payment.payer },
+    payment: paid,
     maxResponseBytes: pipe.maxResponseBytes,
+    ...(metered ? { metered } : {}),
     async settle(held) {
       if (called) throw new Error("settle() was already called for this payment");
       called = true;
@@ -158,9 +169,16 @@ function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPaym
         if (held.tooLarge) return responseTooLarge(pipe.maxResponseBytes);
         // The handler failed: nothing is charged; the client may send the same voucher again.
         if (held.status >= 400) return { kind: "ok", headers: {} };
+        // A charge that cannot be read within the price commits nothing, and nothing is served.
+        const charge = chargedRequirements(paid, decoded.offer.scheme);
+        if (!charge.ok) {
+          pipe.settings.onError(charge.error);
+          return internalError("settle");
+        }
+        const charged = BigInt(charge.requirements.amount);
         const committed: ChannelRecord = {
           ...record,
-          chargedCumulativeAmount: (BigInt(record.chargedCumulativeAmount) + price).toString(),
+          chargedCumulativeAmount: (BigInt(record.chargedCumulativeAmount) + charged).toString(),
           signedMaxClaimable: payment.maxClaimableAmount.toString(),
           signature: payment.signature,
           lastRequestTimestamp: Date.now(),
@@ -173,7 +191,7 @@ function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPaym
           network: decoded.offer.requirements.network,
           payer: payment.payer,
           amount: deposit ? (payment.depositAmount ?? 0n).toString() : "",
-          extra: { chargedAmount: price.toString(), channelState: channelStateOf(committed) },
+          extra: { chargedAmount: charged.toString(), channelState: channelStateOf(committed) },
         };
         return { kind: "ok", headers: { ...responseHeader(receipt), "Access-Control-Expose-Headers": pipe.exposedHeaders }, settlement: receipt };
       } catch (e) {

@@ -32,6 +32,7 @@ export function admitChannelPayment(p: Pipeline, page: Page, decoded: DecodedPay
     maxSnapshotAgeMs: settings.channels?.maxSnapshotAgeMs ?? DEFAULT_MAX_SNAPSHOT_AGE_MS,
     maxResponseBytes: page.route.maxResponseBytes ?? settings.maxResponseBytes,
     route: page.route.key,
+    ...(page.route.metered ? { metered: page.route.metered } : {}),
     call: offer.facilitatorV1Network ? { v1: { network: offer.facilitatorV1Network, resource: page.resource as ResourceInfo } } : undefined,
     exposedHeaders: EXPOSED_HEADERS,
     paymentRequired(error, corrective, headers) {

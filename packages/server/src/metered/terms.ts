@@ -58,7 +58,7 @@ export function compileMetered(key: string, config: MeteredRouteConfig | undefin
   if (!Number.isSafeInteger(margin) || margin < 0) throw new Error(`${where}.settleMarginSeconds: expected a whole number of seconds >= 0`);
   const prices = options.map((o) => {
     const r = o.requirements;
-    if (!CHARGED_SCHEMES.has(r.scheme)) throw new Error(`${where}: the "${r.scheme}" scheme charges the price as signed; metered streams need a usage-priced scheme (upto)`);
+    if (!CHARGED_SCHEMES.has(r.scheme)) throw new Error(`${where}: the "${r.scheme}" scheme charges the price as signed; metered streams need a usage-priced scheme (upto, batch-settlement)`);
     if (r.maxTimeoutSeconds <= margin) throw new Error(`${where}: maxTimeoutSeconds (${r.maxTimeoutSeconds}) must be above settleMarginSeconds (${margin}) on ${r.network}`);
     const price = unitPrice(config.pricePerUnit, o, where);
     if (price > BigInt(r.amount)) throw new Error(`${where}.pricePerUnit: ${price} atomic units is above the route's maximum ${r.amount} on ${r.network}: not even one unit could be delivered`);
