@@ -10,7 +10,7 @@
 //            (402 then the voucher); the official client → official server → official facilitator too
 //   verify   vouchers checked per second by the server face (payload read and bound + ECDSA recovery)
 //
-//   npx tsx bench/channel.ts [--requests=100] [--channels=10] [--samples=200]
+//   npx tsx bench/channel.ts [--requests=100] [--channels=50] [--samples=200]
 import { createPaymentClient, httpFacilitatorClient, type PaymentRequired, type PaymentPayload } from "@tollgate/core";
 import { devAccount, startLocalNetwork } from "@tollgate/devnet";
 import { batchSettlementEvmClient, batchSettlementEvmServer, exactEvmClient, fastVoucherSigner, readChannelPayload } from "@tollgate/evm";
@@ -28,7 +28,7 @@ import { summarize } from "./official.ts";
 
 const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
 const REQUESTS = arg("requests", 100);
-const SHARED_CHANNELS = arg("channels", 10);
+const SHARED_CHANNELS = arg("channels", 50);
 const SAMPLES = arg("samples", 200);
 const PRICE = 1_000n;
 const API_KEY = "bench-channel-api-key-0123456789";
