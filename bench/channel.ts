@@ -7,7 +7,8 @@
 //   latency  p50 of one request carrying a voucher (requirements known: one round trip, as a
 //            client that keeps its channel sends it), against the same request unpaid, against
 //            `exact` (wrapFetch: 402 then the paid retry, settled on chain), and through wrapFetch
-//            (402 then the voucher); the official client → official server → official facilitator too
+//            (which sends the voucher with the first request once it has paid the URL); the official
+//            client → official server → official facilitator too
 //   verify   vouchers checked per second by the server face (payload read and bound + ECDSA recovery)
 //
 //   npx tsx bench/channel.ts [--requests=100] [--channels=50] [--samples=200]
@@ -232,7 +233,7 @@ console.log(
         officialVoucherOverOurs: round(p50.officialVoucher! / p50.voucherViaWrapFetch!),
       },
       vouchersCheckedPerSecond: perSecond,
-      note: "voucher = one request with the voucher, signing included (requirements known), in-memory channel store; voucherDurableStore = the same on a server with fileChannelStore (fsync per commit); voucherPresigned = the same, clock started after signing; voucherViaWrapFetch and officialVoucher = 402 then the paid retry; exact settles on chain before answering",
+      note: "voucher = one request with the voucher, signing included (requirements known), in-memory channel store; voucherDurableStore = the same on a server with fileChannelStore (fsync per commit); voucherPresigned = the same, clock started after signing; voucherViaWrapFetch = wrapFetch on a URL it already paid (the voucher goes with the first request); officialVoucher = the official client, 402 then the paid retry; exact settles on chain before answering",
     },
     null,
     2,

@@ -44,6 +44,13 @@ export interface SchemeClient {
    * returned PaymentRequired is paid once more (the scheme recovered); undefined: nothing to retry.
    */
   onPaymentResponse?(context: PaymentResponseContext): Promise<PaymentRequired | undefined>;
+  /**
+   * Optional: a client that already paid a URL with this scheme may send its next payment with
+   * the first request (no 402 first), one round trip instead of two. Only for schemes whose
+   * payment is a per-request authorization against state the server keeps (`batch-settlement`
+   * vouchers): a refused one is answered with a 402 the scheme recovers from.
+   */
+  readonly payUpFront?: boolean;
 }
 
 export interface PaymentResponseContext {

@@ -104,8 +104,8 @@ export interface PaidRetry<R> {
   url: string;
   /** Extension data to add to a v2 payment (merged under the server's). */
   extensions?: Extensions;
-  /** The 402 that asked for payment. */
-  first: ResponseView;
+  /** The 402 that asked for payment (unless `required` is given). */
+  first?: ResponseView;
   view(response: R): ResponseView;
   /**
    * Called once the 402 was read as an x402 one and before anything is signed: throw to refuse
@@ -119,9 +119,15 @@ export interface PaidRetry<R> {
   send(header: { name: string; value: string }): Promise<R>;
   /** Internal: the requirements to pay (a scheme's recovery), instead of reading `first`. */
   required?: PaymentRequired;
+  /**
+   * Internal: `required` are the ones this URL asked for last time, paid with the first request
+   * (no 402 yet): the scheme may still recover once from a corrective 402.
+   */
+  upFront?: boolean;
 }
 
-export type PaidResult<R> = { kind: "not-x402" } | { kind: "paid"; response: R; info: PaymentInfo };
+/** `required`: what was paid (v2: narrowed to the chosen option); `payUpFront`: the scheme lets this be sent up front next time. */
+export type PaidResult<R> = { kind: "not-x402" } | { kind: "paid"; response: R; info: PaymentInfo; required: PaymentRequired | PaymentRequiredV1; payUpFront: boolean };
 
 /**
  * One payment for one 402, retried once. Resolves `not-x402` for a 402 that carries no x402
@@ -131,7 +137,7 @@ export type PaidResult<R> = { kind: "not-x402" } | { kind: "paid"; response: R; 
  * retry failed: see `charged`).
  */
 export async function payAndRetry<R>(o: PaidRetry<R>): Promise<PaidResult<R>> {
-  const required = o.required ?? (await readPaymentRequired(o.first));
+  const required = o.required ?? (o.first ? await readPaymentRequired(o.first) : undefined);
   if (!required) return { kind: "not-x402" };
   o.beforePaying?.();
 
@@ -150,9 +156,9 @@ export async function payAndRetry<R>(o: PaidRetry<R>): Promise<PaidResult<R>> {
   const receipt = readReceipt(view);
   // A stateful scheme (batch-settlement) learns the answer; after a corrective 402 it pays once more.
   const again = await payment.observe?.({ status: view.status, ...(receipt ? { receipt } : {}), ...(view.status === 402 ? { required: await correctiveOf(view) } : {}) });
-  if (again && !o.required) {
+  if (again && (!o.required || o.upFront)) {
     await view.discard().catch(() => {});
-    return payAndRetry({ ...o, required: again });
+    return payAndRetry({ ...o, required: again, upFront: false });
   }
   if (view.status >= 400) {
     const reason = receipt?.errorReason || (await reasonOf(view)) || `http_${view.status}`;
@@ -169,7 +175,8 @@ export async function payAndRetry<R>(o: PaidRetry<R>): Promise<PaidResult<R>> {
   const info: PaymentInfo = { x402Version: payment.x402Version, requirements: payment.requirements, payer: payment.payer, payload: payment.payload };
   if (receipt) info.receipt = receipt;
   if (payment.reservationId !== undefined) info.reservationId = payment.reservationId;
-  return { kind: "paid", response: retry, info };
+  const paid = required.x402Version === 2 ? { ...required, accepts: [payment.requirements] } : required;
+  return { kind: "paid", response: retry, info, required: paid, payUpFront: payment.payUpFront === true };
 }
 
 /** Reasons after which the authorization may or may not have settled. */

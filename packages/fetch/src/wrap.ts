@@ -10,8 +10,8 @@
  * The exchange itself (what is paid, when the budget counts it, what a failed retry cost) is
  * `payAndRetry` in exchange.ts, shared with @tollgate/axios; this file is what is fetch's own.
  */
-import { createPaymentClient, type Extensions, type PaymentClient, type PaymentClientOptions } from "@tollgate/core";
-import { PaymentFailedError, payAndRetry, type PaymentInfo, type ResponseView } from "./exchange.ts";
+import { createPaymentClient, type Extensions, type PaymentClient, type PaymentClientOptions, type PaymentRequired } from "@tollgate/core";
+import { PaymentFailedError, payAndRetry, type PaidResult, type PaymentInfo, type ResponseView } from "./exchange.ts";
 
 export { PaymentFailedError, type Charged, type PaymentInfo } from "./exchange.ts";
 
@@ -20,11 +20,19 @@ export type FetchLike = (input: string | URL | Request, init?: RequestInit) => P
 export type WrapFetchOptions = ({ client: PaymentClient } | PaymentClientOptions) & {
   /** Paid retries after a 402: 1 (default) or 0 (never pay; the 402 is returned as is). */
   maxRetries?: 0 | 1;
+  /**
+   * After a URL was paid with a scheme that allows it (`batch-settlement` vouchers), send the
+   * next payment for the same method and URL with the first request: one round trip instead of
+   * two. A server that answers 402 anyway is paid the usual way. Default true.
+   */
+  payUpFront?: boolean;
   /** Extension data to add to every v2 payment (merged under the server's). */
   extensions?: Extensions;
 };
 
 const receipts = new WeakMap<Response, PaymentInfo>();
+/** URLs remembered for paying up front, per wrapped fetch; the oldest is forgotten beyond this. */
+const MAX_REMEMBERED = 1_000;
 
 /** The payment made for `response` by a wrapped fetch, or undefined if none was made. */
 export function getPaymentReceipt(response: Response): PaymentInfo | undefined {
@@ -36,23 +44,55 @@ export function wrapFetch(fetch: FetchLike, options: WrapFetchOptions): FetchLik
   const maxRetries = options.maxRetries ?? 1;
   if (maxRetries !== 0 && maxRetries !== 1) throw new RangeError("wrapFetch: maxRetries must be 0 or 1");
 
+  /** `METHOD url` → the requirements it was last paid with, for schemes that allow paying up front. */
+  const upFront = new Map<string, PaymentRequired>();
+
   return async function paidFetch(input, init) {
     const request = await snapshot(input, init);
-    const first = await fetch(request.url, request.init());
-    if (first.status !== 402 || maxRetries === 0) return first;
-
-    const result = await payAndRetry<Response>({
+    const key = `${request.method} ${request.url}`;
+    const exchange = {
       client,
       url: request.url,
       ...(options.extensions ? { extensions: options.extensions } : {}),
-      first: fetchView(first),
       view: fetchView,
-      send: (header) => fetch(request.url, request.init(header)),
-    });
-    // A 402 that is not an x402 one: nothing to pay.
-    if (result.kind === "not-x402") return first;
-    receipts.set(result.response, result.info);
-    return result.response;
+      send: (header: { name: string; value: string }) => fetch(request.url, request.init(header)),
+    };
+    const remember = (result: Extract<PaidResult<Response>, { kind: "paid" }>) => {
+      receipts.set(result.response, result.info);
+      // Only a payment the server acknowledged with a receipt is worth sending up front again (a
+      // route that stopped charging would otherwise be "paid" on every request).
+      if (options.payUpFront === false || !result.payUpFront || result.required.x402Version !== 2 || !result.info.receipt) {
+        upFront.delete(key);
+        return result.response;
+      }
+      upFront.delete(key);
+      upFront.set(key, result.required);
+      if (upFront.size > MAX_REMEMBERED) upFront.delete(upFront.keys().next().value!);
+      return result.response;
+    };
+
+    const known = maxRetries === 1 ? upFront.get(key) : undefined;
+    if (known) {
+      try {
+        const result = await payAndRetry<Response>({ ...exchange, required: known, upFront: true });
+        if (result.kind === "paid") return remember(result);
+      } catch (e) {
+        // Asked to pay differently (the price or the route changed): forget, and pay that 402 as usual.
+        if (!(e instanceof PaymentFailedError) || e.status !== 402 || !e.response) throw e;
+        upFront.delete(key);
+        return payFirst(e.response as Response);
+      }
+    }
+    const first = await fetch(request.url, request.init());
+    if (first.status !== 402 || maxRetries === 0) return first;
+    return payFirst(first);
+
+    async function payFirst(first: Response): Promise<Response> {
+      const result = await payAndRetry<Response>({ ...exchange, first: fetchView(first) });
+      // A 402 that is not an x402 one: nothing to pay.
+      if (result.kind === "not-x402") return first;
+      return remember(result);
+    }
   };
 }
 
@@ -70,6 +110,7 @@ function fetchView(response: Response): ResponseView {
 
 interface Snapshot {
   url: string;
+  method: string;
   /** A fresh init for one attempt, with an optional payment header. */
   init(header?: { name: string; value: string }): RequestInit;
 }
@@ -86,6 +127,7 @@ async function snapshot(input: string | URL | Request, init: RequestInit | undef
   if (signal) base.signal = signal;
   return {
     url: request.url,
+    method: request.method,
     init(header) {
       const headers = new Headers(request.headers);
       if (header) headers.set(header.name, header.value);

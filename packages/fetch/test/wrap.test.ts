@@ -189,6 +189,77 @@ describe("wrapFetch: v2", () => {
     expect(policy.remaining().usd).toBe("0.99");
   });
 
+  it("pays up front for a scheme that allows it: after one 402, each request to the URL is one round trip", async () => {
+    handler = v2Server;
+    const { scheme, calls } = stubScheme();
+    const upFront: SchemeClient = { ...scheme, payUpFront: true };
+    const policy = spendingPolicy({ budget: "$1", usdAssets });
+    const paid = wrapFetch(fetch, { schemes: [upFront], policy });
+    expect((await paid(`${base}/data`)).status).toBe(200);
+    expect(seen.map((r) => r.headers["payment-signature"] !== undefined)).toEqual([false, true]); // the first time: 402, then paid
+    seen = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await paid(`${base}/data`);
+      expect(res.status).toBe(200);
+      expect(getPaymentReceipt(res)?.receipt).toEqual(settle());
+    }
+    expect(seen.map((r) => r.headers["payment-signature"] !== undefined)).toEqual([true, true, true]); // one request each, paid
+    expect(calls).toHaveLength(4);
+    expect(policy.spent().assets[KEY]).toBe("40000");
+    // Another method or URL is not known: it starts with the 402 again.
+    seen = [];
+    await paid(`${base}/data`, { method: "POST", body: "x" });
+    expect(seen.map((r) => r.headers["payment-signature"] !== undefined)).toEqual([false, true]);
+    // Schemes that do not allow it (exact) never pay before being asked.
+    seen = [];
+    const exact = wrapFetch(fetch, { schemes: [scheme] });
+    await exact(`${base}/data`);
+    await exact(`${base}/data`);
+    expect(seen.map((r) => r.headers["payment-signature"] !== undefined)).toEqual([false, true, false, true]);
+  });
+
+  it("paid up front but asked for something else (the price changed): pays that 402 as usual, then remembers it", async () => {
+    let price = "10000";
+    handler = (req, res) => {
+      const sig = req.headers["payment-signature"];
+      const asked = (typeof sig === "string" && decodeBase64Json(sig, "PAYMENT-SIGNATURE")) as { ok: boolean; value?: { accepted?: { amount?: string } } } | false;
+      if (!asked || asked.value?.accepted?.amount !== price) return void res.writeHead(402, { "PAYMENT-REQUIRED": encodeBase64Json(paymentRequired(price)) }).end("{}");
+      res.writeHead(200, { "PAYMENT-RESPONSE": encodeBase64Json(settle()) }).end("{}");
+    };
+    const { scheme, calls } = stubScheme();
+    const paid = wrapFetch(fetch, { schemes: [{ ...scheme, payUpFront: true }] });
+    expect((await paid(`${base}/data`)).status).toBe(200);
+    price = "20000";
+    seen = [];
+    const res = await paid(`${base}/data`);
+    expect(res.status).toBe(200);
+    // Up front at the old price (refused with a 402), then the new price: the 402's own retry.
+    expect(calls).toEqual(["10000", "10000", "20000"]);
+    expect(seen).toHaveLength(2);
+    seen = [];
+    expect((await paid(`${base}/data`)).status).toBe(200);
+    expect(seen).toHaveLength(1);
+    expect(calls.at(-1)).toBe("20000");
+  });
+
+  it("a served answer without a receipt is not paid up front again (the route may have stopped charging)", async () => {
+    let charging = true;
+    handler = (req, res) => {
+      if (charging) return v2Server(req, res);
+      res.writeHead(200).end("free now");
+    };
+    const { scheme, calls } = stubScheme();
+    const paid = wrapFetch(fetch, { schemes: [{ ...scheme, payUpFront: true }] });
+    await paid(`${base}/data`);
+    charging = false;
+    await paid(`${base}/data`); // sent up front once, served without a receipt
+    seen = [];
+    await paid(`${base}/data`);
+    await paid(`${base}/data`);
+    expect(seen.map((r) => r.headers["payment-signature"] !== undefined)).toEqual([false, false]);
+    expect(calls).toHaveLength(2);
+  });
+
   it("passes non-402 responses through without paying", async () => {
     handler = (_req, res) => void res.writeHead(200).end("free");
     const { scheme, calls } = stubScheme();

@@ -91,6 +91,8 @@ export interface Payment {
    * PaymentRequired to pay once more when the scheme recovered from the answer (a corrective 402).
    */
   observe?(answer: { status: number; receipt?: SettleResponse; required?: PaymentRequired }): Promise<PaymentRequired | undefined>;
+  /** The scheme lets a client that knows the URL's requirements send the next payment up front (SchemeClient.payUpFront). */
+  payUpFront?: true;
 }
 
 export interface PaymentClient {
@@ -297,6 +299,7 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
     if (reservation) payment.reservationId = reservation.id;
     if (scheme.onPaymentResponse && parsed.version === 2) payment.observe = (answer) => scheme.onPaymentResponse!({ requirements, payload: inner, ...answer });
     if (chosen.v1) payment.requirementsV1 = chosen.v1;
+    if (scheme.payUpFront && parsed.version === 2) payment.payUpFront = true;
     return payment;
   }
 

@@ -173,6 +173,8 @@ export function batchSettlementEvmClient(options: BatchSettlementClientOptions):
   return {
     scheme: "batch-settlement",
     networks: ["eip155:*"],
+    // A voucher a server refuses is answered with the corrective 402, which onPaymentResponse recovers from.
+    payUpFront: true,
     payer: (_network: Network) => account.address,
     channel(r) {
       return channels.get(channelIdOf(configFor(r), chainOf(r)));
