@@ -26,8 +26,19 @@ export const ZERO_SALT: Hex = "0x00000000000000000000000000000000000000000000000
 export function channelIdOf(config: ChannelConfig, chainId: number): Hex {
   const struct = channelConfigStruct(config);
   if (!struct) return computeChannelId(config, chainId).toLowerCase() as Hex;
-  return `0x${Buffer.from(typedDigest(chainId, keccak256Bytes(struct))).toString("hex")}`;
+  // The same few channels come back on every request: remembered (bounded), keyed on the
+  // well-formed fields (hex is case-insensitive), so a hit costs a string and a lookup.
+  const key = `${chainId}|${config.payer}|${config.payerAuthorizer}|${config.receiver}|${config.receiverAuthorizer}|${config.token}|${config.withdrawDelay}|${config.salt}`.toLowerCase();
+  const hit = channelIds.get(key);
+  if (hit) return hit;
+  const id = `0x${Buffer.from(typedDigest(chainId, keccak256Bytes(struct))).toString("hex")}` as Hex;
+  if (channelIds.size >= MAX_REMEMBERED_IDS) channelIds.delete(channelIds.keys().next().value!);
+  channelIds.set(key, id);
+  return id;
 }
+
+const channelIds = new Map<string, Hex>();
+const MAX_REMEMBERED_IDS = 4_096;
 
 const CHANNEL_CONFIG_TYPEHASH = hexToBytes(
   keccak256(toHex("ChannelConfig(address payer,address payerAuthorizer,address receiver,address receiverAuthorizer,address token,uint40 withdrawDelay,bytes32 salt)")),
