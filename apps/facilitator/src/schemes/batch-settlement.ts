@@ -151,29 +151,31 @@ export function createBatchSettlementService(config: FacilitatorConfig, ledger: 
     store: heldOnly(ledgerBatchStore(ledger), relayer),
     receiptTimeoutMs: bs.receiptTimeoutMs,
   });
-  const scheme = refusedUnlessHeld(inner, relayer);
   let timer: NodeJS.Timeout | undefined;
-  let running = false;
+  let current: Promise<void> | undefined;
   let again = false;
-  const look = async (what: string): Promise<void> => {
-    if (running) {
+  /** One recovery pass at a time; a call while one runs is answered by it (plus one more pass after it). */
+  const look = (what: string): Promise<void> => {
+    if (current) {
       again = true; // a take-over while a look runs: look once more after it
-      return;
+      return current;
     }
-    running = true;
-    try {
-      const finished = await scheme.recover();
-      if (finished > 0) logger.info({ finished }, what);
-    } catch (e) {
-      logger.warn({ err: e instanceof Error ? e.message.split("\n")[0] : "error" }, "batch-settlement: could not look at pending channel transactions");
-    } finally {
-      running = false;
-    }
-    if (again) {
-      again = false;
-      await look(what);
-    }
+    current = (async () => {
+      do {
+        again = false;
+        try {
+          const finished = await inner.recover();
+          if (finished > 0) logger.info({ finished }, what);
+        } catch (e) {
+          logger.warn({ err: e instanceof Error ? e.message.split("\n")[0] : "error" }, "batch-settlement: could not look at pending channel transactions");
+        }
+      } while (again);
+    })().finally(() => {
+      current = undefined;
+    });
+    return current;
   };
+  const scheme = refusedUnlessHeld(inner, relayer, () => look("batch-settlement: finished channel transactions of the relayer's previous holder"));
   return {
     scheme,
     relayer,
@@ -209,15 +211,27 @@ function heldOnly(store: ReturnType<typeof ledgerBatchStore>, relayer: LeasedKey
  * /settle from a process that does not hold the relayer: refused before anything is read or sent
  * (`relayer_unavailable`, retryable). A lease lost while an operation was prepared is caught by the
  * guarded account before the signature; its failure is answered the same way. /verify reads only.
+ *
+ * The first /settle after the relayer was taken (at start, or over from a dead holder) waits for
+ * one recovery pass: a transaction the last holder wrote ahead but never broadcast gets its nonce
+ * back before a new send could take it.
  */
-function refusedUnlessHeld(inner: BatchSettlementFacilitator, relayer: LeasedKey): BatchSettlementFacilitator {
+export function refusedUnlessHeld(inner: BatchSettlementFacilitator, relayer: LeasedKey, recover: () => Promise<void>): BatchSettlementFacilitator {
   const refusal = (network: string): SettleResponse => ({ success: false, errorReason: RELAYER_UNAVAILABLE, errorMessage: relayer.unavailableMessage(network), transaction: "", network: network as Network });
+  /** Per network, the relayer lease's generation (bumped on every loss) this process last recovered under. */
+  const recoveredAt = new Map<string, number>();
   return {
     ...inner,
     async settle(payload, requirements) {
       const network = requirements.network;
       const served = inner.networks.includes(network as Network);
       if (served && !relayer.holds(network)) return refusal(network);
+      const generation = relayer.leases.generation(relayer.address);
+      if (served && recoveredAt.get(network) !== generation) {
+        await recover();
+        recoveredAt.set(network, generation);
+        if (!relayer.holds(network)) return refusal(network);
+      }
       const result = await inner.settle(payload, requirements);
       if (!result.success && result.transaction === "" && result.errorMessage?.includes(NOT_HELD_MARK)) return { ...refusal(network), ...(result.payer ? { payer: result.payer } : {}) };
       return result;
