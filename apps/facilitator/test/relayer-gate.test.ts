@@ -6,7 +6,7 @@ import type { PaymentPayload, PaymentRequirements, SettleResponse } from "@tollg
 import type { BatchSettlementFacilitator } from "@tollgate/evm";
 import { describe, expect, it } from "vitest";
 import { RELAYER_UNAVAILABLE, refusedUnlessHeld } from "../src/schemes/batch-settlement.ts";
-import type { LeasedKey } from "../src/schemes/leased-key.ts";
+import { onePassAtATime, recoveredUnderLease, type LeasedKey } from "../src/schemes/leased-key.ts";
 
 const network = "eip155:31337";
 const requirements = { scheme: "batch-settlement", network, amount: "1", asset: "0x", payTo: "0x", maxTimeoutSeconds: 60, extra: {} } as PaymentRequirements;
@@ -29,15 +29,12 @@ function stubs() {
     leases: { generation: () => lease.generation },
     unavailableMessage: () => "held by another facilitator instance",
   } as unknown as LeasedKey;
-  // As the service's `look`: one pass at a time, shared by whoever asks meanwhile.
-  let current: Promise<void> | undefined;
-  const recover = () =>
-    (current ??= (async () => {
-      order.push("recover:start");
-      await new Promise((r) => setTimeout(r, 20));
-      order.push("recover:done");
-    })().finally(() => (current = undefined)));
-  return { gate: refusedUnlessHeld(inner, relayer, recover), order, lease };
+  const pass = onePassAtATime(async () => {
+    order.push("recover:start");
+    await new Promise((r) => setTimeout(r, 20));
+    order.push("recover:done");
+  });
+  return { gate: refusedUnlessHeld(inner, relayer, recoveredUnderLease(relayer, pass)), order, lease };
 }
 
 describe("batch-settlement relayer gate", () => {

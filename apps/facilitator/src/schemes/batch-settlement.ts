@@ -21,7 +21,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import type { FacilitatorConfig } from "../config.ts";
 import type { Ledger } from "../ledger/ledger.ts";
 import type { Logger } from "../logger.ts";
-import { leasedKey, NOT_HELD_MARK, type LeasedKey } from "./leased-key.ts";
+import { leasedKey, NOT_HELD_MARK, onePassAtATime, recoveredUnderLease, type LeasedKey } from "./leased-key.ts";
 
 /** The store over the ledger's SQL (PGlite or PostgreSQL, same statements). */
 export function ledgerBatchStore(ledger: Ledger): BatchSettlementStore & { channel(network: string, channelId: string): Promise<StoredChannel | undefined> } {
@@ -137,7 +137,7 @@ export function createBatchSettlementService(config: FacilitatorConfig, ledger: 
     ttlMs: config.signerLeaseMs,
     logger,
     // Taken over from a dead holder: finish what it left pending, now rather than at the next look.
-    onChange: () => void look("batch-settlement: finished channel transactions of the relayer's previous holder"),
+    onChange: () => void pass(),
   });
   const inner = batchSettlementEvmFacilitator({
     networks: config.networks.map((n) => ({
@@ -152,37 +152,22 @@ export function createBatchSettlementService(config: FacilitatorConfig, ledger: 
     receiptTimeoutMs: bs.receiptTimeoutMs,
   });
   let timer: NodeJS.Timeout | undefined;
-  let current: Promise<void> | undefined;
-  let again = false;
-  /** One recovery pass at a time; a call while one runs is answered by it (plus one more pass after it). */
-  const look = (what: string): Promise<void> => {
-    if (current) {
-      again = true; // a take-over while a look runs: look once more after it
-      return current;
+  const pass = onePassAtATime(async () => {
+    try {
+      const finished = await inner.recover();
+      if (finished > 0) logger.info({ finished }, "batch-settlement: finished pending channel transactions (of a previous run or holder)");
+    } catch (e) {
+      logger.warn({ err: e instanceof Error ? e.message.split("\n")[0] : "error" }, "batch-settlement: could not look at pending channel transactions");
     }
-    current = (async () => {
-      do {
-        again = false;
-        try {
-          const finished = await inner.recover();
-          if (finished > 0) logger.info({ finished }, what);
-        } catch (e) {
-          logger.warn({ err: e instanceof Error ? e.message.split("\n")[0] : "error" }, "batch-settlement: could not look at pending channel transactions");
-        }
-      } while (again);
-    })().finally(() => {
-      current = undefined;
-    });
-    return current;
-  };
-  const scheme = refusedUnlessHeld(inner, relayer, () => look("batch-settlement: finished channel transactions of the relayer's previous holder"));
+  });
+  const scheme = refusedUnlessHeld(inner, relayer, recoveredUnderLease(relayer, pass));
   return {
     scheme,
     relayer,
     async start() {
       await relayer.leases.start();
-      await look("batch-settlement: finished channel transactions of a previous run");
-      timer = setInterval(() => void look("batch-settlement: finished pending channel transactions"), RECOVER_EVERY_MS);
+      await pass();
+      timer = setInterval(() => void pass(), RECOVER_EVERY_MS);
       timer.unref();
     },
     async close() {
@@ -216,20 +201,16 @@ function heldOnly(store: ReturnType<typeof ledgerBatchStore>, relayer: LeasedKey
  * one recovery pass: a transaction the last holder wrote ahead but never broadcast gets its nonce
  * back before a new send could take it.
  */
-export function refusedUnlessHeld(inner: BatchSettlementFacilitator, relayer: LeasedKey, recover: () => Promise<void>): BatchSettlementFacilitator {
+export function refusedUnlessHeld(inner: BatchSettlementFacilitator, relayer: LeasedKey, recovered: (network: string) => Promise<void>): BatchSettlementFacilitator {
   const refusal = (network: string): SettleResponse => ({ success: false, errorReason: RELAYER_UNAVAILABLE, errorMessage: relayer.unavailableMessage(network), transaction: "", network: network as Network });
-  /** Per network, the relayer lease's generation (bumped on every loss) this process last recovered under. */
-  const recoveredAt = new Map<string, number>();
   return {
     ...inner,
     async settle(payload, requirements) {
       const network = requirements.network;
       const served = inner.networks.includes(network as Network);
       if (served && !relayer.holds(network)) return refusal(network);
-      const generation = relayer.leases.generation(relayer.address);
-      if (served && recoveredAt.get(network) !== generation) {
-        await recover();
-        recoveredAt.set(network, generation);
+      if (served) {
+        await recovered(network);
         if (!relayer.holds(network)) return refusal(network);
       }
       const result = await inner.settle(payload, requirements);

@@ -26,7 +26,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import type { FacilitatorConfig } from "../config.ts";
 import type { Ledger } from "../ledger/ledger.ts";
 import type { Logger } from "../logger.ts";
-import { leasedKey, type LeasedKey } from "./leased-key.ts";
+import { leasedKey, onePassAtATime, recoveredUnderLease, type LeasedKey } from "./leased-key.ts";
 
 type Row = { key: string; network: string; payer: string; funding: string; approve_hash: string; approve_raw: string; approve_nonce: string | number; funding_hash: string | null; funding_raw: string | null; status: string; reason: string | null; created_at?: string | Date };
 
@@ -135,29 +135,17 @@ export function createApprovalSponsorService(config: FacilitatorConfig, ledger: 
   // Recovery finishes only the rows of networks whose sponsor lease this process holds.
   const recovery: ApprovalSponsorOptions = { ...opts, store: { ...store, open: async (network) => (sponsor.holds(network) ? store.open(network) : []) } };
   let timer: NodeJS.Timeout | undefined;
-  let running = false;
-  let again = false;
-  const look = async (): Promise<void> => {
-    if (running) {
-      again = true; // a take-over while a look runs: look once more after it
-      return;
-    }
-    running = true;
+  const look = onePassAtATime(async () => {
     try {
       const closed = await recoverSponsoredApprovals(recovery);
       if (closed > 0) logger.info({ closed }, "gas sponsoring: finished sponsored approvals left open");
     } catch (e) {
       logger.warn({ err: e instanceof Error ? e.message.split("\n")[0] : "error" }, "gas sponsoring: could not look at open sponsored approvals");
-    } finally {
-      running = false;
     }
-    if (again) {
-      again = false;
-      await look();
-    }
-  };
+  });
+  const recovered = recoveredUnderLease(sponsor, look);
   return {
-    wrap: (scheme) => withErc20ApprovalSponsoring(scheme, opts),
+    wrap: (scheme) => recoveredBeforeSettle(withErc20ApprovalSponsoring(scheme, opts), sponsor, recovered),
     sponsor,
     async start() {
       await sponsor.leases.start();
@@ -168,6 +156,21 @@ export function createApprovalSponsorService(config: FacilitatorConfig, ledger: 
     async close() {
       if (timer) clearInterval(timer);
       await sponsor.leases.close();
+    },
+  };
+}
+
+/**
+ * The first /settle after the sponsor lease was taken waits for one recovery pass (see
+ * leased-key.ts recoveredUnderLease): a funding the last holder wrote ahead keeps its nonce.
+ * Only where this process holds the lease: elsewhere the wrapper refuses on its own (canSend).
+ */
+function recoveredBeforeSettle(scheme: SchemeFacilitator, sponsor: LeasedKey, recovered: (network: string) => Promise<void>): SchemeFacilitator {
+  return {
+    ...scheme,
+    async settle(payload, requirements) {
+      if (sponsor.holds(requirements.network)) await recovered(requirements.network);
+      return scheme.settle(payload, requirements);
     },
   };
 }

@@ -78,3 +78,48 @@ function guardedAccount(base: LocalAccount, holds: (network: string) => boolean,
     },
   } as LocalAccount;
 }
+
+/**
+ * What a sender awaits before sending from a leased key on `network`: after the lease was taken (at
+ * start, over from a dead holder, again after every loss and re-take, told by the lease's
+ * generation), one recovery pass first, so transactions the last holder wrote ahead get their
+ * nonces back before a new send could take them. Later sends under the same lease wait for nothing.
+ */
+export function recoveredUnderLease(key: LeasedKey, recover: () => Promise<void>): (network: string) => Promise<void> {
+  const recoveredAt = new Map<string, number>();
+  /** The pass a network's first sends are waiting for: concurrent first sends share it. */
+  const waiting = new Map<string, Promise<void>>();
+  return async (network) => {
+    const generation = key.leases.generation(key.address);
+    if (recoveredAt.get(network) === generation) return;
+    let pass = waiting.get(network);
+    if (!pass) {
+      pass = recover()
+        .then(() => void recoveredAt.set(network, generation))
+        .finally(() => waiting.delete(network));
+      waiting.set(network, pass);
+    }
+    await pass;
+  };
+}
+
+/** `pass` one at a time: a call while one runs is answered by it, plus one more pass after it. */
+export function onePassAtATime(pass: () => Promise<void>): () => Promise<void> {
+  let current: Promise<void> | undefined;
+  let again = false;
+  return () => {
+    if (current) {
+      again = true;
+      return current;
+    }
+    current = (async () => {
+      do {
+        again = false;
+        await pass();
+      } while (again);
+    })().finally(() => {
+      current = undefined;
+    });
+    return current;
+  };
+}
