@@ -3,18 +3,18 @@
 // cap; the channel commits exactly delivered × price; the next stream's voucher follows what was
 // committed (the client resynchronizes through the corrective 402, since the receipt travels in the
 // stream); one claim moves the sum of what every stream delivered, and nothing more.
-import { serve, type ServerType } from "@hono/node-server";
 import { METERED_STREAM, httpFacilitatorClient, readMeteredStream } from "@tollgate/core";
 import { devAccount, startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { BATCH_SETTLEMENT_ADDRESS, batchSettlementEvmClient, batchSettlementEvmServer } from "@tollgate/evm";
 import { startFacilitator } from "@tollgate/facilitator";
 import { wrapFetch } from "@tollgate/fetch";
-import { meteredResponse, paymentMiddleware, type MeteredProducer, type PaymentEnv } from "@tollgate/hono";
+import { meteredResponse, paymentMiddleware, type PaymentEnv } from "@tollgate/hono";
 import { claimAndSettle, memoryChannelStore } from "@tollgate/server";
 import { Hono } from "hono";
 import { createPublicClient, erc20Abi, http, type Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serveHono, tokenProducer, until, type StreamEnd } from "./support/metered.ts";
 
 /** $0.05 of USDC: one stream's cap, the price each voucher signs. */
 const CAP = 50_000n;
@@ -34,18 +34,9 @@ const store = memoryChannelStore();
 const channels = batchSettlementEvmServer({ assets: [] });
 let facilitator: ReturnType<typeof httpFacilitatorClient>;
 const errors: unknown[] = [];
-const serverSide: Array<{ delivered: bigint; charged: bigint }> = [];
+const serverSide: StreamEnd[] = [];
 
-const tokens = (limit: number, delayMs = 0): MeteredProducer => async (meter) => {
-  try {
-    for (let i = 0; i < limit; i++) {
-      if (!(await meter.send(`token-${i}`))) break;
-      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
-    }
-  } finally {
-    serverSide.push({ delivered: meter.delivered, charged: meter.charged });
-  }
-};
+const tokens = tokenProducer(serverSide);
 
 beforeAll(async () => {
   chain = await startLocalNetwork({ payers: 1 });
@@ -90,19 +81,9 @@ beforeAll(async () => {
   app.get("/generate", (c) => meteredResponse(c, tokens(1_000)));
   app.get("/slow", (c) => meteredResponse(c, tokens(1_000, 40)));
   app.get("/nothing", (c) => meteredResponse(c, tokens(0)));
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
-    s.once("error", reject);
-  });
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-      }),
-  );
-  const address = server.address();
-  apiUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+  const served = await serveHono(app);
+  closers.push(() => served.close());
+  apiUrl = served.url;
 
   const account = privateKeyToAccount(chain.accounts.payers[0]!.privateKey);
   payer = account.address;
@@ -116,15 +97,6 @@ afterAll(async () => {
 
 const committed = async () => BigInt((await store.list())[0]?.chargedCumulativeAmount ?? "0");
 
-async function until<T>(read: () => Promise<T | undefined>, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe("metered streams on a channel (batch-settlement), on anvil", () => {
   it("the 402 advertises metered-stream on the channel option; its price is the stream's cap", async () => {

@@ -3,19 +3,19 @@
 // A stream stopped at its cap moves exactly delivered × price on chain and the client saw the
 // running cost; a client that disconnects early is charged what was delivered; a zero-unit
 // stream moves nothing (no transaction at all).
-import { serve, type ServerType } from "@hono/node-server";
 import { METERED_STREAM, readMeteredStream, type SettleResponse } from "@tollgate/core";
 import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { erc20PermitAbi, PERMIT2_ADDRESS, uptoEvmClient, uptoEvmServer } from "@tollgate/evm";
 import { startFacilitator } from "@tollgate/facilitator";
 import { wrapFetch } from "@tollgate/fetch";
-import { meteredResponse, paymentMiddleware, type MeteredProducer, type PaymentEnv } from "@tollgate/hono";
+import { meteredResponse, paymentMiddleware, type PaymentEnv } from "@tollgate/hono";
 import type { SettledEvent } from "@tollgate/server";
 import { Hono } from "hono";
 import { createPublicClient, createWalletClient, http, maxUint256, type Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serveHono, tokenProducer, until, type StreamEnd } from "./support/metered.ts";
 
 /** $0.05 of a 6-decimal token: the stream's cap. */
 const CAP = 50_000n;
@@ -33,18 +33,9 @@ let payee: Address;
 const settled: SettledEvent[] = [];
 const errors: unknown[] = [];
 /** What the server's producer saw when its stream stopped, per request. */
-const serverSide: Array<{ delivered: bigint; charged: bigint }> = [];
+const serverSide: StreamEnd[] = [];
 
-const tokens = (limit: number, delayMs = 0): MeteredProducer => async (meter) => {
-  try {
-    for (let i = 0; i < limit; i++) {
-      if (!(await meter.send(`token-${i}`))) break;
-      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
-    }
-  } finally {
-    serverSide.push({ delivered: meter.delivered, charged: meter.charged });
-  }
-};
+const tokens = tokenProducer(serverSide);
 
 beforeAll(async () => {
   chain = await startLocalNetwork({ payers: 1 });
@@ -80,19 +71,9 @@ beforeAll(async () => {
   app.get("/generate", (c) => meteredResponse(c, tokens(1_000)));
   app.get("/slow", (c) => meteredResponse(c, tokens(1_000, 40)));
   app.get("/nothing", (c) => meteredResponse(c, tokens(0)));
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
-    s.once("error", reject);
-  });
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-      }),
-  );
-  const address = server.address();
-  apiUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+  const served = await serveHono(app);
+  closers.push(() => served.close());
+  apiUrl = served.url;
 
   // The payer approves Permit2 once; every payment after that is a signature.
   const account = privateKeyToAccount(chain.accounts.payers[0]!.privateKey);
@@ -107,15 +88,6 @@ afterAll(async () => {
   closers = [];
 });
 
-async function until<T>(read: () => T | undefined, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = read();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe("metered streams on anvil", () => {
   it("the 402 advertises metered-stream; the upto maximum is the cap", async () => {
