@@ -10,11 +10,14 @@
 //            (which sends the voucher with the first request once it has paid the URL); the official
 //            client → official server → official facilitator too
 //   verify   vouchers checked per second by the server face (payload read and bound + ECDSA recovery)
+//   floor    what the scheme itself makes a voucher-paid request cost, whoever implements it: the
+//            unpaid request carrying a header as long as the voucher's, plus one voucher signature
+//            and one signer recovery (a lower bound: the receipt header and parsing are left out)
 //
 //   npx tsx bench/channel.ts [--requests=100] [--channels=50] [--samples=200]
 import { createPaymentClient, httpFacilitatorClient, type PaymentRequired, type PaymentPayload } from "@tollgate/core";
 import { devAccount, startLocalNetwork } from "@tollgate/devnet";
-import { batchSettlementEvmClient, batchSettlementEvmServer, exactEvmClient, fastVoucherSigner, readChannelPayload } from "@tollgate/evm";
+import { batchSettlementEvmClient, batchSettlementEvmServer, exactEvmClient, fastVoucherSigner, readChannelPayload, voucherDigestBytes, voucherSigner } from "@tollgate/evm";
 import { startFacilitator } from "@tollgate/facilitator";
 import { getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
 import { claimAndSettle, fileChannelStore, memoryChannelStore } from "@tollgate/server";
@@ -125,11 +128,13 @@ const storeDir = mkdtempSync(join(tmpdir(), "tollgate-bench-channels-"));
 const durableServer = await startChannelServer({ facilitator, network: net.network, usdc: net.usdc, payTo: net.accounts.payee.address, amount: PRICE.toString(), store: fileChannelStore(storeDir) });
 await fundPayer(privateKeyToAccount(devAccount(12).privateKey).address, PRICE * BigInt(SAMPLES) * 10n);
 const durablePayments = createPaymentClient({ schemes: [batchSettlementEvmClient({ account: fastVoucherSigner(devAccount(12).privateKey), depositMultiplier: SAMPLES * 4 })] });
+let voucherHeaderBytes = 0;
 /** One request with a voucher; `signed` true: the voucher is signed before the clock starts (what the server adds). */
 async function voucherRequest(signed: boolean, url = server.paidUrl, client = payments): Promise<number> {
   const t = performance.now();
   const payment = await client.pay(required);
   const sent = signed ? performance.now() : t;
+  voucherHeaderBytes = payment.header.value.length;
   const res = await fetch(url, { headers: { [payment.header.name]: payment.header.value } });
   await res.arrayBuffer();
   const took = performance.now() - sent;
@@ -152,6 +157,9 @@ await fundPayer(privateKeyToAccount(devAccount(10).privateKey).address, 100_000_
 const runs: Record<string, () => Promise<number>> = {
   unpaid: timed(async () => void (await (await fetch(server.freeUrl)).arrayBuffer())),
   voucher: () => voucherRequest(false),
+  // The unpaid request carrying a header as long as the voucher's PAYMENT-SIGNATURE (set by the
+  // voucher runs above): what moving the payment's bytes costs, with nothing read or checked.
+  unpaidVoucherSizedHeader: timed(async () => void (await (await fetch(server.freeUrl, { headers: { "X-Voucher-Sized": "x".repeat(voucherHeaderBytes) } })).arrayBuffer())),
   voucherPresigned: () => voucherRequest(true),
   voucherDurableStore: () => voucherRequest(false, durableServer.paidUrl, durablePayments),
   voucherViaWrapFetch: timed(async () => {
@@ -199,6 +207,24 @@ for (let round = 0; round < 5; round++) {
 }
 const perSecond = Math.round(checked / ((performance.now() - t0) / 1000));
 
+// ---------------------------------------------------------------- the floor of a voucher-paid request
+// What the spec makes every voucher-paid request do, whoever implements it: the client signs the
+// voucher (its EIP-712 digest, ECDSA), the server recovers the signer (digest, ECDSA recovery),
+// and the payment header travels. Each measured here, libsecp256k1 native, one core.
+const floorSigner = fastVoucherSigner(devAccount(13).privateKey);
+const channelId = `0x${"ab".repeat(32)}` as Hex;
+const FLOOR_ROUNDS = 5_000;
+const voucherSigs: Hex[] = [];
+let t1 = performance.now();
+for (let i = 1; i <= FLOOR_ROUNDS; i++) voucherSigs.push(floorSigner.signDigest(voucherDigestBytes(channelId, BigInt(i) * PRICE, net.chainId)));
+const signUs = ((performance.now() - t1) * 1000) / FLOOR_ROUNDS;
+t1 = performance.now();
+for (let i = 1; i <= FLOOR_ROUNDS; i++) {
+  if (voucherSigner(channelId, BigInt(i) * PRICE, voucherSigs[i - 1]!, net.chainId) !== floorSigner.address.toLowerCase()) throw new Error("floor: recovery disagrees");
+}
+const recoverUs = ((performance.now() - t1) * 1000) / FLOOR_ROUNDS;
+const floorMs = p50.unpaidVoucherSizedHeader! + (signUs + recoverUs) / 1000;
+
 console.log(
   JSON.stringify(
     {
@@ -232,8 +258,17 @@ console.log(
         wrapFetchVoucherOverExact: round(p50.voucherViaWrapFetch! / p50.exact!),
         officialVoucherOverOurs: round(p50.officialVoucher! / p50.voucherViaWrapFetch!),
       },
+      floor: {
+        voucherHeaderBytes,
+        signVoucherUs: round(signUs),
+        recoverVoucherSignerUs: round(recoverUs),
+        unpaidVoucherSizedHeaderMs: p50.unpaidVoucherSizedHeader,
+        floorMs: round(floorMs),
+        floorOverUnpaid: round(floorMs / p50.unpaid!),
+        ourOverheadAboveFloorMs: round(p50.voucher! - floorMs),
+      },
       vouchersCheckedPerSecond: perSecond,
-      note: "voucher = one request with the voucher, signing included (requirements known), in-memory channel store; voucherDurableStore = the same on a server with fileChannelStore (fsync per commit); voucherPresigned = the same, clock started after signing; voucherViaWrapFetch = wrapFetch on a URL it already paid (the voucher goes with the first request); officialVoucher = the official client, 402 then the paid retry; exact settles on chain before answering",
+      note: "floor = the unpaid request with a voucher-sized header plus one voucher signature and one signer recovery (digests included): what any implementation of the scheme pays per request on this machine; voucher = one request with the voucher, signing included (requirements known), in-memory channel store; voucherDurableStore = the same on a server with fileChannelStore (fsync per commit); voucherPresigned = the same, clock started after signing; voucherViaWrapFetch = wrapFetch on a URL it already paid (the voucher goes with the first request); officialVoucher = the official client, 402 then the paid retry; exact settles on chain before answering",
     },
     null,
     2,
