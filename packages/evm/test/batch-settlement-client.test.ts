@@ -115,6 +115,21 @@ describe("batch-settlement client", () => {
     await expect(client.createPayload({ ...requirements, extra: { ...requirements.extra, withdrawDelay: 10 } }, ctx)).rejects.toThrow(/withdrawDelay/);
     await expect(client.createPayload({ ...requirements, extra: { ...requirements.extra, assetTransferMethod: "erc7702" } }, ctx)).rejects.toThrow(/assetTransferMethod/);
   });
+
+  it("remembers a channel per requirement, never for a requirement that fails the checks", async () => {
+    const client = batchSettlementEvmClient({ account: payer });
+    const config = client.channelConfig(requirements);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(client.channelConfig({ ...requirements, payTo: payTo.toLowerCase() })).toEqual(config);
+    // Remembered after the numeric delay passed: the same delay as a string is still refused.
+    expect(() => client.channelConfig({ ...requirements, extra: { ...requirements.extra, withdrawDelay: "900" } })).toThrow(/withdrawDelay/);
+    // Another receiver, another channel.
+    const other = client.channelConfig({ ...requirements, payTo: stranger.address });
+    expect(other.receiver).toBe(stranger.address);
+    expect(channelIdOf(other, 31337)).not.toBe(channelIdOf(config, 31337));
+    const first = (await client.createPayload({ ...requirements, payTo: stranger.address }, ctx)) as { voucher: Voucher };
+    expect(first.voucher.channelId).toBe(channelIdOf(other, 31337));
+  });
 });
 
 describe("batch-settlement server face", () => {

@@ -5,13 +5,13 @@
  */
 import { decodeBase64Json, encodeBase64Json, Headers, type PaymentRequired, type PaymentRequirements, type SettleResponse } from "@tollgate/core";
 import type { Hex } from "viem";
-import { channelIdOf, type ChannelConfig } from "./client-typed-data.ts";
+import type { ChannelConfig } from "./client-typed-data.ts";
 import { CUMULATIVE_MISMATCH, uint, withoutCorrective, type ClientChannel } from "./client.ts";
 
 /** What the refund needs of the client's channel bookkeeping. */
 export interface ChannelAccess {
-  chainOf(r: PaymentRequirements): number;
-  configFor(r: PaymentRequirements): ChannelConfig;
+  /** The channel a requirement pays into (checked). */
+  channelOf(r: PaymentRequirements): { chainId: number; config: ChannelConfig; channelId: Hex };
   load(r: PaymentRequirements, channelId: Hex): Promise<ClientChannel>;
   resync(r: PaymentRequirements, chainId: number, channel: ClientChannel): boolean;
   signVoucher(channelId: Hex, max: bigint, chainId: number): Promise<Hex>;
@@ -23,9 +23,7 @@ export async function refundChannel(c: ChannelAccess, url: string, opts: { amoun
   for (let attempt = 0; ; attempt++) {
     const r = required.accepts.find((a) => a.scheme === "batch-settlement");
     if (!r) throw new Error(`${url}: no batch-settlement option in the 402`);
-    const chainId = c.chainOf(r);
-    const config = c.configFor(r);
-    const channelId = channelIdOf(config, chainId);
+    const { chainId, config, channelId } = c.channelOf(r);
     const channel = await c.load(r, channelId);
     if (attempt > 0 && !c.resync(r, chainId, channel)) throw new Error(`refund refused: ${required.error ?? "unknown"}`);
     const voucher = { channelId, maxClaimableAmount: channel.charged.toString(), signature: await c.signVoucher(channelId, channel.charged, chainId) };

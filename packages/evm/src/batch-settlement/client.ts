@@ -80,6 +80,9 @@ export interface BatchSettlementClient extends SchemeClient {
 
 export const CUMULATIVE_MISMATCH = "invalid_batch_settlement_evm_cumulative_amount_mismatch";
 
+/** Distinct channels a client remembers the config and id of (a client pays few servers). */
+const MAX_KNOWN_CHANNELS = 1_024;
+
 export function batchSettlementEvmClient(options: BatchSettlementClientOptions): BatchSettlementClient {
   const { account } = options;
   const signer = options.voucherSigner ?? account;
@@ -91,7 +94,7 @@ export function batchSettlementEvmClient(options: BatchSettlementClientOptions):
   /** The charged total each signed voucher was based on, to check the receipt against. */
   const signedOn = new Map<string, { base: bigint; deposit: bigint }>();
 
-  function configFor(r: PaymentRequirements): ChannelConfig {
+  function buildConfig(r: PaymentRequirements): ChannelConfig {
     const extra = r.extra ?? {};
     const authorizer = extra.receiverAuthorizer;
     if (typeof authorizer !== "string" || !isAddress(authorizer, { strict: false }) || getAddress(authorizer) === ZERO_ADDRESS) {
@@ -113,6 +116,29 @@ export function batchSettlementEvmClient(options: BatchSettlementClientOptions):
       salt,
     };
   }
+
+  /**
+   * The channel a requirement pays into: its config and id, built and checked once per distinct
+   * (network, payTo, asset, authorizer, delay) and remembered (bounded), because every paid
+   * request and every receipt needs them (five checksummed addresses and an EIP-712 hash).
+   * The key carries each field's type, so a value that would fail the checks never shares an
+   * entry with one that passed. Configs are frozen: callers share them.
+   */
+  function channelOf(r: PaymentRequirements): { chainId: number; config: ChannelConfig; channelId: Hex } {
+    const chainId = chainOf(r);
+    const extra = r.extra ?? {};
+    const key = `${chainId}|${typeof r.payTo}:${r.payTo}|${typeof r.asset}:${r.asset}|${typeof extra.receiverAuthorizer}:${extra.receiverAuthorizer}|${typeof extra.withdrawDelay}:${extra.withdrawDelay}`;
+    let hit = knownChannels.get(key);
+    if (!hit) {
+      const config = Object.freeze(buildConfig(r));
+      hit = { chainId, config, channelId: channelIdOf(config, chainId) };
+      if (knownChannels.size >= MAX_KNOWN_CHANNELS) knownChannels.delete(knownChannels.keys().next().value!);
+      knownChannels.set(key, hit);
+    }
+    return hit;
+  }
+  const knownChannels = new Map<string, { chainId: number; config: ChannelConfig; channelId: Hex }>();
+  const configFor = (r: PaymentRequirements): ChannelConfig => channelOf(r).config;
 
   function chainOf(r: PaymentRequirements): number {
     if (r.scheme !== "batch-settlement") throw new Error(`requirements.scheme: expected "batch-settlement", got ${JSON.stringify(r.scheme)}`);
@@ -177,14 +203,12 @@ export function batchSettlementEvmClient(options: BatchSettlementClientOptions):
     payUpFront: true,
     payer: (_network: Network) => account.address,
     channel(r) {
-      return channels.get(channelIdOf(configFor(r), chainOf(r)));
+      return channels.get(channelOf(r).channelId);
     },
     channelConfig: configFor,
 
     async createPayload(r) {
-      const chainId = chainOf(r);
-      const config = configFor(r);
-      const channelId = channelIdOf(config, chainId);
+      const { chainId, config, channelId } = channelOf(r);
       const channel = await load(r, channelId);
       if (channel.halted) throw new Error(`batch-settlement channel ${channelId} is halted: ${channel.halted}`);
       const base = channel.charged;
@@ -204,11 +228,10 @@ export function batchSettlementEvmClient(options: BatchSettlementClientOptions):
       return { type: "deposit", channelConfig, voucher, deposit };
     },
 
-    refund: (url, opts = {}) => refundChannel({ chainOf, configFor, load, resync, signVoucher }, url, opts),
+    refund: (url, opts = {}) => refundChannel({ channelOf, load, resync, signVoucher }, url, opts),
 
     async onPaymentResponse(ctx) {
-      const chainId = chainOf(ctx.requirements);
-      const channelId = channelIdOf(configFor(ctx.requirements), chainId);
+      const { chainId, channelId } = channelOf(ctx.requirements);
       const channel = channels.get(channelId);
       const voucher = ctx.payload.voucher as { signature?: string } | undefined;
       const signed = voucher?.signature ? signedOn.get(voucher.signature) : undefined;
