@@ -43,6 +43,9 @@ import { startChannelServer, type ChannelServer } from "./support/channel-server
 
 const PRICE = 1_000n;
 const API_KEY = "attacks-channels-api-key-0123456789";
+/** Another server's key on the same facilitator, scoped to its own receiver. */
+const TENANT_KEY = "attacks-channels-tenant-key-0123456789";
+const tenantReceiver = privateKeyToAccount(`0x${"47".repeat(32)}`).address;
 const relayerKey = devAccount(7).privateKey;
 const relayer = privateKeyToAccount(relayerKey).address;
 const authorizer = privateKeyToAccount(devAccount(8).privateKey);
@@ -65,7 +68,7 @@ beforeAll(async () => {
     host: "127.0.0.1",
     networks: [{ network: net.network, rpcUrl: net.rpcUrl, assets: [{ address: net.usdc.address, name: net.usdc.name, version: net.usdc.version, decimals: net.usdc.decimals }] }],
     privateKeys: [devAccount(6).privateKey],
-    apiKeys: [API_KEY],
+    apiKeys: [API_KEY, { key: TENANT_KEY, receivers: [tenantReceiver] }],
     batchSettlement: { relayerKey, receiverAuthorizerKey: devAccount(8).privateKey },
     logLevel: "silent",
   });
@@ -492,10 +495,12 @@ describe("channels at the paywall: vouchers that must not buy a response", () =>
 
 // ------------------------------------------------------------------------ the facilitator
 
-async function call(path: "/verify" | "/settle", payload: unknown, q: PaymentRequirements, auth = true): Promise<{ status: number; json: Record<string, any> }> {
+/** `auth`: this server's key (true), none (false), or another key. */
+async function call(path: "/verify" | "/settle", payload: unknown, q: PaymentRequirements, auth: boolean | string = true): Promise<{ status: number; json: Record<string, any> }> {
+  const key = auth === true ? API_KEY : auth;
   const res = await fetch(`${service.url}${path}`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...(auth ? { authorization: `Bearer ${API_KEY}` } : {}) },
+    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
     body: JSON.stringify({ x402Version: 2, paymentPayload: { x402Version: 2, accepted: q, payload }, paymentRequirements: q }),
   });
   return { status: res.status, json: (await res.json()) as Record<string, any> };
@@ -565,6 +570,36 @@ describe("channels at the facilitator: nothing doomed is sent", () => {
     // Without the API key nobody gets a signature at all.
     expect((await call("/settle", { type: "claim", claims: [] }, operation(), false)).status).toBe(401);
     expect(await moneyState(account.address)).toEqual(before);
+  }, 60_000);
+
+  it("another server's key, scoped to its receivers: the delegated authorizer signs no claim or refund of this server's channels, nothing moves", async () => {
+    // The payer of a channel here also runs a server on the same facilitator: with its own key it
+    // asks for a refund of what this server served but has not claimed yet, then for a claim.
+    const c = await openChannel(3);
+    const charged = c.charged();
+    const signature = await signVoucher(c.account, c.channelId, charged);
+    const before = await moneyState(c.account.address);
+    const chainBefore = await onChain(c.channelId);
+    const refund = { type: "refund", channelConfig: c.config, voucher: { channelId: c.channelId, maxClaimableAmount: charged.toString(), signature }, amount: "1000", refundNonce: "0", claims: [] };
+    const refused = await call("/settle", refund, operation(), TENANT_KEY);
+    expect(refused.json).toMatchObject({ success: false, errorReason: "unauthorized", transaction: "" });
+    expect(refused.json.errorMessage).toMatch(/channelConfig\.receiver: 0x[0-9a-fA-F]{40} is not among the receivers this API key acts for/);
+    const claim = { type: "claim", claims: [{ voucher: { channel: c.config, maxClaimableAmount: charged.toString() }, signature, totalClaimed: charged.toString() }] };
+    const claimRefused = await call("/settle", claim, operation(), TENANT_KEY);
+    expect(claimRefused.json).toMatchObject({ success: false, errorReason: "unauthorized", transaction: "" });
+    expect(claimRefused.json.errorMessage).toMatch(/claims\[0\]\.voucher\.channel\.receiver/);
+    expect(await moneyState(c.account.address)).toEqual(before);
+    expect(await onChain(c.channelId)).toEqual(chainBefore);
+
+    // The scoped key passes the same gate for its own receiver's channel (a claim of nothing new:
+    // answered from the chain, no transaction), and this server's key for this server's channel.
+    const own: ChannelConfig = { ...c.config, receiver: tenantReceiver, salt: salt() };
+    const ownId = computeChannelId(own, net.chainId);
+    const ownClaim = { type: "claim", claims: [{ voucher: { channel: own, maxClaimableAmount: "0" }, signature: await signVoucher(c.account, ownId, 0n), totalClaimed: "0" }] };
+    expect((await call("/settle", ownClaim, { ...operation(), payTo: tenantReceiver }, TENANT_KEY)).json).toMatchObject({ success: true, transaction: "" });
+    const served = await call("/settle", claim, operation());
+    expect(served.json.success).toBe(true);
+    expect((await onChain(c.channelId)).totalClaimed).toBe(charged);
   }, 60_000);
 
   it("a refund of someone else's channel through the delegated authorizer: the voucher signature decides, no gas", async () => {

@@ -24,7 +24,7 @@ import { createLogger, type Logger } from "./logger.ts";
 import { AP2_MANDATE, createMandateGate, type FacilitatorMandateOptions } from "./mandates.ts";
 import { createMetrics, PROMETHEUS_CONTENT_TYPE, type FacilitatorMetrics } from "./metrics.ts";
 import { PAYMENT_IDENTIFIER } from "./payment.ts";
-import { answerPayment, digest, internalError, type PaymentDeps, type PaymentHttpRequest, type PaymentHttpResponse } from "./payment-routes.ts";
+import { answerPayment, digest, internalError, keyEntries, operatorKeyDigests, type ApiKey, type PaymentDeps, type PaymentHttpRequest, type PaymentHttpResponse } from "./payment-routes.ts";
 import { createRateLimiter, type BucketLimit } from "./rate-limit.ts";
 import { runProbes, type ReadinessProbe } from "./readiness.ts";
 import { createSettlementCoordinator, type SettlementCoordinator } from "./settle.ts";
@@ -38,8 +38,11 @@ export interface FacilitatorAppOptions {
   ledger: Ledger;
   logger?: Logger;
   metrics?: FacilitatorMetrics;
-  /** When set, `/verify` and `/settle` require `Authorization: Bearer <one of these>`. */
-  apiKeys?: readonly string[];
+  /**
+   * When set, `/verify` and `/settle` require `Authorization: Bearer <one of these>`. A key with
+   * `receivers` acts for those receivers only (payment-routes.ts ApiKey).
+   */
+  apiKeys?: readonly ApiKey[];
   /** Per client address, and per VERIFIED payer (the scheme's authenticate; never a claimed field). */
   rateLimit?: { perIp?: BucketLimit; perPayer?: BucketLimit };
   /** Smallest amount (atomic units) accepted, globally or per requirement. Zero is always refused. */
@@ -104,7 +107,7 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
     audit: createAuditQueue(ledger, logger),
     metrics,
     logger,
-    apiKeyDigests: (options.apiKeys ?? []).map(digest),
+    apiKeys: keyEntries(options.apiKeys ?? []),
     ...(options.rateLimit?.perIp ? { ipLimiter: createRateLimiter(options.rateLimit.perIp) } : {}),
     ...(options.rateLimit?.perPayer ? { payerLimiter: createRateLimiter(options.rateLimit.perPayer) } : {}),
     ...(options.minAmount !== undefined ? { minAmount: options.minAmount } : {}),
@@ -158,7 +161,7 @@ export function createFacilitatorApp(options: FacilitatorAppOptions): Facilitato
       ? undefined
       : mountDashboard(
           app,
-          { ledger, logger, apiKeyDigests: deps.apiKeyDigests, digest, remoteAddress: connectionAddress, clientAddress: (c) => clientIp(c.req.header("x-forwarded-for"), connectionAddress(c), options.trustProxy) },
+          { ledger, logger, apiKeyDigests: operatorKeyDigests(deps.apiKeys), digest, remoteAddress: connectionAddress, clientAddress: (c) => clientIp(c.req.header("x-forwarded-for"), connectionAddress(c), options.trustProxy) },
           options.dashboard,
         );
 

@@ -10,6 +10,7 @@ import { redactRpcUrl } from "@tollgate/evm";
 import { solanaNetworkSchema, solanaSecretKeySchema } from "./schemes/svm.ts";
 
 const hexAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "expected a 0x-prefixed 20-byte hex address");
+const apiKeySecret = z.string().min(16, "API keys must be at least 16 characters");
 const privateKey = z.string().regex(/^0x[0-9a-fA-F]{64}$/, "expected a 0x-prefixed 32-byte hex private key");
 const limit = z.strictObject({
   perSecond: z.number().positive("must be positive"),
@@ -95,7 +96,13 @@ export const configSchema = z.strictObject({
   /** PGlite data directory (used when no databaseUrl; neither means in memory). */
   dataDir: z.string().min(1).optional(),
   databaseSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "expected a lowercase SQL identifier").default("public"),
-  apiKeys: z.array(z.string().min(16, "API keys must be at least 16 characters")).default([]),
+  /**
+   * Keys for /verify and /settle. A bare key acts for any receiver (your own servers). A key of
+   * another party's server takes `{ key, receivers: [payTo, ...] }`: the delegated receiver
+   * authorizer then signs claims and refunds for those receivers' channels only, and the key
+   * does not open the dashboard. (API_KEYS sets bare keys; scoped ones come from the config file.)
+   */
+  apiKeys: z.array(z.union([apiKeySecret, z.strictObject({ key: apiKeySecret, receivers: z.array(hexAddress).min(1, "list at least one receiver").max(1000) })])).default([]),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Smallest accepted amount in atomic units. */
   minAmount: z.string().refine(isAtomic, "expected a non-negative integer string of atomic units").optional(),
@@ -401,7 +408,7 @@ export function redactConfig(config: FacilitatorConfig): Record<string, unknown>
     privateKeys: config.privateKeys.map(() => "[redacted]"),
     ...(config.solanaFeePayerKey ? { solanaFeePayerKey: "[redacted]" } : {}),
     solanaNetworks: config.solanaNetworks.map((n) => ({ ...n, rpcUrl: redactRpcUrl(n.rpcUrl) })),
-    apiKeys: config.apiKeys.map(() => "[redacted]"),
+    apiKeys: config.apiKeys.map((k) => (typeof k === "string" ? "[redacted]" : { key: "[redacted]", receivers: k.receivers })),
     databaseUrl: config.databaseUrl?.replace(/\/\/[^@/]*@/, "//[redacted]@"),
     networks: config.networks.map((n) => ({ ...n, rpcUrl: redactRpcUrl(n.rpcUrl) })),
     ...(config.gasSponsoring ? { gasSponsoring: { ...config.gasSponsoring, sponsorKey: "[redacted]" } } : {}),

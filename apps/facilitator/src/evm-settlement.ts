@@ -16,7 +16,7 @@
  * - Permit2 payments (the exact scheme's `submitPermit2`) take the same engine, lanes, guarded
  *   signer, write-ahead ledger and claim; each is one proxy call, sent alone (engine.submitPermit2).
  */
-import { Reason, safeMessage, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse } from "@tollgate/core";
+import { Reason, safeMessage, type Caller, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse } from "@tollgate/core";
 import {
   authorizationKey,
   createPayerBackoff,
@@ -262,7 +262,7 @@ function withServiceRefusals(deps: EngineSchemeDeps, inner: SchemeFacilitator): 
   return {
     ...inner,
     signers: (network) => (inner.networks.includes(network) ? [...deps.signers] : []),
-    async settle(payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse> {
+    async settle(payload: PaymentPayload, requirements: PaymentRequirements, caller?: Caller): Promise<SettleResponse> {
       const network = requirements.network;
       if (inner.networks.includes(network as Network) && !balances.anyUsable(network)) {
         // Refused before any chain call: nothing could be sent anyway.
@@ -272,7 +272,7 @@ function withServiceRefusals(deps: EngineSchemeDeps, inner: SchemeFacilitator): 
       const key = keyOf(payload, requirements);
       if (key) awaiting.set(key, (awaiting.get(key) ?? 0) + 1);
       try {
-        return await inner.settle(payload, requirements);
+        return await inner.settle(payload, requirements, caller);
       } finally {
         if (key) {
           const n = awaiting.get(key)! - 1;

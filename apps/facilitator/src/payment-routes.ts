@@ -11,7 +11,7 @@
  * request is answered with the scheme's reason and leaves an anonymous event at most.
  */
 import { timingSafeEqual, createHash } from "node:crypto";
-import { Reason, safeMessage, type Facilitator, type FacilitatorRequest, type Network, type SettleResponse, type VerifyResponse } from "@tollgate/core";
+import { Reason, safeMessage, type Caller, type Facilitator, type FacilitatorRequest, type Network, type SettleResponse, type VerifyResponse } from "@tollgate/core";
 import { extensionTransaction, settlementResult, settledForRetry } from "./answers.ts";
 import type { AuditQueue } from "./audit.ts";
 import type { Catalog } from "./discovery/catalog.ts";
@@ -52,7 +52,8 @@ export interface PaymentDeps {
   audit: AuditQueue;
   metrics: FacilitatorMetrics;
   logger: Logger;
-  apiKeyDigests: readonly Buffer[];
+  /** The configured API keys (none: /verify and /settle are open). */
+  apiKeys: readonly KeyEntry[];
   ipLimiter?: RateLimiter;
   payerLimiter?: RateLimiter;
   minAmount?: MinAmount;
@@ -103,7 +104,8 @@ async function note(deps: PaymentDeps, event: LedgerEvent): Promise<void> {
 export async function answerPayment(deps: PaymentDeps, req: PaymentHttpRequest): Promise<PaymentHttpResponse> {
   const { kind } = req;
   try {
-    if (deps.apiKeyDigests.length > 0 && !authorized(req.header("authorization"), deps.apiKeyDigests)) {
+    const caller = deps.apiKeys.length > 0 ? callerOf(req.header("authorization"), deps.apiKeys) : undefined;
+    if (deps.apiKeys.length > 0 && !caller) {
       count(deps, kind, "rejected", Reason.unauthorized);
       return errorFor(kind, 401, Reason.unauthorized, "authorization: expected `Bearer <api key>` with a valid key", "", { "www-authenticate": 'Bearer realm="tollgate-facilitator"' });
     }
@@ -113,18 +115,20 @@ export async function answerPayment(deps: PaymentDeps, req: PaymentHttpRequest):
     }
     const text = await req.readBody(deps.maxBodyBytes);
     if (text === undefined) return errorFor(kind, 413, Reason.invalidPayload, `body: larger than ${deps.maxBodyBytes} bytes`);
-    return await handlePayment(deps, kind, req.header("content-type"), text);
+    return await handlePayment(deps, kind, req.header("content-type"), text, caller);
   } catch (e) {
     deps.logger.error({ path: `/${kind}`, err: safeMessage(e) }, "unhandled error");
     return internalError(kind);
   }
 }
 
-async function handlePayment(deps: PaymentDeps, kind: Kind, contentType: string | undefined, text: string): Promise<PaymentHttpResponse> {
+async function handlePayment(deps: PaymentDeps, kind: Kind, contentType: string | undefined, text: string, caller: Caller | undefined): Promise<PaymentHttpResponse> {
   const started = performance.now();
   const read = readPaymentRequest(deps.facilitator, text, contentType);
   if (!read.ok) return malformed(deps, kind, read.reason, read.message, read.network);
   const { request, identifier } = read;
+  // Who asks goes with the request to the scheme (a scoped key's receivers); never from the body.
+  if (caller) request.caller = caller;
   // Refused before any chain call, and before anything is keyed on a payer. Except an `upto`
   // charge of zero at settle: valid, and it moves nothing (the scheme answers without a transaction).
   const zeroCharge = isZeroUptoCharge(kind, request);
@@ -276,12 +280,39 @@ export function digest(key: string): Buffer {
   return createHash("sha256").update(key).digest();
 }
 
-/** Constant-time over every configured key, so timing says nothing about which matched. */
-function authorized(header: string | undefined, keys: readonly Buffer[]): boolean {
+/**
+ * An API key as configured. A bare key acts for any receiver (the operator's own servers); with
+ * `receivers`, for those `payTo` addresses only: the facilitator's delegated receiver authorizer
+ * signs claims and refunds for their channels alone, and the key does not open the dashboard.
+ */
+export type ApiKey = string | { key: string; receivers: readonly string[] };
+
+/** A configured key as the routes compare it: its digest, and who presenting it makes the caller. */
+export interface KeyEntry {
+  digest: Buffer;
+  caller: Caller;
+}
+
+export const apiKeySecret = (k: ApiKey): string => (typeof k === "string" ? k : k.key);
+
+export function keyEntries(keys: readonly ApiKey[]): KeyEntry[] {
+  return keys.map((k) => ({ digest: digest(apiKeySecret(k)), caller: typeof k === "string" ? {} : { receivers: k.receivers.map((r) => r.toLowerCase()) } }));
+}
+
+/** The keys that act for every receiver: the operator's, the only ones that open the dashboard (it shows every payer and payee). */
+export function operatorKeyDigests(keys: readonly KeyEntry[]): Buffer[] {
+  return keys.filter((k) => !k.caller.receivers).map((k) => k.digest);
+}
+
+/** The caller a bearer key makes; undefined when none matches. Constant-time over every configured key, so timing says nothing about which matched. */
+function callerOf(header: string | undefined, keys: readonly KeyEntry[]): Caller | undefined {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
-  if (!m) return false;
+  if (!m) return undefined;
   const given = digest(m[1]!);
-  let ok = false;
-  for (const k of keys) ok = timingSafeEqual(given, k) || ok;
-  return ok;
+  let found: Caller | undefined;
+  for (const k of keys) {
+    const same = timingSafeEqual(given, k.digest);
+    found ??= same ? k.caller : undefined;
+  }
+  return found;
 }

@@ -8,6 +8,7 @@ import { createFacilitator, describeNetworkError, hostOf, safeMessage, type Sche
 import { privateKeyToAccount } from "viem/accounts";
 import type { DestinationStream } from "pino";
 import { createFacilitatorApp, type FacilitatorApp } from "./app.ts";
+import { apiKeySecret } from "./payment-routes.ts";
 import { runProbes, type ReadinessProbe } from "./readiness.ts";
 import { createFacilitatorServer } from "./server.ts";
 import { parseConfig, redactConfig, type FacilitatorConfig, type FacilitatorConfigInput } from "./config.ts";
@@ -53,7 +54,7 @@ export interface RunningFacilitator {
 export async function startFacilitator(input: FacilitatorConfigInput | FacilitatorConfig = {}, options: StartFacilitatorOptions = {}): Promise<RunningFacilitator> {
   const config = parseConfig(input);
   const logger =
-    options.logger ?? createLogger({ level: config.logLevel, secrets: [...config.privateKeys, ...config.apiKeys, ...(config.gasSponsoring ? [config.gasSponsoring.sponsorKey] : []), ...(config.batchSettlement ? [config.batchSettlement.relayerKey, ...(config.batchSettlement.receiverAuthorizerKey ? [config.batchSettlement.receiverAuthorizerKey] : [])] : []), ...(config.solanaFeePayerKey ? [config.solanaFeePayerKey] : [])], ...(options.logDestination ? { destination: options.logDestination } : {}) });
+    options.logger ?? createLogger({ level: config.logLevel, secrets: [...config.privateKeys, ...config.apiKeys.map(apiKeySecret), ...(config.gasSponsoring ? [config.gasSponsoring.sponsorKey] : []), ...(config.batchSettlement ? [config.batchSettlement.relayerKey, ...(config.batchSettlement.receiverAuthorizerKey ? [config.batchSettlement.receiverAuthorizerKey] : [])] : []), ...(config.solanaFeePayerKey ? [config.solanaFeePayerKey] : [])], ...(options.logDestination ? { destination: options.logDestination } : {}) });
 
   const ledger =
     options.ledger ??

@@ -53,6 +53,22 @@ describe("loadConfig", () => {
     });
   });
 
+  it("API keys scoped to receivers: read from the file, checked, their receivers shown and their keys redacted", () => {
+    const receiver = `0x${"ab".repeat(20)}`;
+    withFile(JSON.stringify({ apiKeys: ["cccccccccccccccc", { key: "dddddddddddddddd", receivers: [receiver] }] }), (path) => {
+      const c = loadConfig({ file: path, env: {} });
+      expect(c.apiKeys).toEqual(["cccccccccccccccc", { key: "dddddddddddddddd", receivers: [receiver] }]);
+      const shown = JSON.stringify(redactConfig(c));
+      expect(shown).not.toContain("dddddddddddddddd");
+      expect(shown).toContain(receiver);
+    });
+    const bad = (apiKeys: unknown) => () => withFile(JSON.stringify({ apiKeys }), (path) => loadConfig({ file: path, env: {} }));
+    expect(bad([{ key: "dddddddddddddddd", receivers: [] }])).toThrow(ConfigError);
+    expect(bad([{ key: "dddddddddddddddd", receivers: ["payee"] }])).toThrow(/apiKeys/);
+    expect(bad([{ key: "short", receivers: [receiver] }])).toThrow(/apiKeys/);
+    expect(bad([{ key: "dddddddddddddddd", receivers: [receiver], admin: true }])).toThrow(/apiKeys/);
+  });
+
   it("RPC_URL + NETWORK + FACILITATOR_PRIVATE_KEY configure one network", () => {
     const c = loadConfig({ env: { RPC_URL: "http://127.0.0.1:8545", NETWORK: "eip155:31337", FACILITATOR_PRIVATE_KEY: KEY } });
     expect(c.networks).toEqual([{ network: "eip155:31337", rpcUrl: "http://127.0.0.1:8545" }]);

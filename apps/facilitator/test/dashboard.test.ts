@@ -99,6 +99,25 @@ describe("who may see the dashboard", () => {
     expect((await get("/dashboard/api/overview")).status).toBe(200);
   });
 
+  it("a key scoped to receivers (another party's server) pays through /settle but never opens the dashboard", async () => {
+    const TENANT = "dashboard-test-tenant-key-0123456789";
+    const scoped = createFacilitatorApp({ facilitator: stub.facilitator, ledger, apiKeys: [KEY, { key: TENANT, receivers: [PAYEE] }], dashboard: { pollMs: 50 } });
+    try {
+      const as = (key: string) => ({ authorization: `Bearer ${key}` });
+      for (const path of ["/dashboard/api/overview", "/dashboard/api/search?q=" + PAYER]) {
+        expect((await scoped.request(`http://facilitator.test${path}`, { headers: as(TENANT) })).status, path).toBe(401);
+        expect((await scoped.request(`http://facilitator.test${path}`, { headers: as(KEY) })).status, path).toBe(200);
+      }
+      const settled = await scoped.request(post("/settle", body({ amount: "10000" }), as(TENANT)));
+      expect(settled.status).toBe(200);
+      expect(((await settled.json()) as { success: boolean }).success).toBe(true);
+      expect((await scoped.request(post("/settle", body({ amount: "10000" }), as("not-a-key-of-this-facilitator")))).status).toBe(401);
+    } finally {
+      scoped.dashboard?.close();
+      await scoped.audit.drain();
+    }
+  });
+
   it("the login form sets an HttpOnly SameSite=Strict cookie that is not the key; a wrong key or a cross-site post gets nothing", async () => {
     const form = (key: string, headers: Record<string, string> = {}) =>
       app.request("http://facilitator.test/dashboard/login", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: new URLSearchParams({ key }).toString() });

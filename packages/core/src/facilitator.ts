@@ -5,7 +5,7 @@
  */
 import type { Network } from "./caip2.ts";
 import { Reason } from "./reasons.ts";
-import type { SchemeFacilitator } from "./scheme.ts";
+import type { Caller, SchemeFacilitator } from "./scheme.ts";
 import { fastVerifyRequest, parseWith, verifyRequestSchema, verifyRequestV1Schema } from "./schemas.ts";
 import type {
   PaymentPayload,
@@ -27,6 +27,8 @@ export interface FacilitatorRequest {
   requirements: PaymentRequirements;
   /** For v1 requests: the v1 network name to answer with. */
   v1Network?: string;
+  /** Who asks (set by the service after authenticating them; parseRequest never sets it). */
+  caller?: Caller;
 }
 
 export type ParsedFacilitatorRequest =
@@ -149,7 +151,7 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
     const r = route(request);
     if (!r.ok) return { success: false, errorReason: r.reason, errorMessage: r.message, transaction: "", network };
     try {
-      return await r.scheme.settle(request.payload, request.requirements);
+      return await r.scheme.settle(request.payload, request.requirements, request.caller);
     } catch (e) {
       return { success: false, errorReason: Reason.unexpectedSettleError, errorMessage: safeMessage(e), transaction: "", network };
     }

@@ -119,6 +119,16 @@ export interface SchemeServer {
   readonly channels?: ChannelServerFace;
 }
 
+/**
+ * Who asked a facilitator to settle, as its service authenticated them (an API key's scope); set
+ * by the service, never read from a request body. A scheme that signs on a receiver's behalf
+ * (batch-settlement's delegated receiver authorizer) signs only for the receivers listed.
+ */
+export interface Caller {
+  /** The receivers (`payTo`) this caller acts for; absent: any (an unrestricted key). */
+  readonly receivers?: readonly string[];
+}
+
 export interface SchemeFacilitator {
   readonly scheme: string;
   /** The exact CAIP-2 networks served. */
@@ -128,7 +138,8 @@ export interface SchemeFacilitator {
   /** Scheme-specific `extra` for the `/supported` kind (e.g. `feePayer`). */
   kindExtra?(network: Network): Record<string, unknown> | undefined;
   verify(payload: PaymentPayload, requirements: PaymentRequirements): Promise<VerifyResponse>;
-  settle(payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse>;
+  /** `caller`: who asked, as the facilitator service authenticated them (absent: anyone may). */
+  settle(payload: PaymentPayload, requirements: PaymentRequirements, caller?: Caller): Promise<SettleResponse>;
   /**
    * Who authorized this payment, checked cryptographically, and its unique authorization key
    * (e.g. `network|asset|payer|nonce` for EIP-3009): two payloads with one key can move money

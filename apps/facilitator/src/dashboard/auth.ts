@@ -63,11 +63,11 @@ export function isLoopback(address: string | undefined): boolean {
   return address === "::1" || /^127\./.test(address) || /^::ffff:127\./.test(address);
 }
 
-/** Decides one request. `keyDigests`: sha256 of each configured API key (payment-routes `digest`). */
+/** Decides one request. `keyDigests`: sha256 of each operator API key, one without `receivers` (payment-routes `operatorKeyDigests`). */
 export function dashboardAccess(req: AccessRequest, keyDigests: readonly Buffer[], digest: (key: string) => Buffer): Access {
   if (keyDigests.length === 0) {
     if (isLoopback(req.remoteAddress) && req.forwardedFor === undefined) return { ok: true };
-    return { ok: false, status: 403, message: "the dashboard is served to this machine only while no apiKeys are configured; configure apiKeys to use it from elsewhere" };
+    return { ok: false, status: 403, message: "the dashboard is served to this machine only while no operator apiKeys (keys without receivers) are configured; configure one to use it from elsewhere" };
   }
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.authorization ?? "");
   if (bearer && anyMatches(digest(bearer[1]!), (k) => k, keyDigests)) return { ok: true };

@@ -205,7 +205,7 @@ export function refusedUnlessHeld(inner: BatchSettlementFacilitator, relayer: Le
   const refusal = (network: string): SettleResponse => ({ success: false, errorReason: RELAYER_UNAVAILABLE, errorMessage: relayer.unavailableMessage(network), transaction: "", network: network as Network });
   return {
     ...inner,
-    async settle(payload, requirements) {
+    async settle(payload, requirements, caller) {
       const network = requirements.network;
       const served = inner.networks.includes(network as Network);
       if (served && !relayer.holds(network)) return refusal(network);
@@ -213,7 +213,7 @@ export function refusedUnlessHeld(inner: BatchSettlementFacilitator, relayer: Le
         await recovered(network);
         if (!relayer.holds(network)) return refusal(network);
       }
-      const result = await inner.settle(payload, requirements);
+      const result = await inner.settle(payload, requirements, caller);
       if (!result.success && result.transaction === "" && result.errorMessage?.includes(NOT_HELD_MARK)) return { ...refusal(network), ...(result.payer ? { payer: result.payer } : {}) };
       return result;
     },

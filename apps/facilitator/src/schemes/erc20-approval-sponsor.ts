@@ -168,9 +168,9 @@ export function createApprovalSponsorService(config: FacilitatorConfig, ledger: 
 function recoveredBeforeSettle(scheme: SchemeFacilitator, sponsor: LeasedKey, recovered: (network: string) => Promise<void>): SchemeFacilitator {
   return {
     ...scheme,
-    async settle(payload, requirements) {
+    async settle(payload, requirements, caller) {
       if (sponsor.holds(requirements.network)) await recovered(requirements.network);
-      return scheme.settle(payload, requirements);
+      return scheme.settle(payload, requirements, caller);
     },
   };
 }

@@ -12,9 +12,10 @@
  * With a `receiverAuthorizer` key the facilitator advertises it in /supported and signs the claim
  * and refund authorizations a server delegating to it leaves out. Such a facilitator must only be
  * reachable by the servers it serves (API keys): whoever can reach /settle can ask it to refund a
- * delegated channel's unclaimed escrow to its payer.
+ * delegated channel's unclaimed escrow to its payer. A caller whose key lists its receivers
+ * (`Caller.receivers`) gets signatures for those receivers' channels only (delegationRefusal).
  */
-import { evmChainId, Reason, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse, type VerifyResponse } from "@tollgate/core";
+import { evmChainId, Reason, type Caller, type Network, type PaymentPayload, type PaymentRequirements, type SchemeFacilitator, type SettleResponse, type VerifyResponse } from "@tollgate/core";
 import { encodeFunctionData, getAddress, parseEventLogs, type Address, type Hex, type LocalAccount, type PublicClient } from "viem";
 import { BATCH_SETTLEMENT_ADDRESS, batchSettlementAbi } from "../contracts/batch-settlement-abi.ts";
 import { BATCH_SETTLEMENT_SCHEME, claimBatchTypedData, computeChannelId, normalizeChannelConfig, refundTypedData, toContractClaim, type VoucherClaim } from "./eip712.ts";
@@ -77,7 +78,7 @@ export function batchSettlementEvmFacilitator(options: BatchSettlementFacilitato
     return { isValid: true, payer: p.channelConfig.payer, extra: { ...publicSnapshot(checked.snapshot) } };
   }
 
-  async function settle(payload: PaymentPayload, requirements: PaymentRequirements): Promise<SettleResponse> {
+  async function settle(payload: PaymentPayload, requirements: PaymentRequirements, caller?: Caller): Promise<SettleResponse> {
     const network = requirements.network as Network;
     const pre = precheck(payload, requirements);
     if (!pre.ok) return failed(network, pre);
@@ -91,11 +92,11 @@ export function batchSettlementEvmFacilitator(options: BatchSettlementFacilitato
       case "deposit":
         return settleDeposit(chain, p, requirements);
       case "claim":
-        return settleClaims(chain, p);
+        return settleClaims(chain, p, caller);
       case "settle":
         return settleSweep(chain, p);
       case "refund":
-        return settleRefund(chain, p);
+        return settleRefund(chain, p, caller);
       case "voucher":
         return failed(network, fail(BatchReason.payloadType, "paymentPayload.payload.type: a voucher is checked with /verify and claimed later; it does not settle alone"));
     }
@@ -163,20 +164,37 @@ export function batchSettlementEvmFacilitator(options: BatchSettlementFacilitato
     return { success: true, transaction: sent.hash, network: chain.network, payer, amount: p.amount.toString(), extra: { channelState: state[0] } };
   }
 
-  /** Fills in the receiver authorizer's batch signature when the server delegated it to us. */
-  async function claimSignature(chain: BatchChain, claims: VoucherClaim[], given: Hex | undefined): Promise<Hex | Failure> {
-    if (given) return given;
-    if (!authorizer) return fail(BatchReason.authorizerNotConfigured, "claimAuthorizerSignature: missing, and this facilitator holds no receiver authorizer key");
-    for (const c of claims) {
-      if (getAddress(c.voucher.channel.receiverAuthorizer) !== getAddress(authorizer.address)) {
-        return fail(BatchReason.authorizerMismatch, "claims[].voucher.channel.receiverAuthorizer: not this facilitator's receiver authorizer; sign the batch yourself");
+  /**
+   * Whether this facilitator's receiver authorizer may sign for these channels: it holds one,
+   * every channel names it, and the caller acts for every channel's receiver (an API key scoped to
+   * its receivers cannot have claims or refunds signed for another server's channels). Decided
+   * here for claims and refunds alike.
+   */
+  function delegationRefusal(signatureField: string, channels: ReadonlyArray<{ field: string; receiverAuthorizer: string; receiver: string }>, caller: Caller | undefined): Failure | undefined {
+    if (!authorizer) return fail(BatchReason.authorizerNotConfigured, `${signatureField}: missing, and this facilitator holds no receiver authorizer key`);
+    const allowed = caller?.receivers && new Set(caller.receivers.map((r) => r.toLowerCase()));
+    for (const c of channels) {
+      if (getAddress(c.receiverAuthorizer) !== getAddress(authorizer.address)) {
+        return fail(BatchReason.authorizerMismatch, `${c.field}.receiverAuthorizer: not this facilitator's receiver authorizer; sign ${signatureField} yourself`);
+      }
+      if (allowed && !allowed.has(c.receiver.toLowerCase())) {
+        return fail(Reason.unauthorized, `${c.field}.receiver: ${getAddress(c.receiver)} is not among the receivers this API key acts for; the facilitator's receiver authorizer signs only for those`);
       }
     }
-    return authorizer.signTypedData(claimBatchTypedData(claims, chain.chainId, chain.contract));
+    return undefined;
   }
 
-  async function settleClaims(chain: BatchChain, p: ClaimPayload): Promise<SettleResponse> {
-    const sig = await claimSignature(chain, p.claims, p.claimAuthorizerSignature);
+  /** Fills in the receiver authorizer's batch signature when the server delegated it to us. */
+  async function claimSignature(chain: BatchChain, claims: VoucherClaim[], given: Hex | undefined, caller: Caller | undefined): Promise<Hex | Failure> {
+    if (given) return given;
+    const channels = claims.map((c, i) => ({ field: `claims[${i}].voucher.channel`, receiverAuthorizer: c.voucher.channel.receiverAuthorizer, receiver: c.voucher.channel.receiver }));
+    const refused = delegationRefusal("claimAuthorizerSignature", channels, caller);
+    if (refused) return refused;
+    return authorizer!.signTypedData(claimBatchTypedData(claims, chain.chainId, chain.contract));
+  }
+
+  async function settleClaims(chain: BatchChain, p: ClaimPayload, caller: Caller | undefined): Promise<SettleResponse> {
+    const sig = await claimSignature(chain, p.claims, p.claimAuthorizerSignature, caller);
     if (typeof sig !== "string") return failed(chain.network, sig);
     const data = encodeFunctionData({ abi: batchSettlementAbi, functionName: "claimWithSignature", args: [p.claims.map(toContractClaim), sig] });
     const ids = p.claims.map((c) => computeChannelId(c.voucher.channel, chain.chainId, chain.contract));
@@ -223,7 +241,7 @@ export function batchSettlementEvmFacilitator(options: BatchSettlementFacilitato
     return { success: true, transaction: sent.hash, network: chain.network, amount: amount.toString() };
   }
 
-  async function settleRefund(chain: BatchChain, p: RefundPayload): Promise<SettleResponse> {
+  async function settleRefund(chain: BatchChain, p: RefundPayload, caller: Caller | undefined): Promise<SettleResponse> {
     const network = chain.network;
     const payer = p.channelConfig.payer;
     if (p.amount === undefined || p.refundNonce === undefined || p.claims === undefined) {
@@ -239,19 +257,17 @@ export function batchSettlementEvmFacilitator(options: BatchSettlementFacilitato
 
     let refundSig = p.refundAuthorizerSignature;
     if (!refundSig) {
-      if (!authorizer) return { ...failed(network, fail(BatchReason.authorizerNotConfigured, "refundAuthorizerSignature: missing, and this facilitator holds no receiver authorizer key")), payer };
-      if (getAddress(p.channelConfig.receiverAuthorizer) !== getAddress(authorizer.address)) {
-        return { ...failed(network, fail(BatchReason.authorizerMismatch, "channelConfig.receiverAuthorizer: not this facilitator's receiver authorizer")), payer };
-      }
+      const refused = delegationRefusal("refundAuthorizerSignature", [{ field: "channelConfig", receiverAuthorizer: p.channelConfig.receiverAuthorizer, receiver: p.channelConfig.receiver }], caller);
+      if (refused) return { ...failed(network, refused), payer };
       // Delegated: the payer's own zero-charge voucher is the proof the refund was asked for.
       const sigFailure = await checkVoucherSignature(chain, p.channelConfig, p.voucher);
       if (sigFailure) return { ...failed(network, sigFailure), payer };
-      refundSig = await authorizer.signTypedData(refundTypedData(channelId, p.refundNonce, p.amount, chain.chainId, chain.contract));
+      refundSig = await authorizer!.signTypedData(refundTypedData(channelId, p.refundNonce, p.amount, chain.chainId, chain.contract));
     }
     const refundData = encodeFunctionData({ abi: batchSettlementAbi, functionName: "refundWithSignature", args: [normalizeChannelConfig(p.channelConfig), p.amount, p.refundNonce, refundSig] });
     let data = refundData;
     if (p.claims.length > 0) {
-      const claimSig = await claimSignature(chain, p.claims, p.claimAuthorizerSignature);
+      const claimSig = await claimSignature(chain, p.claims, p.claimAuthorizerSignature, caller);
       if (typeof claimSig !== "string") return { ...failed(network, claimSig), payer };
       const claimData = encodeFunctionData({ abi: batchSettlementAbi, functionName: "claimWithSignature", args: [p.claims.map(toContractClaim), claimSig] });
       // One transaction: the claims land first, then the refund of what is left.
