@@ -13,7 +13,7 @@ import { devAccount, startLocalNetwork, type RunningLocalNetwork } from "@tollga
 import { startFacilitator, type RunningFacilitator } from "@tollgate/facilitator";
 import { BATCH_SETTLEMENT_ADDRESS, PERMIT2_ADDRESS, batchSettlementAbi, batchSettlementEvmClient, type BatchSettlementClient } from "@tollgate/evm";
 import { getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
-import { claimAndSettle, fileChannelStore, type ChannelStore } from "@tollgate/server";
+import { claimAndSettle, fileChannelStore, settleChannelsEvery, type ChannelStore } from "@tollgate/server";
 import { batchSettlementEvmServer } from "@tollgate/evm";
 import { createPublicClient, createWalletClient, erc20Abi, http, maxUint256, type Hex, type PublicClient } from "viem";
 import { foundry } from "viem/chains";
@@ -348,6 +348,29 @@ describe.each(Object.keys(stacks) as (keyof typeof stacks)[])("batch-settlement:
     expect(swept.map((g) => g.error)).toEqual([undefined]);
     expect((await usdc(net.accounts.payee.address)) - payeeBefore).toBe(3n * PRICE);
     expect((await store.get(channelId))?.unswept).toBeUndefined();
+  }, 60_000);
+
+  it("settleChannelsEvery claims and sweeps on its own; once nothing is left, its passes send nothing", async () => {
+    const account = privateKeyToAccount(net.accounts.payers[2]!.privateKey);
+    const pay = wrapFetch(fetch, { schemes: [batchSettlementEvmClient({ account, depositMultiplier: 10, salt: `0x${"33".repeat(32)}` })] });
+    for (let i = 0; i < 4; i++) expect((await pay(server.paidUrl)).status).toBe(200);
+    const unclaimed = (await store.list()).filter((r) => r.token === net.usdc.address.toLowerCase()).reduce((sum, r) => sum + BigInt(r.chargedCumulativeAmount) - BigInt(r.totalClaimed), 0n);
+    expect(unclaimed).toBeGreaterThanOrEqual(4n * PRICE);
+    const payeeBefore = await usdc(net.accounts.payee.address);
+    const loop = settleChannelsEvery({ store, facilitator: facilitatorClient, channels: batchSettlementEvmServer().channels, everyMs: 200, withdrawalsEveryMs: 200 });
+    try {
+      const deadline = Date.now() + 20_000;
+      while ((await usdc(net.accounts.payee.address)) - payeeBefore < unclaimed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect((await usdc(net.accounts.payee.address)) - payeeBefore).toBe(unclaimed);
+      for (const r of await store.list()) expect(BigInt(r.totalClaimed), r.channelId).toBe(BigInt(r.chargedCumulativeAmount));
+      // Passes keep coming; with nothing to claim they send no transaction.
+      await new Promise((r) => setTimeout(r, 300));
+      const block = await chain.getBlockNumber({ cacheTime: 0 });
+      await new Promise((r) => setTimeout(r, 600));
+      expect(await chain.getBlockNumber({ cacheTime: 0 })).toBe(block);
+    } finally {
+      await loop.stop({ flush: true });
+    }
   }, 60_000);
 });
 

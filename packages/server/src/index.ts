@@ -41,6 +41,9 @@ export { facilitatorPool, type FacilitatorEntry, type FacilitatorPool, type Faci
 export type { BreakerSettings } from "./facilitators/breaker.ts";
 export {
   claimAndSettle,
+  settleChannelsEvery,
+  type ChannelSettlement,
+  type ChannelSettlementOptions,
   fileChannelStore,
   memoryChannelStore,
   ChannelReason,

@@ -10,7 +10,7 @@ import { batchSettlementEvmClient, batchSettlementEvmServer } from "@tollgate/ev
 import { getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterEach, describe, expect, it } from "vitest";
-import { claimAndSettle, createPaywall, fileChannelStore, memoryChannelStore, setCharge, type ChannelStore, type Decision, type PaidDecision, type ChannelRecord } from "../src/index.ts";
+import { claimAndSettle, createPaywall, fileChannelStore, memoryChannelStore, setCharge, settleChannelsEvery, type ChannelStore, type Decision, type PaidDecision, type ChannelRecord } from "../src/index.ts";
 
 const token = getAddress(`0x${"cd".repeat(20)}`);
 const payTo = getAddress(`0x${"ef".repeat(20)}`);
@@ -243,5 +243,94 @@ describe("claimAndSettle", () => {
     const rest = await claimAndSettle({ store, facilitator, channels });
     expect(rest).toMatchObject([{ channels: 1, claimed: "2000" }]);
     expect(await claimAndSettle({ store, facilitator, channels })).toEqual([]);
+  });
+});
+
+describe("settleChannelsEvery", () => {
+  const base = { network: "eip155:31337", receiver: payTo.toLowerCase(), token: token.toLowerCase(), payer: payer.address.toLowerCase(), signature: "0x01", balance: "9000", refundNonce: "0", onchainSyncedAt: 0, lastRequestTimestamp: 0 };
+  const record = (n: number, charged: string, withdrawRequestedAt = 0): ChannelRecord => {
+    const id = `0x${n.toString(16).padStart(2, "0").repeat(32)}`;
+    return { ...base, channelId: id, channelConfig: { payer: payer.address, payerAuthorizer: payer.address, receiver: payTo, receiverAuthorizer: authorizer, token, withdrawDelay: 900, salt: id }, chargedCumulativeAmount: charged, signedMaxClaimable: charged, totalClaimed: "0", withdrawRequestedAt };
+  };
+  /** A facilitator that takes 20 ms per settle and records what it was asked, and how many at once. */
+  function slowFacilitator() {
+    const claimed: string[][] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const facilitator: FacilitatorClient = {
+      supported: async () => ({ kinds: [], extensions: [], signers: {} }),
+      verify: async () => ({ isValid: true }),
+      settle: async (p) => {
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        await new Promise((r) => setTimeout(r, 20));
+        inFlight--;
+        const payload = p.payload as { type: string; claims?: Array<{ totalClaimed: string }> };
+        if (payload.type === "claim") claimed.push(payload.claims!.map((c) => c.totalClaimed));
+        return { success: true, transaction: "0xaa", network: "eip155:31337", amount: "" };
+      },
+    };
+    return { facilitator, claimed, maxInFlight: () => maxInFlight };
+  }
+  const until = async (check: () => Promise<boolean> | boolean, ms = 5_000) => {
+    const end = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > end) throw new Error("timed out");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+
+  it("claims a pending withdrawal's channel on the short pass, everything on the full one, one pass at a time; stop with flush claims what came after", async () => {
+    const store = memoryChannelStore();
+    await store.put(record(1, "3000"));
+    await store.put(record(2, "5000", 1_700_000_000));
+    const f = slowFacilitator();
+    const passes: string[] = [];
+    const loop = settleChannelsEvery({ store, facilitator: f.facilitator, channels: batchSettlementEvmServer().channels, everyMs: 400, withdrawalsEveryMs: 50, onResult: (_r, pass) => passes.push(pass) });
+    try {
+      await until(() => f.claimed.length >= 1);
+      // The withdrawal pass came first and took only the channel whose withdrawal is pending.
+      expect(f.claimed[0]).toEqual(["5000"]);
+      expect((await store.get(record(2, "0").channelId))!.totalClaimed).toBe("5000");
+      await until(() => passes.includes("all"));
+      expect((await store.get(record(1, "0").channelId))!.totalClaimed).toBe("3000");
+      // Nothing new: later passes send nothing.
+      const sent = f.claimed.length;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(f.claimed.length).toBe(sent);
+      await store.put({ ...(await store.get(record(1, "0").channelId))!, chargedCumulativeAmount: "4000", signedMaxClaimable: "4000" });
+    } finally {
+      await loop.stop({ flush: true });
+    }
+    expect((await store.get(record(1, "0").channelId))!.totalClaimed).toBe("4000");
+    expect(f.maxInFlight()).toBe(1);
+    const after = f.claimed.length;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(f.claimed.length).toBe(after); // stopped: no timer left
+  });
+
+  it("refuses an interval a withdrawal could outrun, and a withdrawal pass slower than the full one", () => {
+    const o = { store: memoryChannelStore(), facilitator: slowFacilitator().facilitator, channels: batchSettlementEvmServer().channels };
+    expect(() => settleChannelsEvery({ ...o, everyMs: 15 * 60_000 })).toThrow(/everyMs must be .* below 840000 \(14 min\)/);
+    expect(() => settleChannelsEvery({ ...o, everyMs: Number.NaN })).toThrow(RangeError);
+    expect(() => settleChannelsEvery({ ...o, everyMs: 60_000, withdrawalsEveryMs: 120_000 })).toThrow(/withdrawalsEveryMs/);
+  });
+
+  it("a pass that throws is reported and the loop goes on; runNow returns a full pass's results", async () => {
+    const store = memoryChannelStore();
+    await store.put(record(3, "2000"));
+    let failList = 1;
+    const failing: typeof store = { ...store, list: async () => (failList-- > 0 ? Promise.reject(new Error("disk gone")) : store.list()) };
+    const errors: unknown[] = [];
+    const f = slowFacilitator();
+    const loop = settleChannelsEvery({ store: failing, facilitator: f.facilitator, channels: batchSettlementEvmServer().channels, everyMs: 100, withdrawalsEveryMs: 100, onError: (e) => errors.push(e) });
+    try {
+      await until(() => f.claimed.length === 1);
+      expect(String(errors[0])).toMatch(/disk gone/);
+      await store.put({ ...(await store.get(record(3, "0").channelId))!, chargedCumulativeAmount: "2500", signedMaxClaimable: "2500" });
+      const results = await loop.runNow();
+      expect(results).toMatchObject([{ channels: 1, claimed: "500" }]);
+    } finally {
+      await loop.stop();
+    }
   });
 });

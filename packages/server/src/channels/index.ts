@@ -4,3 +4,4 @@ export { fileChannelStore } from "./file-store.ts";
 export { ChannelReason, channelStateOf, parseSnapshot, type ChannelSnapshot } from "./snapshot.ts";
 export { memoryChannelStore, type ChannelRecord, type ChannelStore } from "./store.ts";
 export { admitChannelPayment, channelStoreOf } from "./pipe.ts";
+export { MIN_WITHDRAW_DELAY_MS, settleChannelsEvery, type ChannelSettlement, type ChannelSettlementOptions } from "./auto-settle.ts";
