@@ -115,6 +115,44 @@ describe("paywall channels", () => {
     expect((await s.request()).kind).toBe("paid");
   });
 
+  it("two instances sharing one store: a voucher is served by one of them at a time, and once", async () => {
+    const store = memoryChannelStore();
+    const a = setup(store);
+    const b = setup(store); // another server instance: its own paywall and in-process lock
+    await ((await a.request()) as PaidDecision).settle({ status: 200 });
+    const inner = await a.client.createPayload(a.offer(), { x402Version: 2 });
+    const onA = (await a.request(inner)) as PaidDecision;
+    expect(onA.kind).toBe("paid");
+    // The same voucher at the other instance while the first serves it: the store's lease says busy.
+    const onB = await b.request(inner);
+    expect(errorOf(onB)).toMatch(/^invalid_batch_settlement_evm_channel_busy/);
+    await onA.settle({ status: 200 });
+    // Afterwards the other instance sees the charge: the same voucher again is the corrective 402.
+    const again = await b.request(inner);
+    expect(errorOf(again)).toBe("invalid_batch_settlement_evm_cumulative_amount_mismatch");
+    expect((await store.list())[0]!.chargedCumulativeAmount).toBe("2000");
+  });
+
+  it("a request that outlives its hold on a shared store commits nothing and releases nothing", async () => {
+    const memory = memoryChannelStore();
+    // Leases of 30 ms, as if the handler had run past maxTimeoutSeconds + 60 s.
+    const store: ChannelStore = { ...memory, leases: { ...memory.leases!, take: (id, owner) => memory.leases!.take(id, owner, 30) } };
+    const a = setup(store);
+    const b = setup(store);
+    await ((await a.request()) as PaidDecision).settle({ status: 200 });
+    const inner = await a.client.createPayload(a.offer(), { x402Version: 2 });
+    const slow = (await a.request(inner)) as PaidDecision;
+    await new Promise((r) => setTimeout(r, 60));
+    const onB = (await b.request(inner)) as PaidDecision;
+    expect(onB.kind).toBe("paid");
+    await onB.settle({ status: 200 });
+    const late = await slow.settle({ status: 200 });
+    expect(late.kind).toBe("respond");
+    expect(errorOf(late as Decision)).toMatch(/^invalid_batch_settlement_evm_channel_busy.*outlived its hold/);
+    expect((late as { headers: Record<string, string> }).headers["PAYMENT-RESPONSE"]).toBeUndefined();
+    expect((await store.list())[0]!.chargedCumulativeAmount).toBe("2000"); // charged once
+  });
+
   it("a forged voucher is refused before the channel is locked: the payer's own request is never kept busy by it", async () => {
     const s = setup(memoryChannelStore());
     await ((await s.request()) as PaidDecision).settle({ status: 200 });

@@ -1,8 +1,9 @@
 /**
  * A `batch-settlement` request, from its voucher to the answer (spec "Request Processing"):
  *
- * 1. one request per channel at a time (the in-flight key is the channel id; a second one is
- *    answered `invalid_batch_settlement_evm_channel_busy` at once);
+ * 1. one request per channel at a time (hold.ts: this process's lock on the channel id, and the
+ *    store's lease when several instances share the store; a second one is answered
+ *    `invalid_batch_settlement_evm_channel_busy` at once);
  * 2. the voucher must be `chargedCumulativeAmount + amount`, or the client gets the corrective 402
  *    with `channelState` and `voucherState`;
  * 3. a deposit is verified and settled on chain before anything is served; a plain voucher is
@@ -29,6 +30,7 @@ import type { Settings } from "../pipeline.ts";
 import { ChannelReason, channelStateOf, parseSnapshot, type ChannelSnapshot } from "./snapshot.ts";
 import type { ChannelRecord, ChannelStore } from "./store.ts";
 import { refund } from "./refund.ts";
+import { holdChannel, type ChannelHold } from "./hold.ts";
 import { chargedRequirements } from "../charge.ts";
 import { meteredTermsFor, type CompiledMetered } from "../metered/terms.ts";
 
@@ -61,26 +63,39 @@ export async function admitChannel(pipe: ChannelPipe, decoded: DecodedPayment): 
   // not keep the payer's own requests answered channel_busy.
   const signed = payment.type === "refund" ? undefined : await face.checkVoucher(payment, offer.requirements.network);
   if (signed === false) return pipe.paymentRequired(errorText(ChannelReason.voucherSignature, "the voucher is not signed by the channel's voucher signer"));
-  const release = pipe.inflight.acquire(`batch-settlement|${payment.channelId}`);
-  if (!release) return pipe.paymentRequired(errorText(ChannelReason.channelBusy, "another request on this channel is being served; retry shortly"));
+  const hold = await holdChannel(pipe.inflight, pipe.store, payment.channelId, holdMsOf(offer.requirements), pipe.settings.onError);
+  if (!hold) return pipe.paymentRequired(errorText(ChannelReason.channelBusy, "another request on this channel is being served; retry shortly"));
   try {
-    const decision = await accept(pipe, decoded, face, payment, signed, release);
-    if (decision.kind !== "paid") release();
+    const decision = await accept(pipe, decoded, face, payment, signed, hold);
+    if (decision.kind !== "paid") await hold.release();
     return decision;
   } catch (e) {
-    release();
+    await hold.release();
     throw e;
   }
 }
 
+/**
+ * How long a shared store holds a channel for one request: the route's time limit and a minute.
+ * A handler still running then can no longer commit (holdLost): its response is never released.
+ */
+function holdMsOf(requirements: PaymentRequirements): number {
+  return (requirements.maxTimeoutSeconds + 60) * 1000;
+}
+
+/** The channel's hold ran out before the charge was written: nothing was committed, so nothing is served. */
+function holdLost(pipe: ChannelPipe): Respond {
+  return pipe.paymentRequired(errorText(ChannelReason.channelBusy, "this request outlived its hold on the channel (maxTimeoutSeconds + 60 s), so nothing was charged or served; retry"));
+}
+
 /** `signed`: the voucher's off-chain signature check (admitChannel), undefined when it could not be decided here. */
-async function accept(pipe: ChannelPipe, decoded: DecodedPayment, face: ChannelServerFace, payment: ChannelPayment, signed: boolean | undefined, release: () => void): Promise<Decision> {
+async function accept(pipe: ChannelPipe, decoded: DecodedPayment, face: ChannelServerFace, payment: ChannelPayment, signed: boolean | undefined, hold: ChannelHold): Promise<Decision> {
   const { offer, payload } = decoded;
   const requirements = offer.requirements;
   const price = BigInt(requirements.amount);
   const known = await pipe.store.get(payment.channelId);
   // A refund is a payment operation, not a paid request: the resource is not run.
-  if (payment.type === "refund") return refund(pipe, decoded, face, payment, known, () => corrective(pipe, offer, known));
+  if (payment.type === "refund") return refund(pipe, decoded, face, payment, known, () => corrective(pipe, offer, known), hold);
   if (known && payment.maxClaimableAmount !== BigInt(known.chargedCumulativeAmount) + price) return corrective(pipe, offer, known);
 
   let snapshot: ChannelSnapshot | undefined = known && snapshotOf(known);
@@ -143,8 +158,8 @@ async function accept(pipe: ChannelPipe, decoded: DecodedPayment, face: ChannelS
     ...(known?.unswept ? { unswept: true } : {}),
   };
   // A deposit landed whatever the handler does: its snapshot is kept even if nothing is charged.
-  if (settlement) await pipe.store.put(record);
-  return served(pipe, decoded, payment, record, settlement, release);
+  if (settlement && !(await hold.write(record))) return holdLost(pipe);
+  return served(pipe, decoded, payment, record, settlement, hold);
 }
 
 /**
@@ -152,7 +167,7 @@ async function accept(pipe: ChannelPipe, decoded: DecodedPayment, face: ChannelS
  * the price the voucher signed, or less when the handler set one (charge.ts `setCharge`, or a
  * metered stream's delivered units): the voucher is a ceiling, the channel commits what was used.
  */
-function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPayment, record: ChannelRecord, deposit: SettleResponse | undefined, release: () => void): PaidDecision {
+function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPayment, record: ChannelRecord, deposit: SettleResponse | undefined, hold: ChannelHold): PaidDecision {
   let called = false;
   const paid = { x402Version: 2 as const, route: pipe.route, requirements: decoded.offer.requirements, payload: decoded.payload, payer: payment.payer };
   const metered = pipe.metered && meteredTermsFor(pipe.metered, decoded.offer.requirements, pipe.settings.onError);
@@ -183,8 +198,8 @@ function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPaym
           signature: payment.signature,
           lastRequestTimestamp: Date.now(),
         };
-        // Write-ahead: durable before the response is released.
-        await pipe.store.put(committed);
+        // Write-ahead: durable before the response is released, and only while the channel is held.
+        if (!(await hold.write(committed, { release: true }))) return holdLost(pipe);
         const receipt: SettleResponse & { extra: Record<string, unknown> } = {
           success: true,
           transaction: deposit?.transaction ?? "",
@@ -198,7 +213,7 @@ function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPaym
         pipe.settings.onError(e);
         return internalError("settle");
       } finally {
-        release();
+        await hold.release();
       }
     },
   };

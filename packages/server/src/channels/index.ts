@@ -5,3 +5,5 @@ export { ChannelReason, channelStateOf, parseSnapshot, type ChannelSnapshot } fr
 export { memoryChannelStore, type ChannelRecord, type ChannelStore } from "./store.ts";
 export { admitChannelPayment, channelStoreOf } from "./pipe.ts";
 export { MIN_WITHDRAW_DELAY_MS, settleChannelsEvery, type ChannelSettlement, type ChannelSettlementOptions } from "./auto-settle.ts";
+export { sqlChannelStore, type SqlChannelStoreOptions, type SqlClient } from "./sql-store.ts";
+export type { ChannelLeases } from "./store.ts";

@@ -13,8 +13,9 @@ import { settleUntilFinal } from "../settlement.ts";
 import type { ChannelPipe } from "./admit.ts";
 import { ChannelReason, channelStateOf, parseSnapshot } from "./snapshot.ts";
 import type { ChannelRecord } from "./store.ts";
+import type { ChannelHold } from "./hold.ts";
 
-export async function refund(pipe: ChannelPipe, decoded: DecodedPayment, face: ChannelServerFace, payment: ChannelPayment, known: ChannelRecord | undefined, corrective: () => Respond): Promise<Respond> {
+export async function refund(pipe: ChannelPipe, decoded: DecodedPayment, face: ChannelServerFace, payment: ChannelPayment, known: ChannelRecord | undefined, corrective: () => Respond, hold: ChannelHold): Promise<Respond> {
   const { offer, payload } = decoded;
   if (!known) return pipe.paymentRequired(errorText(ChannelReason.missingChannel, "this server has no record of the channel"));
   if (payment.maxClaimableAmount !== BigInt(known.chargedCumulativeAmount)) return corrective();
@@ -69,7 +70,8 @@ export async function refund(pipe: ChannelPipe, decoded: DecodedPayment, face: C
     // The refund's claim left claimed funds to sweep (claimAndSettle).
     unswept: true,
   };
-  await pipe.store.put(record);
+  // The refund is on chain either way; a hold that ran out leaves the mirror to the next snapshot.
+  await hold.write(record);
   const receipt = { ...settled, extra: { ...(settled.extra ?? {}), channelState: channelStateOf(record) } };
   return {
     kind: "respond",

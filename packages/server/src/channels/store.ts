@@ -41,12 +41,59 @@ export interface ChannelStore {
   put(record: ChannelRecord): Promise<void>;
   delete(channelId: string): Promise<void>;
   list(): Promise<ChannelRecord[]>;
+  /**
+   * A store several server instances share (sqlChannelStore) holds each channel for one request
+   * at a time across all of them: the paywall takes the channel's lease before it serves, commits
+   * the charge only while it still holds it, and gives it back after. Without leases the paywall's
+   * in-process lock is the only one: one instance per store.
+   */
+  leases?: ChannelLeases;
 }
 
-/** In-process only: everything is lost with the process. For tests and demos. */
+export interface ChannelLeases {
+  /** Holds `channelId` for `owner` until `ttlMs` from now when nobody else holds it; false otherwise. */
+  take(channelId: string, owner: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Writes `record`, durably, only while `owner` still holds its channel (false otherwise: nothing
+   * written); `release`: gives the lease back in the same step.
+   */
+  commit(record: ChannelRecord, owner: string, release: boolean): Promise<boolean>;
+  /** Gives the lease back; a no-op unless `owner` holds it. */
+  release(channelId: string, owner: string): Promise<void>;
+}
+
+/**
+ * In-process only: everything is lost with the process. For tests and demos. Leased like a
+ * shared store, so several paywalls in one process may share it.
+ */
 export function memoryChannelStore(): ChannelStore {
   const records = new Map<string, ChannelRecord>();
+  const leases = new Map<string, { owner: string; until: number }>();
+  const holds = (id: string, owner: string) => {
+    const l = leases.get(id);
+    return l !== undefined && l.owner === owner && l.until > Date.now();
+  };
   return {
+    leases: {
+      async take(channelId, owner, ttlMs) {
+        const id = channelId.toLowerCase();
+        const l = leases.get(id);
+        if (l && l.until > Date.now() && l.owner !== owner) return false;
+        leases.set(id, { owner, until: Date.now() + ttlMs });
+        return true;
+      },
+      async commit(record, owner, release) {
+        const id = record.channelId.toLowerCase();
+        if (!holds(id, owner)) return false;
+        records.set(id, structuredClone(record));
+        if (release) leases.delete(id);
+        return true;
+      },
+      async release(channelId, owner) {
+        const id = channelId.toLowerCase();
+        if (leases.get(id)?.owner === owner) leases.delete(id);
+      },
+    },
     async get(id) {
       const r = records.get(id.toLowerCase());
       return r ? structuredClone(r) : undefined;
