@@ -6,7 +6,7 @@
  * `crashAt`-th charge is durable in the store (committed, response not yet released).
  */
 import type { Address, Hex } from "viem";
-import { fileChannelStore, type ChannelStore } from "@tollgate/server";
+import { fileChannelStore, localLeases, type ChannelRecord, type ChannelStore } from "@tollgate/server";
 import { startChannelServer } from "./channel-server.ts";
 import { officialBatchFacilitator } from "./official-batch.ts";
 import type { LocalToken } from "./tollgate.ts";
@@ -29,15 +29,14 @@ const c = JSON.parse(process.env.CHANNEL_SERVER_CONFIG ?? "{}") as Config;
 const die = () => process.kill(process.pid, "SIGKILL");
 const files = fileChannelStore(c.dir);
 let commits = 0;
-const store: ChannelStore = {
-  ...files,
-  async put(record) {
-    const before = await files.get(record.channelId);
-    await files.put(record);
-    const charged = BigInt(record.chargedCumulativeAmount) > BigInt(before?.chargedCumulativeAmount ?? "0");
-    if (charged && c.crash === "after-commit" && ++commits === c.crashAt) die();
-  },
+const put = async (record: ChannelRecord) => {
+  const before = await files.get(record.channelId);
+  await files.put(record);
+  const charged = BigInt(record.chargedCumulativeAmount) > BigInt(before?.chargedCumulativeAmount ?? "0");
+  if (charged && c.crash === "after-commit" && ++commits === c.crashAt) die();
 };
+// Every write goes through `put`, the paywall's commits (under the channel's lease) included.
+const store: ChannelStore = { ...files, put, leases: localLeases(put) };
 const facilitator = officialBatchFacilitator({ rpcUrl: c.rpcUrl, chainId: c.chainId, privateKey: c.facilitatorKey, authorizerKey: c.authorizerKey });
 let served = 0;
 const server = await startChannelServer({

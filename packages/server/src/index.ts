@@ -46,6 +46,7 @@ export {
   type ChannelSettlementOptions,
   fileChannelStore,
   memoryChannelStore,
+  localLeases,
   sqlChannelStore,
   type SqlChannelStoreOptions,
   type SqlClient,

@@ -284,6 +284,38 @@ describe("claimAndSettle", () => {
   });
 });
 
+describe("claimAndSettle next to requests", () => {
+  it("a claim while a request holds the channel never writes over the request's charge", async () => {
+    const memory = memoryChannelStore();
+    // Plain writes made after the claim went out wait until the request has committed: without
+    // the channel's lease the claim would write back the record it read before that commit.
+    let afterClaim = false;
+    let committedGate!: () => void;
+    const requestCommitted = new Promise<void>((r) => (committedGate = r));
+    const store: ChannelStore = { ...memory, put: async (r) => ((afterClaim ? await requestCommitted : undefined), memory.put(r)) };
+    const s = setup(store);
+    await ((await s.request()) as PaidDecision).settle({ status: 200 });
+    const pending = (await s.request()) as PaidDecision; // holds the channel; will charge 2000
+    const facilitator: FacilitatorClient = {
+      supported: async () => ({ kinds: [], extensions: [], signers: {} }),
+      verify: async () => ({ isValid: true }),
+      settle: async (p) => {
+        if ((p.payload as { type: string }).type === "claim") afterClaim = true;
+        return { success: true, transaction: "0xaa", network: "eip155:31337", amount: "" };
+      },
+    };
+    const claiming = claimAndSettle({ store, facilitator, channels: batchSettlementEvmServer().channels, settle: false });
+    await new Promise((r) => setTimeout(r, 20));
+    afterClaim = false;
+    await pending.settle({ status: 200 });
+    committedGate();
+    expect((await claiming)[0]).toMatchObject({ channels: 1, claimed: "1000" });
+    expect((await memory.list())[0]!.chargedCumulativeAmount).toBe("2000");
+    // The next pass claims what the request added.
+    expect((await claimAndSettle({ store, facilitator, channels: batchSettlementEvmServer().channels, settle: false }))[0]).toMatchObject({ claimed: "2000" });
+  });
+});
+
 describe("settleChannelsEvery", () => {
   const base = { network: "eip155:31337", receiver: payTo.toLowerCase(), token: token.toLowerCase(), payer: payer.address.toLowerCase(), signature: "0x01", balance: "9000", refundNonce: "0", onchainSyncedAt: 0, lastRequestTimestamp: 0 };
   const record = (n: number, charged: string, withdrawRequestedAt = 0): ChannelRecord => {

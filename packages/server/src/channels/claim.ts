@@ -8,6 +8,7 @@
  * holds the key (`batchSettlementEvmServer({ receiverAuthorizer: account })`).
  */
 import type { ChannelServerFace, FacilitatorClient, Network, PaymentPayload, PaymentRequirements, SettleResponse } from "@tollgate/core";
+import { randomUUID } from "node:crypto";
 import { parseSnapshot } from "./snapshot.ts";
 import type { ChannelRecord, ChannelStore } from "./store.ts";
 
@@ -73,9 +74,8 @@ export async function claimAndSettle(o: ClaimOptions): Promise<ClaimGroupResult[
         let claimed = BigInt(result.claimed);
         for (const r of batch) {
           claimed += BigInt(r.chargedCumulativeAmount) - BigInt(r.totalClaimed);
-          // Re-read: a request may have committed on this channel meanwhile; only totalClaimed moves here.
-          const now = (await o.store.get(r.channelId)) ?? r;
-          await o.store.put({ ...now, totalClaimed: r.chargedCumulativeAmount });
+          // Only totalClaimed moves here; a request may have committed on the channel meanwhile.
+          await updateRecord(o.store, r.channelId, (now) => ({ ...now, totalClaimed: maxOf(now.totalClaimed, r.chargedCumulativeAmount) }));
         }
         result.claimed = claimed.toString();
         result.channels += batch.length;
@@ -86,9 +86,7 @@ export async function claimAndSettle(o: ClaimOptions): Promise<ClaimGroupResult[
         result.settleTransaction = response.transaction;
         result.settled = response.amount ?? "";
         for (const r of unswept) {
-          const now = (await o.store.get(r.channelId)) ?? r;
-          const { unswept: _done, ...rest } = now;
-          await o.store.put(rest);
+          await updateRecord(o.store, r.channelId, ({ unswept: _done, ...rest }) => rest);
         }
       }
     } catch (e) {
@@ -98,6 +96,34 @@ export async function claimAndSettle(o: ClaimOptions): Promise<ClaimGroupResult[
   }
   return results;
 }
+
+/**
+ * Changes one stored record the way a request would: holding the channel (its lease), so a
+ * request committing on it at the same moment, here or on another instance, is never written
+ * over. When a request holds the channel the change is skipped: these are mirrors of the chain
+ * (a later pass claims nothing new and tries again). Stores without leases: read, then write.
+ */
+async function updateRecord(store: ChannelStore, channelId: string, change: (r: ChannelRecord) => ChannelRecord): Promise<void> {
+  const leases = store.leases;
+  if (!leases) {
+    const now = await store.get(channelId);
+    if (now) await store.put(change(now));
+    return;
+  }
+  const owner = randomUUID();
+  if (!(await leases.take(channelId, owner, UPDATE_HOLD_MS))) return;
+  try {
+    const now = await store.get(channelId);
+    if (now) await leases.commit(change(now), owner, true);
+  } finally {
+    await leases.release(channelId, owner);
+  }
+}
+
+/** A record update holds its channel this long at most (a read and a write). */
+const UPDATE_HOLD_MS = 30_000;
+
+const maxOf = (a: string, b: string): string => (BigInt(a) >= BigInt(b) ? a : b);
 
 /** Refreshes a record's mirrored on-chain fields from a facilitator snapshot (e.g. after a claim). */
 export function withSnapshot(r: ChannelRecord, extra: unknown): ChannelRecord {

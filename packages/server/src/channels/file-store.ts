@@ -2,13 +2,14 @@
  * A channel store in a directory, one JSON file per channel, that survives restarts and crashes:
  * each write goes to a temporary file that is synced, then renamed over the record (atomic on
  * POSIX), then the directory is synced. A crash leaves either the old record or the new one,
- * never half of one. One process per directory: the paywall serializes writes per channel, not
- * across processes.
+ * never half of one. One process per directory: its channel leases (one request per channel at
+ * a time, writes of a channel one at a time) live in that process, not across processes; several
+ * instances share sqlChannelStore instead.
  */
 import { mkdirSync } from "node:fs";
 import { open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { ChannelRecord, ChannelStore } from "./store.ts";
+import { localLeases, type ChannelRecord, type ChannelStore } from "./store.ts";
 
 const ID = /^0x[0-9a-f]{64}$/;
 
@@ -32,7 +33,24 @@ export function fileChannelStore(dir: string): ChannelStore {
     }
   }
 
+  async function put(record: ChannelRecord): Promise<void> {
+    const path = pathOf(record.channelId);
+    const tmp = `${path}.${process.pid}.tmp`;
+    const handle = await open(tmp, "w");
+    try {
+      await handle.writeFile(JSON.stringify(record));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+    await syncDir();
+  }
+
   return {
+    // One process per directory: its leases live in that process.
+    leases: localLeases(put),
+    put,
     async get(id) {
       if (!ID.test(id.toLowerCase())) return undefined;
       try {
@@ -41,19 +59,6 @@ export function fileChannelStore(dir: string): ChannelStore {
         if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
         throw e;
       }
-    },
-    async put(record) {
-      const path = pathOf(record.channelId);
-      const tmp = `${path}.${process.pid}.tmp`;
-      const handle = await open(tmp, "w");
-      try {
-        await handle.writeFile(JSON.stringify(record));
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, path);
-      await syncDir();
     },
     async delete(id) {
       await rm(pathOf(id), { force: true });

@@ -63,37 +63,51 @@ export interface ChannelLeases {
 }
 
 /**
+ * Leases kept in this process, for stores one process owns (memory, a directory): the same
+ * semantics as a shared store's, so the paywall and claimAndSettle hold channels one way.
+ * `write` stores a record durably.
+ */
+export function localLeases(write: (record: ChannelRecord) => Promise<void>): ChannelLeases {
+  const leases = new Map<string, { owner: string; until: number }>();
+  return {
+    async take(channelId, owner, ttlMs) {
+      const id = channelId.toLowerCase();
+      const l = leases.get(id);
+      if (l && l.until > Date.now() && l.owner !== owner) return false;
+      leases.set(id, { owner, until: Date.now() + ttlMs });
+      return true;
+    },
+    async commit(record, owner, release) {
+      const id = record.channelId.toLowerCase();
+      const lease = leases.get(id);
+      if (!lease || lease.owner !== owner || lease.until <= Date.now()) return false;
+      // Nobody may take the channel while the write is being made durable (the check and the
+      // write are one step, as in one SQL statement).
+      const until = lease.until;
+      lease.until = Number.POSITIVE_INFINITY;
+      try {
+        await write(record);
+      } finally {
+        if (release) leases.delete(id);
+        else lease.until = until;
+      }
+      return true;
+    },
+    async release(channelId, owner) {
+      const id = channelId.toLowerCase();
+      if (leases.get(id)?.owner === owner) leases.delete(id);
+    },
+  };
+}
+
+/**
  * In-process only: everything is lost with the process. For tests and demos. Leased like a
  * shared store, so several paywalls in one process may share it.
  */
 export function memoryChannelStore(): ChannelStore {
   const records = new Map<string, ChannelRecord>();
-  const leases = new Map<string, { owner: string; until: number }>();
-  const holds = (id: string, owner: string) => {
-    const l = leases.get(id);
-    return l !== undefined && l.owner === owner && l.until > Date.now();
-  };
   return {
-    leases: {
-      async take(channelId, owner, ttlMs) {
-        const id = channelId.toLowerCase();
-        const l = leases.get(id);
-        if (l && l.until > Date.now() && l.owner !== owner) return false;
-        leases.set(id, { owner, until: Date.now() + ttlMs });
-        return true;
-      },
-      async commit(record, owner, release) {
-        const id = record.channelId.toLowerCase();
-        if (!holds(id, owner)) return false;
-        records.set(id, structuredClone(record));
-        if (release) leases.delete(id);
-        return true;
-      },
-      async release(channelId, owner) {
-        const id = channelId.toLowerCase();
-        if (leases.get(id)?.owner === owner) leases.delete(id);
-      },
-    },
+    leases: localLeases(async (record) => void records.set(record.channelId.toLowerCase(), structuredClone(record))),
     async get(id) {
       const r = records.get(id.toLowerCase());
       return r ? structuredClone(r) : undefined;
