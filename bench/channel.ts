@@ -20,7 +20,8 @@ import { devAccount, startLocalNetwork } from "@tollgate/devnet";
 import { batchSettlementEvmClient, batchSettlementEvmServer, exactEvmClient, fastVoucherSigner, readChannelPayload, voucherDigestBytes, voucherSigner } from "@tollgate/evm";
 import { startFacilitator } from "@tollgate/facilitator";
 import { getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
-import { claimAndSettle, fileChannelStore, memoryChannelStore } from "@tollgate/server";
+import { claimAndSettle, fileChannelStore, memoryChannelStore, sqlChannelStore } from "@tollgate/server";
+import pg from "pg";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -128,6 +129,17 @@ const storeDir = mkdtempSync(join(tmpdir(), "tollgate-bench-channels-"));
 const durableServer = await startChannelServer({ facilitator, network: net.network, usdc: net.usdc, payTo: net.accounts.payee.address, amount: PRICE.toString(), store: fileChannelStore(storeDir) });
 await fundPayer(privateKeyToAccount(devAccount(12).privateKey).address, PRICE * BigInt(SAMPLES) * 10n);
 const durablePayments = createPaymentClient({ schemes: [batchSettlementEvmClient({ account: fastVoucherSigner(devAccount(12).privateKey), depositMultiplier: SAMPLES * 4 })] });
+// The same route on a server whose store several instances could share: sqlChannelStore on this
+// machine's PostgreSQL (the channel's lease taken, the charge committed under it: two more round
+// trips to the database per request). Skipped when PostgreSQL is not reachable.
+const pgPool = new pg.Pool({ connectionString: process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres", max: 4 });
+const pgTable = `tollgate_bench_channels_${process.pid}`;
+const sharedServer = await pgPool.query("SELECT 1").then(
+  () => startChannelServer({ facilitator, network: net.network, usdc: net.usdc, payTo: net.accounts.payee.address, amount: PRICE.toString(), store: sqlChannelStore(pgPool, { table: pgTable }) }),
+  () => undefined,
+);
+if (sharedServer) await fundPayer(privateKeyToAccount(devAccount(14).privateKey).address, PRICE * BigInt(SAMPLES) * 10n);
+const sharedPayments = createPaymentClient({ schemes: [batchSettlementEvmClient({ account: fastVoucherSigner(devAccount(14).privateKey), depositMultiplier: SAMPLES * 4 })] });
 let voucherHeaderBytes = 0;
 /** One request with a voucher; `signed` true: the voucher is signed before the clock starts (what the server adds). */
 async function voucherRequest(signed: boolean, url = server.paidUrl, client = payments): Promise<number> {
@@ -162,6 +174,7 @@ const runs: Record<string, () => Promise<number>> = {
   unpaidVoucherSizedHeader: timed(async () => void (await (await fetch(server.freeUrl, { headers: { "X-Voucher-Sized": "x".repeat(voucherHeaderBytes) } })).arrayBuffer())),
   voucherPresigned: () => voucherRequest(true),
   voucherDurableStore: () => voucherRequest(false, durableServer.paidUrl, durablePayments),
+  ...(sharedServer ? { voucherSharedPostgresStore: () => voucherRequest(false, sharedServer.paidUrl, sharedPayments) } : {}),
   voucherViaWrapFetch: timed(async () => {
     const res = await latencyWrapped(server.paidUrl);
     await res.arrayBuffer();
@@ -255,6 +268,7 @@ console.log(
         presignedVoucherOverUnpaid: round(p50.voucherPresigned! / p50.unpaid!),
         voucherOverExact: round(p50.voucher! / p50.exact!),
         durableStoreVoucherOverUnpaid: round(p50.voucherDurableStore! / p50.unpaid!),
+        ...(p50.voucherSharedPostgresStore ? { sharedPostgresStoreVoucherOverUnpaid: round(p50.voucherSharedPostgresStore / p50.unpaid!) } : {}),
         wrapFetchVoucherOverExact: round(p50.voucherViaWrapFetch! / p50.exact!),
         officialVoucherOverOurs: round(p50.officialVoucher! / p50.voucherViaWrapFetch!),
       },
@@ -268,7 +282,7 @@ console.log(
         ourOverheadAboveFloorMs: round(p50.voucher! - floorMs),
       },
       vouchersCheckedPerSecond: perSecond,
-      note: "floor = the unpaid request with a voucher-sized header plus one voucher signature and one signer recovery (digests included): what any implementation of the scheme pays per request on this machine; voucher = one request with the voucher, signing included (requirements known), in-memory channel store; voucherDurableStore = the same on a server with fileChannelStore (fsync per commit); voucherPresigned = the same, clock started after signing; voucherViaWrapFetch = wrapFetch on a URL it already paid (the voucher goes with the first request); officialVoucher = the official client, 402 then the paid retry; exact settles on chain before answering",
+      note: "floor = the unpaid request with a voucher-sized header plus one voucher signature and one signer recovery (digests included): what any implementation of the scheme pays per request on this machine; voucher = one request with the voucher, signing included (requirements known), in-memory channel store; voucherDurableStore = the same on a server with fileChannelStore (fsync per commit); voucherSharedPostgresStore = the same on a server with sqlChannelStore on local PostgreSQL (the store several instances share; absent without PostgreSQL); voucherPresigned = the same, clock started after signing; voucherViaWrapFetch = wrapFetch on a URL it already paid (the voucher goes with the first request); officialVoucher = the official client, 402 then the paid retry; exact settles on chain before answering",
     },
     null,
     2,
@@ -276,6 +290,9 @@ console.log(
 );
 
 await durableServer.close();
+await sharedServer?.close();
+await pgPool.query(`DROP TABLE IF EXISTS ${pgTable}`).catch(() => undefined);
+await pgPool.end();
 rmSync(storeDir, { recursive: true, force: true });
 await officialServer.close();
 await officialHttp.close();
