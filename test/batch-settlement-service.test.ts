@@ -252,6 +252,27 @@ describe.each(Object.keys(stacks) as (keyof typeof stacks)[])("batch-settlement:
     expect((await store.get(client.channel(r)!.channelId))?.chargedCumulativeAmount).toBe((before + PRICE).toString());
   }, 60_000);
 
+  it("a failed handler on the deposit's request: the deposit stays counted, the next request is a voucher, not a second deposit", async () => {
+    const account = privateKeyToAccount(net.accounts.payers[2]!.privateKey);
+    const client = batchSettlementEvmClient({ account, depositMultiplier: 10, salt: `0x${"44".repeat(32)}` });
+    const pay = wrapFetch(fetch, { schemes: [client] });
+    const escrowBefore = await usdc(BATCH_SETTLEMENT_ADDRESS);
+    failNext = 1;
+    const failed = await pay(server.paidUrl).then(
+      () => undefined,
+      (e: { status?: number; receipt?: { transaction?: string } }) => e,
+    );
+    expect(failed?.status).toBe(503);
+    expect(failed?.receipt?.transaction).toMatch(/^0x[0-9a-f]{64}$/); // the deposit's
+    const r = await requirements();
+    expect(client.channel(r)).toMatchObject({ balance: 10n * PRICE, charged: 0n });
+    const blocks = await chain.getBlockNumber({ cacheTime: 0 });
+    expect((await pay(server.paidUrl)).status).toBe(200);
+    expect(await chain.getBlockNumber({ cacheTime: 0 })).toBe(blocks); // a voucher: no second deposit
+    expect((await usdc(BATCH_SETTLEMENT_ADDRESS)) - escrowBefore).toBe(10n * PRICE);
+    expect((await store.get(client.channel(r)!.channelId))?.chargedCumulativeAmount).toBe(PRICE.toString());
+  }, 60_000);
+
   it("serves nothing past the deposit: a voucher above the channel balance is refused", async () => {
     // A payer that deposits exactly one request's worth.
     const account = privateKeyToAccount(net.accounts.payers[0]!.privateKey);

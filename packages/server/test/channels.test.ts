@@ -102,6 +102,16 @@ describe("paywall channels", () => {
     expect((await store.list())[0]!.chargedCumulativeAmount).toBe("2000");
   });
 
+  it("a failed handler on the deposit's request charges nothing, and its error carries the deposit's receipt", async () => {
+    const store = memoryChannelStore();
+    const s = setup(store);
+    const first = (await s.request()) as PaidDecision;
+    const failed = (await first.settle({ status: 503 })) as { kind: string; headers: Record<string, string> };
+    expect(failed.kind).toBe("ok");
+    expect(receiptOf(failed.headers)).toMatchObject({ success: true, transaction: "0x" + "77".repeat(32), amount: "5000", extra: { chargedAmount: "0", channelState: { chargedCumulativeAmount: "0", balance: "5000" } } });
+    expect((await store.list())[0]!.chargedCumulativeAmount).toBe("0");
+  });
+
   it("one request per channel: the second is answered channel_busy until the first is settled", async () => {
     const s = setup(memoryChannelStore());
     await ((await s.request()) as PaidDecision).settle({ status: 200 });

@@ -241,9 +241,11 @@ export function batchSettlementEvmClient(options: BatchSettlementClientOptions):
         checkReceipt(channel, signed.base, ctx.requirements, ctx.receipt);
         return undefined;
       }
-      // Not served: nothing was charged for it (a failed deposit leaves the balance as it was).
+      // Not served: nothing was charged for it. Its deposit is undone too, unless the receipt
+      // shows the deposit's transaction (it landed before the handler failed).
       channel.charged = signed.base;
-      channel.balance -= signed.deposit;
+      const depositLanded = signed.deposit > 0n && ctx.receipt?.success === true && typeof ctx.receipt.transaction === "string" && ctx.receipt.transaction !== "";
+      if (!depositLanded) channel.balance -= signed.deposit;
       const required = ctx.required;
       if (ctx.status !== 402 || !required || required.error?.split(":")[0] !== CUMULATIVE_MISMATCH) return undefined;
       const accept = required.accepts.find((a) => a.scheme === "batch-settlement" && a.network === ctx.requirements.network);

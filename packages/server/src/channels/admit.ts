@@ -182,8 +182,10 @@ function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPaym
       try {
         if (held.aborted) return { kind: "ok", headers: {} };
         if (held.tooLarge) return responseTooLarge(pipe.maxResponseBytes);
-        // The handler failed: nothing is charged; the client may send the same voucher again.
-        if (held.status >= 400) return { kind: "ok", headers: {} };
+        // The handler failed: nothing is charged; the client may send the same voucher again. A
+        // deposit made for this request did land: its receipt (charged 0) goes with the error, so
+        // the client keeps counting it instead of depositing again.
+        if (held.status >= 400) return { kind: "ok", headers: deposit ? receiptHeaders(pipe, decoded, payment, record, deposit, 0n) : {} };
         // A charge that cannot be read within the price commits nothing, and nothing is served.
         const charge = chargedRequirements(paid, decoded.offer.scheme);
         if (!charge.ok) {
@@ -200,15 +202,8 @@ function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPaym
         };
         // Write-ahead: durable before the response is released, and only while the channel is held.
         if (!(await hold.write(committed, { release: true }))) return holdLost(pipe);
-        const receipt: SettleResponse & { extra: Record<string, unknown> } = {
-          success: true,
-          transaction: deposit?.transaction ?? "",
-          network: decoded.offer.requirements.network,
-          payer: payment.payer,
-          amount: deposit ? (payment.depositAmount ?? 0n).toString() : "",
-          extra: { chargedAmount: charged.toString(), channelState: channelStateOf(committed) },
-        };
-        return { kind: "ok", headers: { ...responseHeader(receipt), "Access-Control-Expose-Headers": pipe.exposedHeaders }, settlement: receipt };
+        const headers = receiptHeaders(pipe, decoded, payment, committed, deposit, charged);
+        return { kind: "ok", headers, settlement: receiptOf(decoded, payment, committed, deposit, charged) };
       } catch (e) {
         pipe.settings.onError(e);
         return internalError("settle");
@@ -217,6 +212,22 @@ function served(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPaym
       }
     },
   };
+}
+
+/** The channel receipt (spec): the deposit's transaction and amount when there was one, what this request charged, the channel after it. */
+function receiptOf(decoded: DecodedPayment, payment: ChannelPayment, record: ChannelRecord, deposit: SettleResponse | undefined, charged: bigint): SettleResponse & { extra: Record<string, unknown> } {
+  return {
+    success: true,
+    transaction: deposit?.transaction ?? "",
+    network: decoded.offer.requirements.network,
+    payer: payment.payer,
+    amount: deposit ? (payment.depositAmount ?? 0n).toString() : "",
+    extra: { chargedAmount: charged.toString(), channelState: channelStateOf(record) },
+  };
+}
+
+function receiptHeaders(pipe: ChannelPipe, decoded: DecodedPayment, payment: ChannelPayment, record: ChannelRecord, deposit: SettleResponse | undefined, charged: bigint): Record<string, string> {
+  return { ...responseHeader(receiptOf(decoded, payment, record, deposit, charged)), "Access-Control-Expose-Headers": pipe.exposedHeaders };
 }
 
 /** The corrective 402: the server's view of the channel and the voucher that backs it. */
