@@ -3,14 +3,15 @@
 // → their server (their facilitator over HTTP). Vouchers must be served at once, charged
 // cumulatively, and the money must move exactly once when the server claims and settles.
 import { httpFacilitatorClient } from "@tollgate/core";
-import { devAccount, startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
-import { startFacilitator, type RunningFacilitator } from "@tollgate/facilitator";
+import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
+import type { RunningFacilitator } from "@tollgate/facilitator";
 import { BATCH_SETTLEMENT_ADDRESS, batchSettlementAbi, batchSettlementEvmClient, batchSettlementEvmServer, channelIdOf } from "@tollgate/evm";
 import { getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
 import { claimAndSettle, memoryChannelStore } from "@tollgate/server";
 import { createPublicClient, erc20Abi, http, type Address, type PublicClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startChannelFacilitator } from "./support/channel-facilitator.ts";
 import { startChannelServer } from "./support/channel-server.ts";
 import type { Closable } from "./support/listen.ts";
 import { officialBatchClient, officialBatchFacilitator, officialBatchFetch, serveOfficialBatchFacilitator, startOfficialBatchServer, type OfficialBatchFacilitator } from "./support/official-batch.ts";
@@ -127,15 +128,7 @@ describe("batch-settlement interop through our facilitator service", () => {
   const API_KEY = "interop-channel-api-key-0123456789";
   let service: RunningFacilitator;
   beforeAll(async () => {
-    service = await startFacilitator({
-      port: 0,
-      host: "127.0.0.1",
-      networks: [{ network: net.network, rpcUrl: net.rpcUrl, assets: [{ address: net.usdc.address, name: net.usdc.name, version: net.usdc.version, decimals: net.usdc.decimals }] }],
-      privateKeys: [devAccount(6).privateKey],
-      apiKeys: [API_KEY],
-      batchSettlement: { relayerKey: devAccount(7).privateKey, receiverAuthorizerKey: devAccount(8).privateKey },
-      logLevel: "silent",
-    });
+    ({ service } = await startChannelFacilitator(net, { apiKeys: [API_KEY] }));
     closables.push(service);
   }, 60_000);
 

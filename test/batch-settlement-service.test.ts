@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeBase64Json, httpFacilitatorClient, type FacilitatorClient, type PaymentRequired, type PaymentRequirements } from "@tollgate/core";
 import { devAccount, startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
-import { startFacilitator, type RunningFacilitator } from "@tollgate/facilitator";
+import type { RunningFacilitator } from "@tollgate/facilitator";
 import { BATCH_SETTLEMENT_ADDRESS, PERMIT2_ADDRESS, batchSettlementAbi, batchSettlementEvmClient, type BatchSettlementClient } from "@tollgate/evm";
 import { getPaymentReceipt, wrapFetch } from "@tollgate/fetch";
 import { claimAndSettle, fileChannelStore, settleChannelsEvery, type ChannelStore } from "@tollgate/server";
@@ -19,6 +19,7 @@ import { createPublicClient, createWalletClient, erc20Abi, http, maxUint256, typ
 import { foundry } from "viem/chains";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startChannelFacilitator } from "./support/channel-facilitator.ts";
 import { startChannelServer, type ChannelServer } from "./support/channel-server.ts";
 import { officialBatchFacilitator, type OfficialBatchFacilitator } from "./support/official-batch.ts";
 
@@ -68,15 +69,7 @@ beforeAll(async () => {
   chain = createPublicClient({ transport: http(net.rpcUrl), pollingInterval: 20 }) as PublicClient;
   facilitator = officialBatchFacilitator({ rpcUrl: net.rpcUrl, chainId: net.chainId, privateKey: net.accounts.facilitator.privateKey, authorizerKey: net.accounts.deployer.privateKey });
   // Our facilitator service: its own relayer and a delegated receiver authorizer (another channel than the official one's).
-  service = await startFacilitator({
-    port: 0,
-    host: "127.0.0.1",
-    networks: [{ network: net.network, rpcUrl: net.rpcUrl, assets: [net.usdc, net.plainToken].map((t) => ({ address: t.address, name: t.name, version: t.version, decimals: t.decimals })) }],
-    privateKeys: [devAccount(6).privateKey],
-    apiKeys: [API_KEY],
-    batchSettlement: { relayerKey: devAccount(7).privateKey, receiverAuthorizerKey: devAccount(8).privateKey },
-    logLevel: "silent",
-  });
+  ({ service } = await startChannelFacilitator(net, { apiKeys: [API_KEY], tokens: [net.usdc, net.plainToken] }));
 }, 60_000);
 
 afterAll(async () => {

@@ -2,10 +2,10 @@
 // (sqlChannelStore), our facilitator service, a real anvil chain: a payer's requests spread over
 // both instances follow one cumulative total; the same voucher sent to both at once is served once;
 // one claim over the shared store pays the payee exactly what was served.
-import { createPaymentClient, httpFacilitatorClient, type PaymentRequired } from "@tollgate/core";
-import { devAccount, startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
+import { createPaymentClient, httpFacilitatorClient, type FacilitatorClient, type PaymentRequired } from "@tollgate/core";
+import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { BATCH_SETTLEMENT_ADDRESS, batchSettlementEvmClient, batchSettlementEvmServer } from "@tollgate/evm";
-import { startFacilitator, type RunningFacilitator } from "@tollgate/facilitator";
+import type { RunningFacilitator } from "@tollgate/facilitator";
 import { wrapFetch } from "@tollgate/fetch";
 import { claimAndSettle, sqlChannelStore, type ChannelStore } from "@tollgate/server";
 import { randomBytes } from "node:crypto";
@@ -13,6 +13,7 @@ import pg from "pg";
 import { createPublicClient, erc20Abi, http, type Address, type PublicClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startChannelFacilitator } from "./support/channel-facilitator.ts";
 import { startChannelServer, type ChannelServer } from "./support/channel-server.ts";
 
 const PRICE = 1_000n;
@@ -33,16 +34,8 @@ let gate: Promise<void> | undefined;
 beforeAll(async () => {
   net = await startLocalNetwork({ payers: 2 });
   chain = createPublicClient({ transport: http(net.rpcUrl), pollingInterval: 20 }) as PublicClient;
-  service = await startFacilitator({
-    port: 0,
-    host: "127.0.0.1",
-    networks: [{ network: net.network, rpcUrl: net.rpcUrl, assets: [{ address: net.usdc.address, name: net.usdc.name, version: net.usdc.version, decimals: net.usdc.decimals }] }],
-    privateKeys: [devAccount(6).privateKey],
-    apiKeys: [API_KEY],
-    batchSettlement: { relayerKey: devAccount(7).privateKey, receiverAuthorizerKey: devAccount(8).privateKey },
-    logLevel: "silent",
-  });
-  const facilitator = httpFacilitatorClient({ url: service.url, headers: () => ({ Authorization: `Bearer ${API_KEY}` }) });
+  let facilitator: FacilitatorClient;
+  ({ service, client: facilitator } = await startChannelFacilitator(net, { apiKeys: [API_KEY] }));
   // Each instance with its own connection pool, as two processes would have.
   stores = [0, 1].map(() => {
     const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
