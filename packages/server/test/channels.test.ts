@@ -388,6 +388,26 @@ describe("settleChannelsEvery", () => {
     expect(f.claimed.length).toBe(after); // stopped: no timer left
   });
 
+  it("instances sharing a store take turns: of two passes at once, one claims", async () => {
+    const store = memoryChannelStore();
+    await store.put(record(6, "4000"));
+    const f = slowFacilitator();
+    const o = { store, facilitator: f.facilitator, channels: batchSettlementEvmServer().channels, everyMs: 600_000, withdrawalsEveryMs: 600_000 };
+    const [one, two] = [settleChannelsEvery(o), settleChannelsEvery(o)];
+    try {
+      const [a, b] = await Promise.all([one.runNow(), two.runNow()]);
+      expect([a.length, b.length].sort()).toEqual([0, 1]);
+      expect(f.claimed).toEqual([["4000"]]);
+      // The turn was given back: the next pass runs (and finds nothing new).
+      expect(await two.runNow()).toEqual([]);
+      await store.put({ ...(await store.get(record(6, "0").channelId))!, chargedCumulativeAmount: "5000", signedMaxClaimable: "5000" });
+      expect(await one.runNow()).toMatchObject([{ claimed: "1000" }]);
+    } finally {
+      await one.stop();
+      await two.stop();
+    }
+  });
+
   it("refuses an interval a withdrawal could outrun, and a withdrawal pass slower than the full one", () => {
     const o = { store: memoryChannelStore(), facilitator: slowFacilitator().facilitator, channels: batchSettlementEvmServer().channels };
     expect(() => settleChannelsEvery({ ...o, everyMs: 15 * 60_000 })).toThrow(/everyMs must be .* below 840000 \(14 min\)/);

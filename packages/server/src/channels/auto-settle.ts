@@ -11,9 +11,12 @@
  * overlap (a tick that finds one running is skipped), a group that failed is tried again on the
  * next pass, and `stop({ flush: true })` runs one last full pass (a shutdown that leaves nothing
  * unclaimed). The full pass must come round sooner than the shortest withdraw delay (the spec's
- * minimum is 15 minutes): a longer `everyMs` is refused.
+ * minimum is 15 minutes): a longer `everyMs` is refused. Instances sharing a store (its leases)
+ * take turns: a pass that finds another instance's pass running is skipped.
  */
+import { randomUUID } from "node:crypto";
 import { claimAndSettle, type ClaimGroupResult, type ClaimOptions } from "./claim.ts";
+import type { ChannelStore } from "./store.ts";
 
 /** The spec's smallest `withdrawDelay` (batch-settlement: 900 s). */
 export const MIN_WITHDRAW_DELAY_MS = 900_000;
@@ -50,7 +53,7 @@ export function settleChannelsEvery(o: ChannelSettlementOptions): ChannelSettlem
   let running: Promise<void> | undefined;
 
   const pass = (kind: "all" | "withdrawals"): Promise<ClaimGroupResult[]> => {
-    const run = claimAndSettle(kind === "all" ? claim : { ...claim, filter: (r) => r.withdrawRequestedAt > 0 }).then((results) => {
+    const run = oneInstanceAtATime(claim.store, () => claimAndSettle(kind === "all" ? claim : { ...claim, filter: (r) => r.withdrawRequestedAt > 0 }), onError).then((results) => {
       if (results.length > 0) onResult?.(results, kind);
       return results;
     });
@@ -85,4 +88,22 @@ export function settleChannelsEvery(o: ChannelSettlementOptions): ChannelSettlem
       if (options.flush) await pass("all");
     },
   };
+}
+
+/** The lease name passes take in a shared store: no channel id looks like it. */
+const PASS_LEASE = "tollgate:claim-pass";
+/** Long enough for a pass's claims and sweeps; a pass still running then only overlaps, harmlessly (a claim of nothing new sends nothing). */
+const PASS_HOLD_MS = 120_000;
+
+/** Runs `pass` unless another instance sharing the store runs one now (then: no results). */
+async function oneInstanceAtATime(store: ChannelStore, pass: () => Promise<ClaimGroupResult[]>, onError: ((e: unknown) => void) | undefined): Promise<ClaimGroupResult[]> {
+  const leases = store.leases;
+  if (!leases) return pass();
+  const owner = randomUUID();
+  if (!(await leases.take(PASS_LEASE, owner, PASS_HOLD_MS))) return [];
+  try {
+    return await pass();
+  } finally {
+    await leases.release(PASS_LEASE, owner).catch((e: unknown) => onError?.(e));
+  }
 }
