@@ -584,6 +584,13 @@ describe("channels at the facilitator: nothing doomed is sent", () => {
     const refused = await call("/settle", refund, operation(), TENANT_KEY);
     expect(refused.json).toMatchObject({ success: false, errorReason: "unauthorized", transaction: "" });
     expect(refused.json.errorMessage).toMatch(/channelConfig\.receiver: 0x[0-9a-fA-F]{40} is not among the receivers this API key acts for/);
+    // A body cannot widen the key's scope: who asks comes from the key alone.
+    const widened = await fetch(`${service.url}/settle`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${TENANT_KEY}` },
+      body: JSON.stringify({ x402Version: 2, caller: {}, paymentPayload: { x402Version: 2, accepted: operation(), payload: refund, caller: {} }, paymentRequirements: operation() }),
+    });
+    expect(await widened.json()).toMatchObject({ success: false, errorReason: "unauthorized", transaction: "" });
     const claim = { type: "claim", claims: [{ voucher: { channel: c.config, maxClaimableAmount: charged.toString() }, signature, totalClaimed: charged.toString() }] };
     const claimRefused = await call("/settle", claim, operation(), TENANT_KEY);
     expect(claimRefused.json).toMatchObject({ success: false, errorReason: "unauthorized", transaction: "" });
