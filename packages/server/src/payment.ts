@@ -96,18 +96,31 @@ function firstDifference(required: PaymentRequirements, accepted: PaymentRequire
     ["payTo", same(required.payTo, accepted.payTo)],
     ["amount", required.amount === accepted.amount],
     ["maxTimeoutSeconds", required.maxTimeoutSeconds === accepted.maxTimeoutSeconds],
-    ["extra", sameJson(required.extra ?? {}, accepted.extra ?? {})],
+    ["extra", containsExtra(required.extra ?? {}, accepted.extra)],
   ];
   const bad = fields.find(([, ok]) => !ok);
   if (!bad) return undefined;
   const [field] = bad;
+  if (field === "extra") {
+    const copy = (accepted.extra ?? {}) as Record<string, unknown>;
+    const key = Object.keys(required.extra ?? {}).find((k) => !containsExtra({ [k]: required.extra![k] }, copy))!;
+    return `accepted.extra.${key}: ${truncate(JSON.stringify(copy[key]))} differs from the required ${truncate(JSON.stringify(required.extra![key]))}`;
+  }
   return `accepted.${field}: ${truncate(JSON.stringify(accepted[field]))} differs from the required ${JSON.stringify(required[field])}`;
 }
 
-/** `extra` compares by value, not key order; a copy nested past the depth bound is simply different. */
-function sameJson(a: unknown, b: unknown): boolean {
+/**
+ * The copy's `extra` holds every field of the offer's, equal by value (not key order). Fields the
+ * client added are ignored, as the reference server does: the facilitator is only ever asked about
+ * the offer, so they cannot change what is verified or settled, and a client that echoes what a
+ * 402 told it (batch-settlement's corrective `channelState`) is not refused for it. A value nested
+ * past the depth bound is simply different.
+ */
+function containsExtra(required: Record<string, unknown>, accepted: unknown): boolean {
+  if (typeof accepted !== "object" || accepted === null || Array.isArray(accepted)) return Object.keys(required).length === 0;
+  const copy = accepted as Record<string, unknown>;
   try {
-    return canonicalJson(a) === canonicalJson(b);
+    return Object.keys(required).every((k) => Object.hasOwn(copy, k) && canonicalJson(required[k]) === canonicalJson(copy[k]));
   } catch {
     return false;
   }

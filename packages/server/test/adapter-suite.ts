@@ -214,6 +214,20 @@ export function adapterSuite(name: string, start: StartServer) {
       expect(runs.count).toBe(0);
     });
 
+    it("the copy's extra must hold every field of the offer's; fields the client added are ignored (never sent to the facilitator)", async () => {
+      const changed = await pay("/weather", (p) => (p.accepted = { ...p.accepted, extra: { ...p.accepted.extra, version: "1" } }));
+      expect(changed.status).toBe(402);
+      const decoded = decodeBase64Json(changed.headers.get("payment-required"), "x");
+      expect(decoded.ok && (decoded.value as PaymentRequired).error).toMatch(/^invalid_payment_requirements_mismatch: accepted\.extra\.version: "1" differs from the required "2"/);
+      const dropped = await pay("/weather", (p) => (p.accepted = { ...p.accepted, extra: {} }));
+      expect(dropped.status).toBe(402);
+      expect(facilitator.verifyCalls).toHaveLength(0);
+      const added = await pay("/weather", (p) => (p.accepted = { ...p.accepted, extra: { ...p.accepted.extra, channelState: { echoed: true } } }));
+      expect(added.status).toBe(200);
+      expect(facilitator.verifyCalls).toHaveLength(1);
+      expect(JSON.stringify(facilitator.verifyCalls[0])).not.toContain("echoed");
+    });
+
     it("answers 402 with the reason when the facilitator finds the payment invalid", async () => {
       facilitator.verifyResult = { isValid: false, invalidReason: "insufficient_funds", payer: PAYER };
       const res = await pay("/weather");
