@@ -200,7 +200,7 @@ describe.each(Object.keys(stacks) as (keyof typeof stacks)[])("batch-settlement:
     expect(maxRunning).toBe(ran);
   }, 60_000);
 
-  it("serves one request per channel at a time: a concurrent one is answered channel_busy", async () => {
+  it("serves one request per channel at a time: a concurrent one is answered channel_busy; our client's concurrent calls take turns", async () => {
     const { fetch: pay, client } = payer(2);
     expect((await pay(server.paidUrl)).status).toBe(200);
     let open!: () => void;
@@ -209,9 +209,13 @@ describe.each(Object.keys(stacks) as (keyof typeof stacks)[])("batch-settlement:
     const slow = pay(server.paidUrl);
     while (running === 0) await new Promise((r) => setTimeout(r, 5));
     const r = await requirements();
+    // Our client makes a concurrent call on the channel wait for the slow one's answer ...
+    const queued = pay(server.paidUrl);
+    // ... while another client of the same channel (no turns shared) sends at once: busy.
+    const other = payer(2).fetch;
     let busy: string | undefined;
     try {
-      busy = await pay(server.paidUrl).then(
+      busy = await other(server.paidUrl).then(
         () => undefined,
         (e: { reason?: string }) => e.reason,
       );
@@ -221,12 +225,13 @@ describe.each(Object.keys(stacks) as (keyof typeof stacks)[])("batch-settlement:
     }
     expect(busy).toMatch(/^invalid_batch_settlement_evm_channel_busy/);
     expect((await slow).status).toBe(200);
+    expect((await queued).status).toBe(200);
     expect(maxRunning).toBe(1);
-    // The busy one charged nothing: the next voucher follows the slow one.
+    // The busy one charged nothing: the next voucher follows the two served ones.
     expect((await pay(server.paidUrl)).status).toBe(200);
-    expect(client.channel(r)?.charged).toBe(PRICE * 3n);
+    expect(client.channel(r)?.charged).toBe(PRICE * 4n);
     const record = await store.get(client.channel(r)!.channelId);
-    expect(record?.chargedCumulativeAmount).toBe((PRICE * 3n).toString());
+    expect(record?.chargedCumulativeAmount).toBe((PRICE * 4n).toString());
   }, 60_000);
 
   it("a failed handler charges nothing; the next voucher follows the last charged one", async () => {

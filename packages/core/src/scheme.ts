@@ -57,6 +57,7 @@ export interface PaymentResponseContext {
   requirements: PaymentRequirements;
   /** The scheme payload that was sent. */
   payload: Record<string, unknown>;
+  /** The answer's HTTP status; 0 when no answer came (the request may or may not have reached the server). */
   status: number;
   receipt?: SettleResponse;
   /** The PaymentRequired of a 402 answer. */
@@ -74,6 +75,13 @@ export interface PayloadContext {
    * Permit2 nonce as its uint256); one that cannot must throw rather than sign without it.
    */
   nonce?: string;
+  /**
+   * The caller passes every answer to this payment to `Payment.observe` (status 0 when none
+   * came), as wrapFetch and the axios interceptor do. A stateful scheme may then make the next
+   * payment on the same state wait for that answer (batch-settlement: one voucher per channel in
+   * flight), instead of signing on a guess.
+   */
+  observesAnswers?: boolean;
 }
 
 /** A price as a route declares it: a money string ("$0.01", "0.01 USDC") or an exact asset amount. */

@@ -116,6 +116,30 @@ describe("batch-settlement client", () => {
     await expect(client.createPayload({ ...requirements, extra: { ...requirements.extra, assetTransferMethod: "erc7702" } }, ctx)).rejects.toThrow(/assetTransferMethod/);
   });
 
+  it("a caller that reports answers gets turns: the next voucher on a channel waits for the last one's answer, and builds on it", async () => {
+    const client = batchSettlementEvmClient({ account: payer, depositMultiplier: 10 });
+    const turnCtx = { x402Version: 2 as const, observesAnswers: true };
+    const first = (await client.createPayload(requirements, turnCtx)) as { voucher: Voucher };
+    let second: { voucher: Voucher } | undefined;
+    const waiting = client.createPayload(requirements, turnCtx).then((p) => (second = p as { voucher: Voucher }));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(second).toBeUndefined(); // no answer to the first yet
+    // The first was served for less than its price (a charge of 400): the second builds on that.
+    await client.onPaymentResponse({ requirements, payload: first, status: 200, receipt: receipt("400", "400", first.voucher.channelId) });
+    await waiting;
+    expect(second!.voucher.maxClaimableAmount).toBe("1400");
+    // No answer at all (status 0, the connection failed): the turn passes, nothing is assumed charged.
+    let third: { voucher: Voucher } | undefined;
+    const next = client.createPayload(requirements, turnCtx).then((p) => (third = p as { voucher: Voucher }));
+    await client.onPaymentResponse({ requirements, payload: second!, status: 0 });
+    await next;
+    expect(third!.voucher.maxClaimableAmount).toBe("1400");
+    // A caller that does not report answers never waits: it signs on the optimistic total.
+    const a = (await client.createPayload(requirements, ctx)) as { voucher: Voucher };
+    const b = (await client.createPayload(requirements, ctx)) as { voucher: Voucher };
+    expect(BigInt(b.voucher.maxClaimableAmount) - BigInt(a.voucher.maxClaimableAmount)).toBe(1000n);
+  });
+
   it("remembers a channel per requirement, never for a requirement that fails the checks", async () => {
     const client = batchSettlementEvmClient({ account: payer });
     const config = client.channelConfig(requirements);

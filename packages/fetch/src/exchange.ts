@@ -141,14 +141,17 @@ export async function payAndRetry<R>(o: PaidRetry<R>): Promise<PaidResult<R>> {
   if (!required) return { kind: "not-x402" };
   o.beforePaying?.();
 
-  const payment = await o.client.pay(required, { url: o.url, ...(o.extensions ? { extensions: o.extensions } : {}) });
+  // Every answer below reaches payment.observe (status 0 when none came): stateful schemes may sequence on it.
+  const payment = await o.client.pay(required, { url: o.url, observesAnswers: true, ...(o.extensions ? { extensions: o.extensions } : {}) });
 
   let retry: R;
   try {
     retry = await o.send(payment.header);
   } catch (e) {
     // The header may have reached the server (a reset after the request was written looks the
-    // same as one before): the payment stays counted until it expires.
+    // same as one before): the payment stays counted until it expires. A stateful scheme hears
+    // that no answer came (status 0), so it does not wait for one.
+    await payment.observe?.({ status: 0 }).catch(() => undefined);
     throw new PaymentFailedError<R>(`paid retry failed before a response: ${(e as Error)?.message ?? String(e)}${countedNote(payment)}`, { reason: "network_error", payment, charged: "unknown" }, { cause: e });
   }
 

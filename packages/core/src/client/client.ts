@@ -56,6 +56,8 @@ export interface PayContext {
    * server's: the client may append but never overwrite what the server sent.
    */
   extensions?: Extensions;
+  /** The caller will pass every answer to `Payment.observe` (PayloadContext.observesAnswers). */
+  observesAnswers?: boolean;
 }
 
 export interface Payment {
@@ -87,8 +89,9 @@ export interface Payment {
   /** The payment was charged. Idempotent; after either call the other is a no-op. */
   commit(): void | Promise<void>;
   /**
-   * Tells the scheme what the server answered (SchemeClient.onPaymentResponse); resolves with a
-   * PaymentRequired to pay once more when the scheme recovered from the answer (a corrective 402).
+   * Tells the scheme what the server answered (SchemeClient.onPaymentResponse; status 0: no
+   * answer came); resolves with a PaymentRequired to pay once more when the scheme recovered from
+   * the answer (a corrective 402). Stateful schemes wait for it: call it once per sent payment.
    */
   observe?(answer: { status: number; receipt?: SettleResponse; required?: PaymentRequired }): Promise<PaymentRequired | undefined>;
   /** The scheme lets a client that knows the URL's requirements send the next payment up front (SchemeClient.payUpFront). */
@@ -231,6 +234,7 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
         ...(optionResource ? { resource: optionResource } : {}),
         ...(extensions ? { extensions } : {}),
         ...(authorization?.nonce !== undefined ? { nonce: authorization.nonce } : {}),
+        ...(context.observesAnswers ? { observesAnswers: true } : {}),
       };
       inner = await scheme.createPayload(requirements, payloadContext);
       // What the scheme signed for an extension wins over the server's advertisement of it; so does the authorizer's.

@@ -80,6 +80,9 @@ export interface BatchSettlementClient extends SchemeClient {
 
 export const CUMULATIVE_MISMATCH = "invalid_batch_settlement_evm_cumulative_amount_mismatch";
 
+/** A payment whose caller does not report answers: it waits for nothing, and nothing waits for it. */
+const NO_TURN = { ready: Promise.resolve(), answered: () => {} };
+
 /** Distinct channels a client remembers the config and id of (a client pays few servers). */
 const MAX_KNOWN_CHANNELS = 1_024;
 
@@ -92,7 +95,32 @@ export function batchSettlementEvmClient(options: BatchSettlementClientOptions):
   const now = options.now ?? (() => Math.floor(Date.now() / 1000));
   const channels = new Map<string, ClientChannel>();
   /** The charged total each signed voucher was based on, to check the receipt against. */
-  const signedOn = new Map<string, { base: bigint; deposit: bigint }>();
+  const signedOn = new Map<string, { base: bigint; deposit: bigint; answered: () => void }>();
+  /**
+   * The latest payment in flight per channel, settled when its answer has been observed. A channel
+   * serves one request at a time and each voucher builds on the last charged total, so the next
+   * payment on a channel waits for that answer (concurrent calls take turns instead of being
+   * answered channel_busy), or for the previous payment's time limit when no answer ever comes.
+   * Only for callers that report answers (PayloadContext.observesAnswers: wrapFetch, axios).
+   */
+  const turns = new Map<string, Promise<void>>();
+
+  function takeTurn(channelId: string, r: PaymentRequirements): { ready: Promise<void>; answered: () => void } {
+    const previous = turns.get(channelId);
+    let answered!: () => void;
+    const mine = new Promise<void>((resolve) => (answered = resolve));
+    turns.set(channelId, mine);
+    void mine.then(() => {
+      if (turns.get(channelId) === mine) turns.delete(channelId);
+    });
+    if (!previous) return { ready: Promise.resolve(), answered };
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.min(Math.max(r.maxTimeoutSeconds, 1), 600) * 1000);
+      timer.unref?.();
+    });
+    return { ready: Promise.race([previous, limit]).finally(() => clearTimeout(timer)), answered };
+  }
 
   function buildConfig(r: PaymentRequirements): ChannelConfig {
     const extra = r.extra ?? {};
@@ -207,25 +235,36 @@ export function batchSettlementEvmClient(options: BatchSettlementClientOptions):
     },
     channelConfig: configFor,
 
-    async createPayload(r) {
+    async createPayload(r, context) {
       const { chainId, config, channelId } = channelOf(r);
-      const channel = await load(r, channelId);
-      if (channel.halted) throw new Error(`batch-settlement channel ${channelId} is halted: ${channel.halted}`);
-      const base = channel.charged;
-      const max = base + BigInt(r.amount);
-      const voucher = { channelId, maxClaimableAmount: max.toString(), signature: await signVoucher(channelId, max, chainId) };
-      const channelConfig = { ...config };
-      // Assume the request is served and charged in full; the receipt or a corrective 402 corrects it.
-      channel.charged = max;
-      if (max <= channel.balance) {
-        signedOn.set(voucher.signature, { base, deposit: 0n });
-        return { type: "voucher", channelConfig, voucher };
+      // Only a caller that reports every answer gets turns; others sign on the optimistic total.
+      const turn = context?.observesAnswers ? takeTurn(channelId, r) : NO_TURN;
+      try {
+        await turn.ready;
+        const channel = await load(r, channelId);
+        if (channel.halted) throw new Error(`batch-settlement channel ${channelId} is halted: ${channel.halted}`);
+        // Requirements from a corrective 402 carry the server's total: adopted when the voucher shown is ours.
+        if (r.extra?.channelState !== undefined) resync(r, chainId, channel);
+        const base = channel.charged;
+        const max = base + BigInt(r.amount);
+        const voucher = { channelId, maxClaimableAmount: max.toString(), signature: await signVoucher(channelId, max, chainId) };
+        const channelConfig = { ...config };
+        if (max <= channel.balance) {
+          // Assume the request is served and charged in full; the receipt or a corrective 402 corrects it.
+          channel.charged = max;
+          signedOn.set(voucher.signature, { base, deposit: 0n, answered: turn.answered });
+          return { type: "voucher", channelConfig, voucher };
+        }
+        const amount = depositFor(r, max - channel.balance);
+        const deposit = await signDeposit(account, r, { chainId, channelId, amount, now: now() });
+        channel.charged = max;
+        channel.balance += amount;
+        signedOn.set(voucher.signature, { base, deposit: amount, answered: turn.answered });
+        return { type: "deposit", channelConfig, voucher, deposit };
+      } catch (e) {
+        turn.answered(); // nothing signed or handed over: the next payment need not wait
+        throw e;
       }
-      const amount = depositFor(r, max - channel.balance);
-      const deposit = await signDeposit(account, r, { chainId, channelId, amount, now: now() });
-      channel.balance += amount;
-      signedOn.set(voucher.signature, { base, deposit: amount });
-      return { type: "deposit", channelConfig, voucher, deposit };
     },
 
     refund: (url, opts = {}) => refundChannel({ channelOf, load, resync, signVoucher }, url, opts),
@@ -236,6 +275,8 @@ export function batchSettlementEvmClient(options: BatchSettlementClientOptions):
       const voucher = ctx.payload.voucher as { signature?: string } | undefined;
       const signed = voucher?.signature ? signedOn.get(voucher.signature) : undefined;
       if (voucher?.signature) signedOn.delete(voucher.signature);
+      // The channel's next payment may go once this answer is taken in (below, synchronously).
+      queueMicrotask(() => signed?.answered());
       if (!channel || !signed) return undefined;
       if (ctx.status < 400 && ctx.receipt?.success) {
         checkReceipt(channel, signed.base, ctx.requirements, ctx.receipt);
