@@ -56,7 +56,9 @@ function readV2(header: string, offers: readonly Offer[]): PaymentRead {
   if (!parsed.ok) return { kind: "invalid", respond: invalidPayload(parsed.message, parsed.issues[0]?.field ?? "paymentPayload", parsed.issues) };
   const match = findOffer(offers, parsed.value.accepted);
   if (!match.ok) return { kind: "mismatch", error: `${Reason.requirementsMismatch}: ${match.message}` };
-  return { kind: "ok", payment: { x402Version: 2, payload: parsed.value, offer: match.offer } };
+  // From here the payload carries the offer as its `accepted` (unsigned, and the copy contains it):
+  // the facilitator sees one consistent pair, never fields a client added or an address's casing.
+  return { kind: "ok", payment: { x402Version: 2, payload: { ...parsed.value, accepted: match.offer.requirements }, offer: match.offer } };
 }
 
 function readV1(header: string, offers: readonly Offer[], names: V1NetworkNames): PaymentRead {
