@@ -77,9 +77,9 @@ export interface PayloadContext {
   nonce?: string;
   /**
    * The caller passes every answer to this payment to `Payment.observe` (status 0 when none
-   * came), as every transport through payAndRetry does (fetch, axios, MCP, A2A). A stateful scheme may then make the next
-   * payment on the same state wait for that answer (batch-settlement: one voucher per channel in
-   * flight), instead of signing on a guess.
+   * came), as every transport through payAndRetry does (fetch, axios, MCP, A2A). A stateful
+   * scheme may then make the next payment on the same state wait for that answer
+   * (batch-settlement: one voucher per channel in flight), instead of signing on a guess.
    */
   observesAnswers?: boolean;
 }

@@ -101,7 +101,8 @@ export function batchSettlementEvmClient(options: BatchSettlementClientOptions):
    * serves one request at a time and each voucher builds on the last charged total, so the next
    * payment on a channel waits for that answer (concurrent calls take turns instead of being
    * answered channel_busy), or for the previous payment's time limit when no answer ever comes.
-   * Only for callers that report answers (PayloadContext.observesAnswers: payAndRetry: fetch, axios, MCP, A2A).
+   * Only for callers that report answers (PayloadContext.observesAnswers: every transport
+   * through payAndRetry, i.e. fetch, axios, MCP, A2A).
    */
   const turns = new Map<string, Promise<void>>();
 
