@@ -154,6 +154,20 @@ describe("createPaymentClient: v2", () => {
     expect(calls).toHaveLength(0);
   });
 
+  it("a payload signed and then dropped unsent is reported to its scheme as 'no answer' (status 0)", async () => {
+    const { scheme } = stubScheme();
+    const heard: Array<{ status: number; payload: Record<string, unknown> }> = [];
+    const stateful: SchemeClient = { ...scheme, onPaymentResponse: async (ctx) => void heard.push({ status: ctx.status, payload: ctx.payload }) };
+    const client = createPaymentClient({
+      schemes: [stateful],
+      authorizer: { authorize: async () => ({ handOver: () => Promise.reject(new Error("mandate says no")), commit: () => {}, release: () => {} }) },
+    });
+    await expect(client.pay(required([option()]))).rejects.toThrow("mandate says no");
+    expect(heard).toHaveLength(1);
+    expect(heard[0]!.status).toBe(0);
+    expect(heard[0]!.payload).toBeTypeOf("object");
+  });
+
   it("releases the reservation when signing fails", async () => {
     const { scheme } = stubScheme(["eip155:*"], { fail: true });
     const policy = spendingPolicy({ budget: "$1", usdAssets });

@@ -217,7 +217,19 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
     const requirements = chosen.requirements;
     const optionResource = chosen.v1 ? v1Resource(chosen) : parsed.resource;
     let extensions = parsed.version === 2 ? mergeExtensions(parsed.extensions, context.extensions) : undefined;
-    let inner: Record<string, unknown>;
+    let signed: Record<string, unknown> | undefined;
+    /**
+     * A signed payload that never leaves the client: the scheme hears "no answer" (status 0), so a
+     * stateful one (batch-settlement) neither waits for it nor builds on it.
+     */
+    const droppedUnsent = async () => {
+      if (signed === undefined || parsed.version !== 2 || !scheme.onPaymentResponse) return;
+      try {
+        await scheme.onPaymentResponse({ requirements, payload: signed, status: 0 });
+      } catch {
+        // the payment is refused either way
+      }
+    };
     let payer: string;
     let authorization: PaymentAuthorization | undefined;
     try {
@@ -236,15 +248,17 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
         ...(authorization?.nonce !== undefined ? { nonce: authorization.nonce } : {}),
         ...(context.observesAnswers ? { observesAnswers: true } : {}),
       };
-      inner = await scheme.createPayload(requirements, payloadContext);
+      signed = await scheme.createPayload(requirements, payloadContext);
       // What the scheme signed for an extension wins over the server's advertisement of it; so does the authorizer's.
-      if (parsed.version === 2 && scheme.payloadExtensions) extensions = mergeExtensions(await scheme.payloadExtensions(requirements, inner, payloadContext), extensions);
+      if (parsed.version === 2 && scheme.payloadExtensions) extensions = mergeExtensions(await scheme.payloadExtensions(requirements, signed, payloadContext), extensions);
       if (parsed.version === 2 && authorization?.extensions) extensions = mergeExtensions(authorization.extensions, extensions);
     } catch (e) {
       reservation?.release(); // nothing was handed over
       await authorization?.release();
+      await droppedUnsent();
       throw e;
     }
+    const inner = signed;
 
     // From here the signed payload leaves the client: the policy counts it until it settles or expires.
     const handOver = handOverOf(inner, requirements, payer);
@@ -253,13 +267,17 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
       const handed = reservation.handOver(handOver);
       if (!handed.ok) {
         reservation.release(); // dropped unsent
+        await droppedUnsent();
         throw refusedBy([handed.refusal]);
       }
       validUntil = handed.validUntil;
     } else {
       const now = Date.now() / 1000;
       const refusal = signedValidityRefusal(handOver, now, DEFAULT_MAX_TIMEOUT_SECONDS, requirements);
-      if (refusal) throw refusedBy([refusal]);
+      if (refusal) {
+        await droppedUnsent();
+        throw refusedBy([refusal]);
+      }
       validUntil = handOver.validBefore ?? now + handOver.validForSeconds;
     }
     if (authorization?.handOver) {
@@ -268,6 +286,7 @@ export function createPaymentClient(options: PaymentClientOptions): PaymentClien
       } catch (e) {
         reservation?.release(); // dropped unsent
         await authorization.release();
+        await droppedUnsent();
         throw e;
       }
     }
