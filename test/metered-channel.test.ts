@@ -3,18 +3,17 @@
 // cap; the channel commits exactly delivered × price; the next stream's voucher follows what was
 // committed (the client resynchronizes through the corrective 402, since the receipt travels in the
 // stream); one claim moves the sum of what every stream delivered, and nothing more.
-import { METERED_STREAM, httpFacilitatorClient, readMeteredStream } from "@tollgate/core";
-import { devAccount, startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
+import { METERED_STREAM, readMeteredStream, type FacilitatorClient } from "@tollgate/core";
+import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { BATCH_SETTLEMENT_ADDRESS, batchSettlementEvmClient, batchSettlementEvmServer } from "@tollgate/evm";
-import { startFacilitator } from "@tollgate/facilitator";
 import { wrapFetch } from "@tollgate/fetch";
-import { meteredResponse, paymentMiddleware, type PaymentEnv } from "@tollgate/hono";
+import { paymentMiddleware } from "@tollgate/hono";
 import { claimAndSettle, memoryChannelStore } from "@tollgate/server";
-import { Hono } from "hono";
-import { createPublicClient, erc20Abi, http, type Address } from "viem";
+import type { Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { serveHono, tokenProducer, until, type StreamEnd } from "./support/metered.ts";
+import { startChannelFacilitator } from "./support/channel-facilitator.ts";
+import { chainReader, meteredRoutes, serveTokenRoutes, tokenProducer, until, type StreamEnd } from "./support/metered.ts";
 
 /** $0.05 of USDC: one stream's cap, the price each voucher signs. */
 const CAP = 50_000n;
@@ -32,7 +31,7 @@ let payer: Address;
 let payee: Address;
 const store = memoryChannelStore();
 const channels = batchSettlementEvmServer({ assets: [] });
-let facilitator: ReturnType<typeof httpFacilitatorClient>;
+let facilitator: FacilitatorClient;
 const errors: unknown[] = [];
 const serverSide: StreamEnd[] = [];
 
@@ -42,24 +41,13 @@ beforeAll(async () => {
   chain = await startLocalNetwork({ payers: 1 });
   closers.push(() => chain.stop());
   const usdc = chain.usdc;
-  const rpc = createPublicClient({ transport: http(chain.rpcUrl), pollingInterval: 50 });
-  balance = (a) => rpc.readContract({ address: usdc.address, abi: erc20Abi, functionName: "balanceOf", args: [a] });
-  blockNumber = () => rpc.getBlockNumber({ cacheTime: 0 });
+  ({ balance, blockNumber } = chainReader(chain.rpcUrl, usdc.address));
 
-  const service = await startFacilitator({
-    port: 0,
-    host: "127.0.0.1",
-    networks: [{ network: chain.network, rpcUrl: chain.rpcUrl, assets: [{ address: usdc.address, name: usdc.name, version: usdc.version, decimals: usdc.decimals }] }],
-    privateKeys: [chain.accounts.facilitator.privateKey],
-    apiKeys: [API_KEY],
-    batchSettlement: { relayerKey: devAccount(7).privateKey, receiverAuthorizerKey: devAccount(8).privateKey },
-    logLevel: "silent",
-  });
-  closers.push(() => service.close());
-  facilitator = httpFacilitatorClient({ url: service.url, headers: () => ({ Authorization: `Bearer ${API_KEY}` }) });
+  const started = await startChannelFacilitator(chain, { apiKeys: [API_KEY], feePayerKey: chain.accounts.facilitator.privateKey });
+  closers.push(() => started.service.close());
+  facilitator = started.client;
 
   payee = chain.accounts.payee.address;
-  const app = new Hono<PaymentEnv>();
   const route = {
     scheme: "batch-settlement",
     price: { amount: CAP.toString(), asset: usdc.address },
@@ -68,20 +56,17 @@ beforeAll(async () => {
     metered: { unit: "token", pricePerUnit: PER_TOKEN.toString() },
     maxTimeoutSeconds: 120,
   } as const;
-  app.use(
+  const served = await serveTokenRoutes(
     paymentMiddleware({
       facilitator,
       schemes: [batchSettlementEvmServer({ assets: [{ network: chain.network, address: usdc.address, decimals: usdc.decimals, name: usdc.name, version: usdc.version, symbol: "USDC" }] })],
-      routes: { "GET /generate": route, "GET /slow": route, "GET /nothing": route },
+      routes: meteredRoutes(route),
       channels: { store },
       onError: (e) => void errors.push(e),
       checkAtStart: false,
     }),
+    tokens,
   );
-  app.get("/generate", (c) => meteredResponse(c, tokens(1_000)));
-  app.get("/slow", (c) => meteredResponse(c, tokens(1_000, 40)));
-  app.get("/nothing", (c) => meteredResponse(c, tokens(0)));
-  const served = await serveHono(app);
   closers.push(() => served.close());
   apiUrl = served.url;
 

@@ -8,14 +8,13 @@ import { startLocalNetwork, type RunningLocalNetwork } from "@tollgate/devnet";
 import { erc20PermitAbi, PERMIT2_ADDRESS, uptoEvmClient, uptoEvmServer } from "@tollgate/evm";
 import { startFacilitator } from "@tollgate/facilitator";
 import { wrapFetch } from "@tollgate/fetch";
-import { meteredResponse, paymentMiddleware, type PaymentEnv } from "@tollgate/hono";
+import { paymentMiddleware } from "@tollgate/hono";
 import type { SettledEvent } from "@tollgate/server";
-import { Hono } from "hono";
-import { createPublicClient, createWalletClient, http, maxUint256, type Address } from "viem";
+import { createWalletClient, http, maxUint256, type Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { serveHono, tokenProducer, until, type StreamEnd } from "./support/metered.ts";
+import { chainReader, meteredRoutes, serveTokenRoutes, tokenProducer, until, type StreamEnd } from "./support/metered.ts";
 
 /** $0.05 of a 6-decimal token: the stream's cap. */
 const CAP = 50_000n;
@@ -41,9 +40,9 @@ beforeAll(async () => {
   chain = await startLocalNetwork({ payers: 1 });
   closers.push(() => chain.stop());
   const token = chain.plainToken;
-  const rpc = createPublicClient({ transport: http(chain.rpcUrl), pollingInterval: 50 });
-  balance = (a) => rpc.readContract({ address: token.address, abi: erc20PermitAbi, functionName: "balanceOf", args: [a] });
-  blockNumber = () => rpc.getBlockNumber({ cacheTime: 0 });
+  const reader = chainReader(chain.rpcUrl, token.address);
+  ({ balance, blockNumber } = reader);
+  const rpc = reader.rpc;
 
   const facilitator = await startFacilitator({
     port: 0,
@@ -55,23 +54,19 @@ beforeAll(async () => {
   closers.push(() => facilitator.close());
 
   payee = chain.accounts.payee.address;
-  const app = new Hono<PaymentEnv>();
   const metered = { unit: "token", pricePerUnit: PER_TOKEN.toString() };
   const route = { scheme: "upto", price: { amount: CAP.toString(), asset: token.address }, network: chain.network, payTo: payee, metered, maxTimeoutSeconds: 120 } as const;
-  app.use(
+  const served = await serveTokenRoutes(
     paymentMiddleware({
       facilitator: facilitator.url,
       schemes: [uptoEvmServer({ assets: [{ network: chain.network, address: token.address, decimals: token.decimals, name: token.name, version: token.version, symbol: token.symbol }] })],
-      routes: { "GET /generate": route, "GET /slow": route, "GET /nothing": route },
+      routes: meteredRoutes(route),
       onSettled: (e) => void settled.push(e),
       onError: (e) => void errors.push(e),
       checkAtStart: false,
     }),
+    tokens,
   );
-  app.get("/generate", (c) => meteredResponse(c, tokens(1_000)));
-  app.get("/slow", (c) => meteredResponse(c, tokens(1_000, 40)));
-  app.get("/nothing", (c) => meteredResponse(c, tokens(0)));
-  const served = await serveHono(app);
   closers.push(() => served.close());
   apiUrl = served.url;
 

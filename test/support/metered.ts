@@ -1,9 +1,21 @@
 // What the metered-stream tests share (upto and channel): a producer of numbered tokens that logs
-// what the server delivered when its stream stopped, a hono app served on loopback, and a wait.
+// what the server delivered when its stream stopped, a hono app served on loopback, a wait, and
+// readers of the chain (token balances, the block number).
 import { serve, type ServerType } from "@hono/node-server";
-import type { MeteredProducer } from "@tollgate/hono";
-import type { Hono } from "hono";
+import { meteredResponse, type MeteredProducer, type PaymentEnv } from "@tollgate/hono";
+import { Hono, type MiddlewareHandler } from "hono";
+import { createPublicClient, erc20Abi, http, type Address, type PublicClient } from "viem";
 import type { Closable } from "./listen.ts";
+
+/** A client of the local chain, `balance(a)` of `token`, and the block number (uncached). */
+export function chainReader(rpcUrl: string, token: Address): { rpc: PublicClient; balance: (a: Address) => Promise<bigint>; blockNumber: () => Promise<bigint> } {
+  const rpc = createPublicClient({ transport: http(rpcUrl), pollingInterval: 50 }) as PublicClient;
+  return {
+    rpc,
+    balance: (a) => rpc.readContract({ address: token, abi: erc20Abi, functionName: "balanceOf", args: [a] }),
+    blockNumber: () => rpc.getBlockNumber({ cacheTime: 0 }),
+  };
+}
 
 export type StreamEnd = { delivered: bigint; charged: bigint };
 
@@ -48,4 +60,19 @@ export async function until<T>(read: () => T | undefined | Promise<T | undefined
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** The metered routes both suites price alike: to the cap, 40 ms a token, and zero units. */
+export function meteredRoutes<R>(route: R): Record<"GET /generate" | "GET /slow" | "GET /nothing", R> {
+  return { "GET /generate": route, "GET /slow": route, "GET /nothing": route };
+}
+
+/** A hono app behind `paywall` answering meteredRoutes with `tokens`, served on loopback. */
+export async function serveTokenRoutes(paywall: MiddlewareHandler<PaymentEnv>, tokens: ReturnType<typeof tokenProducer>): Promise<Closable> {
+  const app = new Hono<PaymentEnv>();
+  app.use(paywall);
+  app.get("/generate", (c) => meteredResponse(c, tokens(1_000)));
+  app.get("/slow", (c) => meteredResponse(c, tokens(1_000, 40)));
+  app.get("/nothing", (c) => meteredResponse(c, tokens(0)));
+  return serveHono(app);
 }
